@@ -1,0 +1,1 @@
+"""The study: run configuration and presets, artifacts on disk, the evolution driver, the book."""

@@ -1,0 +1,163 @@
+"""A run on disk: ``config.json`` and one ``gen_NN/`` folder per generation.
+
+Every file is written atomically (temporary file, fsync, rename), and ``metrics.json`` is written last, so a
+generation is finished exactly when its ``metrics.json`` exists; anything else is an unfinished generation that
+the driver discards and redoes. Weights and masks are safetensors, descriptions JSON: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from evosynth.errors import CheckpointError, ConfigMismatchError
+from evosynth.task.model import Architecture, GridDetector
+
+WEIGHTS = "weights.safetensors"
+ARCHITECTURE = "architecture.json"
+CURVE = "curve.json"
+METRICS = "metrics.json"
+CONFIG = "config.json"
+MASK_PREFIX = "mask:"
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        with open(temporary, "rb") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); delete it to redo this step") from error
+
+
+@dataclass
+class Generation:
+    """One finished generation: its (restricted) network, masks, metrics and training curve."""
+
+    number: int
+    model: GridDetector
+    masks: dict[str, torch.Tensor]
+    metrics: dict[str, Any]
+    curve: dict[str, Any]
+
+
+class RunFolder:
+    """The folder of one run configuration; refuses to mix runs of different configurations."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def generation_dir(self, number: int) -> Path:
+        return self.root / f"gen_{number:02d}"
+
+    def bind(self, identity: dict[str, Any], full_config: dict[str, Any]) -> None:
+        """Create the run or check that the existing one has the same identity (everything but its length)."""
+        path = self.root / CONFIG
+        identity = json.loads(json.dumps(identity))  # compare in JSON form: tuples become lists on disk
+        if path.exists():
+            stored = read_json(path)
+            differences = sorted(
+                key for key in set(identity) | set(stored.get("identity", {}))
+                if identity.get(key) != stored.get("identity", {}).get(key)
+            )
+            if differences:
+                raise ConfigMismatchError(
+                    f"{self.root} holds a run with a different configuration (differs in: {', '.join(differences)}); "
+                    "choose another --out folder or delete that one"
+                )
+        write_json(path, {"identity": identity, **full_config})
+
+    def finished(self) -> list[int]:
+        numbers = []
+        for child in sorted(self.root.glob("gen_*")):
+            if (child / METRICS).is_file() and child.name[4:].isdigit():
+                numbers.append(int(child.name[4:]))
+        return numbers
+
+    def is_finished(self, number: int) -> bool:
+        return (self.generation_dir(number) / METRICS).is_file()
+
+    def discard_unfinished(self, number: int) -> None:
+        directory = self.generation_dir(number)
+        if directory.exists() and not self.is_finished(number):
+            shutil.rmtree(directory)
+
+    def save(
+        self,
+        number: int,
+        restricted_state: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        architecture: Architecture,
+        curve: dict[str, Any],
+        metrics: dict[str, Any],
+    ) -> None:
+        directory = self.generation_dir(number)
+        tensors = {name: t.contiguous() for name, t in restricted_state.items()}
+        tensors.update({MASK_PREFIX + name: m.to(torch.bool).contiguous() for name, m in masks.items()})
+        _atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+        layers = {name: {"shape": list(m.shape), "synapses": int(m.sum())} for name, m in masks.items()}
+        write_json(directory / ARCHITECTURE, {**architecture.to_json(), "layers": layers})
+        write_json(directory / CURVE, curve)
+        write_json(directory / METRICS, metrics)
+
+    def load(self, number: int) -> Generation:
+        directory = self.generation_dir(number)
+        if not directory.is_dir():
+            raise CheckpointError(f"generation {number} does not exist in {self.root}")
+        metrics = read_json(directory / METRICS)
+        curve = read_json(directory / CURVE)
+        architecture = Architecture.from_json(read_json(directory / ARCHITECTURE))
+        weights_path = directory / WEIGHTS
+        if not weights_path.is_file():
+            raise CheckpointError(f"{weights_path} is missing; delete {directory} to redo generation {number}")
+        try:
+            tensors = load_file(str(weights_path))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(
+                f"{weights_path} is corrupt or truncated ({error}); delete {directory} to redo generation {number}"
+            ) from error
+        masks = {k.removeprefix(MASK_PREFIX): v for k, v in tensors.items() if k.startswith(MASK_PREFIX)}
+        state = {k: v.to(torch.float32) if v.is_floating_point() else v
+                 for k, v in tensors.items() if not k.startswith(MASK_PREFIX)}
+        for name, tensor in state.items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise CheckpointError(f"{weights_path}: {name} contains NaN or Inf; this generation cannot be a parent")
+        model = GridDetector(architecture)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"{weights_path} does not match {directory / ARCHITECTURE}: {str(error).splitlines()[0]}"
+            ) from error
+        expected = {name: tuple(layer.weight.shape) for name, layer in model.prunable_layers()}
+        if {name: tuple(m.shape) for name, m in masks.items()} != expected:
+            raise CheckpointError(f"{weights_path}: masks do not match the architecture's layers")
+        return Generation(number, model, masks, metrics, curve)

@@ -1,0 +1,130 @@
+"""The evolution driver: generation 1 is the converged ancestor, every later generation is synthesized from its
+parent's restricted weights, trained at FP32 for a fixed budget, then restricted.
+
+Each generation is a resumable step: a finished generation (its ``metrics.json`` exists) is loaded, not redone;
+an unfinished one is discarded and redone from its parent. All randomness of generation g comes from streams
+seeded by (run seed, g), so a resumed run ends bit for bit where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from evosynth.compaction import compact
+from evosynth.precision import restrict, rounded
+from evosynth.study.artifacts import Generation, RunFolder
+from evosynth.study.config import RunConfig
+from evosynth.synthesis import generation_generator, synthesize
+from evosynth.task.data import DetectionData, load_dataset
+from evosynth.task.metrics import efficiency, evaluate
+from evosynth.task.model import Architecture, GridDetector
+from evosynth.task.training import train
+
+TRAINING_STREAM = 7_919  # offsets the training random stream from the synthesis stream of the same generation
+
+
+def load_task_data(config: RunConfig, data_dir: Path) -> DetectionData:
+    return load_dataset(config.data, data_dir, **asdict(config.resolved_preset.data))
+
+
+def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[GridDetector, dict[str, torch.Tensor]]:
+    """The full-size detector, randomly initialised from the run seed, with no synapse removed."""
+    preset = config.resolved_preset
+    torch.manual_seed(config.seed)
+    model = GridDetector(Architecture(data.channels, preset.widths, preset.strides))
+    masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in model.prunable_layers()}
+    return model, masks
+
+
+def offspring_of(
+    parent: Generation, config: RunConfig, number: int
+) -> tuple[GridDetector, dict[str, torch.Tensor]]:
+    """Synthesize generation ``number`` from its parent's DNA under the run's environment, then compact it."""
+    layers = [(name, layer.weight.detach()) for name, layer in parent.model.prunable_layers()]
+    decisions = synthesize(layers, parent.masks, config.make_environment(), generation_generator(config.seed, number))
+    return compact(parent.model, decisions)
+
+
+@dataclass
+class GenerationResult:
+    model: GridDetector
+    masks: dict[str, torch.Tensor]
+    restricted_state: dict[str, torch.Tensor]
+    curve: dict[str, Any]
+    metrics: dict[str, Any]
+
+
+def run_generation(
+    config: RunConfig, data: DetectionData, number: int, parent: Generation | None
+) -> GenerationResult:
+    """Synthesize (or create), train at FP32, restrict and measure one generation."""
+    preset = config.resolved_preset
+    if parent is None:
+        model, masks = new_ancestor(config, data)
+        budget = preset.ancestor
+    else:
+        model, masks = offspring_of(parent, config, number)
+        budget = preset.offspring
+    curve = train(
+        model, masks, data.train, data.val, budget,
+        generation_generator(config.seed + TRAINING_STREAM, number), description=f"gen {number:02d}",
+    )
+    fp32_quality = evaluate(model, data.test)
+    restricted = restrict(model.state_dict(), config.precision)
+    assert isinstance(restricted, dict)
+    model.load_state_dict(rounded(restricted, config.precision))
+    quality = evaluate(model, data.test)
+    metrics: dict[str, Any] = {
+        "generation": number,
+        "parent": parent.number if parent else None,
+        "seed": config.seed,
+        "alpha_synapse": config.alpha_synapse,
+        "alpha_cluster": config.alpha_cluster,
+        "environment": config.environment,
+        "precision": config.precision,
+        "precision_note": "weights stored in the restricted precision; evaluated in FP32 arithmetic on CPU",
+        "precision_score": quality.precision,
+        "recall": quality.recall,
+        "ap50": quality.ap50,
+        "fp32": {"precision_score": fp32_quality.precision, "recall": fp32_quality.recall, "ap50": fp32_quality.ap50},
+        "val_ap50": curve.val_ap50[curve.best_epoch - 1] if curve.best_epoch else None,
+        "epochs": len(curve.epochs),
+        "train_seconds": curve.seconds,
+        "widths": list(model.architecture.widths),
+        **efficiency(model, masks, data.image_size),
+    }
+    return GenerationResult(model, masks, restricted, {**curve.to_json(), "budget": budget.to_json()}, metrics)
+
+
+def evolve(
+    config: RunConfig,
+    out: Path | None = None,
+    data_dir: Path = Path("data/cache"),
+    on_generation: Callable[[Generation], None] | None = None,
+) -> list[Generation]:
+    """Run (or resume) the evolution described by ``config``; returns every generation, 1 first."""
+    folder = RunFolder(out or config.default_out())
+    folder.bind(config.identity(), {"config": {**config.identity(), "generations": config.generations}})
+    data = load_task_data(config, data_dir)
+    generations: list[Generation] = []
+    parent: Generation | None = None
+    for number in tqdm(range(1, config.generations + 1), desc="generations", unit="gen"):
+        if folder.is_finished(number):
+            current = folder.load(number)
+        else:
+            folder.discard_unfinished(number)
+            result = run_generation(config, data, number, parent)
+            folder.save(number, result.restricted_state, result.masks, result.model.architecture,
+                        result.curve, result.metrics)
+            current = Generation(number, result.model, result.masks, result.metrics, result.curve)
+        generations.append(current)
+        if on_generation is not None:
+            on_generation(current)
+        parent = current
+    return generations

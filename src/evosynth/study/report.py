@@ -1,0 +1,43 @@
+"""Tables of a run's generations, for the terminal and for notebooks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from evosynth.study.artifacts import Generation
+
+COLUMNS = {
+    "generation": "gen",
+    "synapses": "synapses",
+    "clusters": "clusters",
+    "macs": "MACs",
+    "parameters": "params",
+    "bytes_fp16": "FP16 bytes",
+    "precision_score": "precision",
+    "recall": "recall",
+    "ap50": "AP50",
+    "epochs": "epochs",
+    "train_seconds": "train s",
+}
+
+
+def generations_table(generations: Sequence[Generation]) -> pd.DataFrame:
+    """One row per generation with the metrics of the paper's figures, plus reductions against generation 1."""
+    table = pd.DataFrame([{key: g.metrics[key] for key in COLUMNS} for g in generations])
+    if len(table):
+        first = table.iloc[0]
+        table["synapse_reduction"] = first["synapses"] / table["synapses"]
+        table["mac_reduction"] = first["macs"] / table["macs"]
+    return table
+
+
+def format_table(table: pd.DataFrame) -> str:
+    shown = table.rename(columns={**COLUMNS, "synapse_reduction": "syn ÷", "mac_reduction": "MAC ÷"})
+    formats = {
+        "precision": "{:.3f}".format, "recall": "{:.3f}".format, "AP50": "{:.3f}".format,
+        "train s": "{:.0f}".format, "syn ÷": "{:.1f}x".format, "MAC ÷": "{:.1f}x".format,
+        "MACs": lambda v: f"{v / 1e6:.2f}M",
+    }
+    return shown.to_string(index=False, formatters=formats)

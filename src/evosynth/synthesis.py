@@ -1,0 +1,118 @@
+"""Stochastic synthesis of an offspring: decide which clusters and synapses of the parent are inherited.
+
+This module only decides (it returns boolean keep-decisions in the parent's coordinates); ``compaction`` does
+the surgery. Per layer: clusters are drawn from the environment-modulated cluster law, synapses from the
+environment-modulated synapse law, and a synapse survives only if its cluster and its input channel survive and
+it is drawn itself.
+
+Guards, so that an offspring is always a working detector:
+- the head's output clusters (coverage and box maps) are never removed;
+- every layer keeps at least one cluster (the most probable one if the draw kept none);
+- a kept cluster keeps at least its strongest surviving synapse, so a kept filter is never an empty shell;
+  a backbone cluster that has no surviving synapse left on the kept inputs is removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from evosynth.environment import Environment
+from evosynth.genetics import cluster_probabilities, synapse_probabilities
+
+
+def generation_generator(seed: int, generation: int) -> torch.Generator:
+    """The random stream of one generation: a pure function of (run seed, generation), so offspring replay."""
+    generator = torch.Generator()
+    generator.manual_seed(int(seed) * 1_000_003 + int(generation))
+    return generator
+
+
+def _strongest_synapse(weight: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Per cluster, a one-hot mask of its strongest allowed synapse (all-false rows where nothing is allowed)."""
+    flat_strength = torch.where(allowed, weight.detach().abs(), -1.0).reshape(weight.shape[0], -1)
+    best = flat_strength.argmax(dim=1)
+    one_hot = torch.zeros_like(flat_strength, dtype=torch.bool)
+    one_hot[torch.arange(weight.shape[0]), best] = True
+    one_hot &= allowed.reshape(weight.shape[0], -1).any(dim=1, keepdim=True)
+    return one_hot.reshape(weight.shape)
+
+
+def sample_layer(
+    weight: torch.Tensor,
+    mask: torch.Tensor | None,
+    environment: Environment,
+    generator: torch.Generator,
+    *,
+    input_keep: torch.Tensor | None = None,
+    keep_all_clusters: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one layer of the offspring.
+
+    ``input_keep`` is the previous layer's cluster decision (its removed channels take this layer's synapses on
+    them along); ``keep_all_clusters`` marks the head. Returns ``(cluster_keep [out], synapse_mask like weight)``.
+    """
+    if weight.dim() < 2:
+        raise ValueError(f"a prunable layer needs a weight with an output and an input dimension, got {weight.shape}")
+    alive = torch.ones_like(weight, dtype=torch.bool) if mask is None else mask.to(torch.bool)
+    if input_keep is not None:
+        if input_keep.shape != (weight.shape[1],):
+            raise ValueError(f"input_keep has shape {tuple(input_keep.shape)}, expected ({weight.shape[1]},)")
+        view = (1, -1) + (1,) * (weight.dim() - 2)
+        alive_on_inputs = alive & input_keep.to(torch.bool).reshape(view)
+    else:
+        alive_on_inputs = alive
+
+    cluster_p = environment.apply(cluster_probabilities(weight, alive), "cluster")
+    synapse_p = environment.apply(synapse_probabilities(weight, alive), "synapse")
+    cluster_draw = torch.bernoulli(cluster_p, generator=generator).to(torch.bool)
+    synapse_draw = torch.bernoulli(synapse_p, generator=generator).to(torch.bool)
+
+    has_synapse_left = alive_on_inputs.reshape(weight.shape[0], -1).any(dim=1)
+    if keep_all_clusters:
+        cluster_keep = torch.ones(weight.shape[0], dtype=torch.bool)
+    else:
+        cluster_keep = cluster_draw & has_synapse_left
+        if not cluster_keep.any():
+            candidates = torch.where(has_synapse_left, cluster_probabilities(weight, alive), -1.0)
+            if candidates.max() < 0:
+                raise RuntimeError("layer collapsed: no cluster has a surviving synapse on the kept inputs")
+            cluster_keep[candidates.argmax()] = True
+
+    view = (-1,) + (1,) * (weight.dim() - 1)
+    synapse_mask = synapse_draw & alive_on_inputs & cluster_keep.reshape(view)
+    empty = cluster_keep & ~synapse_mask.reshape(weight.shape[0], -1).any(dim=1)
+    if empty.any():
+        rescue = _strongest_synapse(weight, alive_on_inputs) & empty.reshape(view)
+        synapse_mask |= rescue
+    return cluster_keep, synapse_mask
+
+
+@dataclass(frozen=True)
+class LayerDecision:
+    cluster_keep: torch.Tensor
+    synapse_mask: torch.Tensor
+
+
+def synthesize(
+    layers: list[tuple[str, torch.Tensor]],
+    masks: dict[str, torch.Tensor],
+    environment: Environment,
+    generator: torch.Generator,
+) -> dict[str, LayerDecision]:
+    """Decide a whole offspring from the parent's prunable layers, given in data-flow order (head last)."""
+    decisions: dict[str, LayerDecision] = {}
+    input_keep: torch.Tensor | None = None
+    for index, (name, weight) in enumerate(layers):
+        cluster_keep, synapse_mask = sample_layer(
+            weight,
+            masks.get(name),
+            environment,
+            generator,
+            input_keep=input_keep,
+            keep_all_clusters=index == len(layers) - 1,
+        )
+        decisions[name] = LayerDecision(cluster_keep, synapse_mask)
+        input_keep = cluster_keep
+    return decisions

@@ -1,0 +1,146 @@
+"""FP32 training of a (masked) detector: the ancestor until its validation AP50 stops improving, an offspring
+for a fixed budget. Masked synapses stay exactly zero: their gradients are zeroed and the mask is re-applied
+after every optimizer step."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from evosynth.task.data import DetectionSplit
+from evosynth.task.metrics import as_float_images, evaluate
+from evosynth.task.model import GridDetector
+from evosynth.task.targets import encode
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """How long and how a network is trained.
+
+    ``patience`` set: train until validation AP50 has not improved for ``patience`` epochs (halving the learning
+    rate after half of that), at most ``max_epochs``, and keep the best epoch. ``patience`` unset: exactly
+    ``max_epochs`` epochs with a cosine learning-rate decay, and keep the last epoch.
+    """
+
+    max_epochs: int
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int | None = None
+    min_improvement: float = 0.002
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainingCurve:
+    epochs: list[int]
+    loss: list[float]
+    val_ap50: list[float]
+    learning_rate: list[float]
+    best_epoch: int
+    seconds: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def detection_loss(maps: torch.Tensor, coverage: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """Coverage BCE over all cells plus smooth-L1 box distances on covered cells."""
+    coverage_loss = F.binary_cross_entropy_with_logits(maps[:, :1], coverage)
+    positive = coverage.expand_as(distances) > 0
+    if positive.any():
+        box_loss = F.smooth_l1_loss(maps[:, 1:5][positive], distances[positive], beta=0.1)
+    else:
+        box_loss = maps.sum() * 0.0
+    return coverage_loss + 0.5 * box_loss
+
+
+class MaskKeeper:
+    """Keeps removed synapses at exactly zero through training (weights and gradients)."""
+
+    def __init__(self, model: GridDetector, masks: dict[str, torch.Tensor]) -> None:
+        self.pairs = [(layer.weight, masks[name].to(layer.weight.dtype)) for name, layer in model.prunable_layers()]
+        self.handles = [weight.register_hook(lambda grad, m=mask: grad * m) for weight, mask in self.pairs]
+        self.apply()
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for weight, mask in self.pairs:
+            weight.mul_(mask)
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def train(
+    model: GridDetector,
+    masks: dict[str, torch.Tensor],
+    train_split: DetectionSplit,
+    val_split: DetectionSplit,
+    budget: TrainingBudget,
+    generator: torch.Generator,
+    description: str = "training",
+) -> TrainingCurve:
+    """Train ``model`` in place at FP32 and return its curve."""
+    started = time.perf_counter()
+    grid = (train_split.images.shape[2] // model.architecture.stride, train_split.images.shape[3] // model.architecture.stride)
+    coverage, distances = encode(train_split.boxes, grid, model.architecture.stride)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate, weight_decay=budget.weight_decay)
+    keeper = MaskKeeper(model, masks)
+    curve = TrainingCurve([], [], [], [], best_epoch=0, seconds=0.0)
+    best_ap, best_state, stale = -1.0, copy.deepcopy(model.state_dict()), 0
+    learning_rate = budget.learning_rate
+    progress = tqdm(range(1, budget.max_epochs + 1), desc=description, unit="epoch", leave=False)
+    try:
+        for epoch in progress:
+            if budget.patience is None:
+                learning_rate = budget.learning_rate * (0.05 + 0.95 * 0.5 * (1 + torch.cos(
+                    torch.tensor(torch.pi * (epoch - 1) / budget.max_epochs))).item())
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate
+            model.train()
+            order = torch.randperm(len(train_split), generator=generator)
+            total, batches = 0.0, 0
+            for start in range(0, len(order), budget.batch_size):
+                index = order[start : start + budget.batch_size]
+                maps = model(as_float_images(train_split.images[index]))
+                loss = detection_loss(maps, coverage[index], distances[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                keeper.apply()
+                total += float(loss.detach())
+                batches += 1
+            if not torch.isfinite(torch.tensor(total)):
+                raise FloatingPointError(f"{description}: training diverged at epoch {epoch} (loss is NaN/Inf)")
+            ap50 = evaluate(model, val_split).ap50
+            curve.epochs.append(epoch)
+            curve.loss.append(total / batches)
+            curve.val_ap50.append(ap50)
+            curve.learning_rate.append(learning_rate)
+            progress.set_postfix(loss=f"{total / batches:.4f}", val_ap50=f"{ap50:.3f}")
+            if budget.patience is None:
+                curve.best_epoch = epoch
+                continue
+            if ap50 > best_ap + budget.min_improvement:
+                best_ap, best_state, stale, curve.best_epoch = ap50, copy.deepcopy(model.state_dict()), 0, epoch
+            else:
+                stale += 1
+                if stale == max(1, budget.patience // 2):
+                    learning_rate /= 2
+                if stale >= budget.patience:
+                    break
+        if budget.patience is not None:
+            model.load_state_dict(best_state)
+    finally:
+        keeper.close()
+    curve.seconds = time.perf_counter() - started
+    return curve

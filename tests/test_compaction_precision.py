@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from evosynth.compaction import compact, masked_copy
+from evosynth.environment import Environment
+from evosynth.precision import is_representable, restrict, rounded
+from evosynth.synthesis import generation_generator, synthesize
+from evosynth.task.model import Architecture, GridDetector
+
+
+def _trained_looking_model() -> GridDetector:
+    torch.manual_seed(0)
+    model = GridDetector(Architecture(3, (8, 16, 16), (2, 2, 1)))
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so removed channels would show if mishandled
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compacted_offspring_computes_what_the_masked_parent_computes(seed):
+    model = _trained_looking_model()
+    layers = [(name, layer.weight.detach()) for name, layer in model.prunable_layers()]
+    decisions = synthesize(layers, {}, Environment("budget", 0.8, 0.6), generation_generator(seed, 2))
+    offspring, masks = compact(model, decisions)
+    assert offspring.architecture.widths == tuple(int(decisions[n].cluster_keep.sum()) for n, _ in layers[:-1])
+    assert offspring.architecture.widths != model.architecture.widths
+    images = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = masked_copy(model, decisions).eval()(images)
+        actual = offspring.eval()(images)
+    assert torch.allclose(actual, expected, atol=1e-5)
+    for name, layer in offspring.prunable_layers():
+        assert torch.all(layer.weight[~masks[name]] == 0)
+
+
+def test_restrict_casts_every_float_and_keeps_integers():
+    state = _trained_looking_model().state_dict()
+    restricted = restrict(state, "fp16")
+    for name, tensor in restricted.items():
+        if state[name].is_floating_point():
+            assert tensor.dtype == torch.float16, name
+        else:
+            assert torch.equal(tensor, state[name])
+    for name, tensor in rounded(state, "fp16").items():
+        if tensor.is_floating_point():
+            assert tensor.dtype == torch.float32 and is_representable(tensor, "fp16")
+    assert not is_representable(torch.tensor([1.0 + 2**-12]), "fp16")
+
+
+def test_restrict_refuses_nan_overflow_and_unknown_precision():
+    with pytest.raises(ValueError, match="w contains NaN"):
+        restrict({"w": torch.tensor([float("nan")])})
+    with pytest.raises(ValueError, match="overflows"):
+        restrict(torch.tensor([1e6]), "fp16")
+    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
+        restrict(torch.ones(1), "fp8")
