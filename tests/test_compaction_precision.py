@@ -46,7 +46,7 @@ def test_restrict_casts_every_float_and_keeps_integers():
             assert tensor.dtype == torch.float16, name
         else:
             assert torch.equal(tensor, state[name])
-    for name, tensor in rounded(state, "fp16").items():
+    for tensor in rounded(state, "fp16").values():
         if tensor.is_floating_point():
             assert tensor.dtype == torch.float32 and is_representable(tensor, "fp16")
     assert not is_representable(torch.tensor([1.0 + 2**-12]), "fp16")

