@@ -78,22 +78,37 @@ class RunFolder:
     def generation_dir(self, number: int) -> Path:
         return self.root / f"gen_{number:02d}"
 
-    def bind(self, identity: dict[str, Any], full_config: dict[str, Any]) -> None:
-        """Create the run or check that the existing one has the same identity (everything but its length)."""
+    def bind(self, identity: dict[str, Any], generations: int | None = None) -> None:
+        """Create the run or check that the existing one has the same identity (everything but its length).
+
+        The stored length is the longest ever asked for, so computing one early generation does not shrink it.
+        """
         path = self.root / CONFIG
         identity = json.loads(json.dumps(identity))  # compare in JSON form: tuples become lists on disk
         if path.exists():
             stored = read_json(path)
-            differences = sorted(
-                key for key in set(identity) | set(stored.get("identity", {}))
-                if identity.get(key) != stored.get("identity", {}).get(key)
-            )
+            stored_identity = stored.get("identity", {})
+            differences = sorted(k for k in set(identity) | set(stored_identity) if identity.get(k) != stored_identity.get(k))
             if differences:
                 raise ConfigMismatchError(
                     f"{self.root} holds a run with a different configuration (differs in: {', '.join(differences)}); "
                     "choose another --out folder or delete that one"
                 )
-        write_json(path, {"identity": identity, **full_config})
+            if generations is not None:
+                generations = max(generations, stored.get("config", {}).get("generations") or 0)
+        config = {**identity, "generations": generations} if generations is not None else identity
+        write_json(path, {"identity": identity, "config": config})
+
+    def stored_config(self) -> dict[str, Any]:
+        return read_json(self.root / CONFIG)
+
+    def adopt(self, number: int, source: RunFolder, source_number: int, metrics_update: dict[str, Any]) -> None:
+        """Copy a finished generation from another run folder (metrics last, so a crash leaves it unfinished)."""
+        origin, target = source.generation_dir(source_number), self.generation_dir(number)
+        for name in (WEIGHTS, ARCHITECTURE, CURVE):
+            data = (origin / name).read_bytes()
+            _atomic_write(target / name, lambda tmp, data=data: tmp.write_bytes(data))
+        write_json(target / METRICS, {**read_json(origin / METRICS), **metrics_update})
 
     def finished(self) -> list[int]:
         numbers = []

@@ -109,3 +109,26 @@ class RunConfig:
 
     def with_generations(self, generations: int) -> RunConfig:
         return replace(self, generations=generations)
+
+    def ancestor_identity(self) -> dict[str, Any]:
+        """What generation 1 depends on: not the environment, which acts only from generation 2 on."""
+        identity = self.identity()
+        for key in ("environment", "alpha_synapse", "alpha_cluster"):
+            identity.pop(key)
+        return identity
+
+    @property
+    def ancestor_name(self) -> str:
+        return f"{self.preset}-{self.data}-{self.precision}-seed{self.seed}"
+
+    def check_generation(self, number: int) -> int:
+        if not 1 <= int(number) <= self.generations:
+            raise ValueError(f"generation must be between 1 and {self.generations}, got {number}")
+        return int(number)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunConfig:
+        """The configuration stored in a run folder's config.json."""
+        fields = {key: data[key] for key in ("preset", "environment", "alpha_synapse", "alpha_cluster",
+                                              "precision", "seed", "generations", "data") if key in data}
+        return cls(**fields)

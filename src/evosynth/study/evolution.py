@@ -102,6 +102,18 @@ def run_generation(
     return GenerationResult(model, masks, restricted, {**curve.to_json(), "budget": budget.to_json()}, metrics)
 
 
+def _ancestor_folder(config: RunConfig, run: RunFolder) -> RunFolder:
+    """Generation 1 does not depend on the environment, so runs that differ only in it share one ancestor."""
+    folder = RunFolder(run.root.parent / "ancestors" / config.ancestor_name)
+    folder.bind(config.ancestor_identity())
+    return folder
+
+
+def _run_fields(config: RunConfig) -> dict[str, Any]:
+    return {"environment": config.environment, "alpha_synapse": config.alpha_synapse,
+            "alpha_cluster": config.alpha_cluster}
+
+
 def evolve(
     config: RunConfig,
     out: Path | None = None,
@@ -110,21 +122,37 @@ def evolve(
 ) -> list[Generation]:
     """Run (or resume) the evolution described by ``config``; returns every generation, 1 first."""
     folder = RunFolder(out or config.default_out())
-    folder.bind(config.identity(), {"config": {**config.identity(), "generations": config.generations}})
+    folder.bind(config.identity(), config.generations)
     data = load_task_data(config, data_dir)
     generations: list[Generation] = []
     parent: Generation | None = None
     for number in tqdm(range(1, config.generations + 1), desc="generations", unit="gen"):
-        if folder.is_finished(number):
-            current = folder.load(number)
-        else:
+        if not folder.is_finished(number):
             folder.discard_unfinished(number)
-            result = run_generation(config, data, number, parent)
-            folder.save(number, result.restricted_state, result.masks, result.model.architecture,
-                        result.curve, result.metrics)
-            current = Generation(number, result.model, result.masks, result.metrics, result.curve)
+            target = _ancestor_folder(config, folder) if number == 1 else folder
+            if not target.is_finished(number):
+                target.discard_unfinished(number)
+                result = run_generation(config, data, number, parent)
+                target.save(number, result.restricted_state, result.masks, result.model.architecture,
+                            result.curve, result.metrics | _run_fields(config))
+            if target is not folder:
+                folder.adopt(number, target, number, _run_fields(config))
+        current = folder.load(number)
         generations.append(current)
         if on_generation is not None:
             on_generation(current)
         parent = current
     return generations
+
+
+def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:
+    """A run folder's configuration and its finished generations, in order."""
+    folder = RunFolder(out)
+    config = RunConfig.from_json(folder.stored_config()["config"])
+    return config, [folder.load(number) for number in folder.finished()]
+
+
+def ensure_generation(config: RunConfig, out: Path, number: int, data_dir: Path = Path("data/cache")) -> Generation:
+    """Generation ``number`` of the run, computed (with any missing ancestors) or loaded when it exists."""
+    config.check_generation(number)
+    return evolve(config.with_generations(number), out, data_dir)[-1]
