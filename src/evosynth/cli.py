@@ -1,4 +1,9 @@
-"""Command line: ``evosynth evolve`` runs or resumes an evolution and prints what every generation achieved."""
+"""Command line of evosynth.
+
+``evosynth evolve`` runs or resumes an evolution and prints what every generation achieved;
+``evosynth study`` runs the whole study (generation notebooks, alpha sweep, book);
+``evosynth vendor-js`` is the set-up step that puts the book's JavaScript on disk (npm registry, once).
+"""
 
 from __future__ import annotations
 
@@ -19,34 +24,32 @@ from evosynth.study.config import (
 )
 
 
-def _add_evolve(commands: argparse._SubParsersAction) -> None:
-    evolve = commands.add_parser(
-        "evolve",
-        help="evolve generations of the detector (resumes a run folder that already has some)",
-        description="Evolve a detector over generations: synthesize, train at FP32, restrict precision, repeat.",
-    )
-    evolve.add_argument("--generations", type=int, default=13, help="generations including the ancestor (13)")
-    evolve.add_argument("--alpha-synapse", type=float, default=DEFAULT_ALPHA_SYNAPSE,
+def _alphas(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--generations", type=int, default=13, help="generations including the ancestor (13)")
+    parser.add_argument("--alpha-synapse", type=float, default=DEFAULT_ALPHA_SYNAPSE,
                         help=f"environmental factor for synapses, in (0, 1] ({DEFAULT_ALPHA_SYNAPSE})")
-    evolve.add_argument("--alpha-cluster", type=float, default=DEFAULT_ALPHA_CLUSTER,
+    parser.add_argument("--alpha-cluster", type=float, default=DEFAULT_ALPHA_CLUSTER,
                         help=f"environmental factor for clusters (filters), in (0, 1] ({DEFAULT_ALPHA_CLUSTER})")
-    evolve.add_argument("--environment", choices=ENVIRONMENT_MODELS, default=DEFAULT_ENVIRONMENT,
+    parser.add_argument("--environment", choices=ENVIRONMENT_MODELS, default=DEFAULT_ENVIRONMENT,
                         help=f"how alpha acts on the probabilities ({DEFAULT_ENVIRONMENT})")
-    evolve.add_argument("--seed", type=int, default=0, help="run seed: same seed, same offspring (0)")
-    evolve.add_argument("--precision", choices=list(PRECISIONS), default="fp16",
+    parser.add_argument("--seed", type=int, default=0, help="run seed: same seed, same offspring (0)")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp16",
                         help="synaptic precision restriction after training (fp16; fp32 = none)")
-    evolve.add_argument("--preset", choices=list(PRESETS), default="paper",
+    parser.add_argument("--preset", choices=list(PRESETS), default="paper",
                         help="paper = the full study; smoke = tiny and fast, for tests (paper)")
-    evolve.add_argument("--out", type=Path, default=None, help="run folder (runs/<run name>)")
-    evolve.add_argument("--data-dir", type=Path, default=Path("data/cache"),
+    parser.add_argument("--data-dir", type=Path, default=Path("data/cache"),
                         help="where generated data sets are cached (data/cache)")
 
 
-def _evolve(arguments: argparse.Namespace) -> None:
-    from evosynth.study.evolution import evolve
-    from evosynth.study.report import format_table, generations_table
-
-    config = RunConfig(
+def _config(arguments: argparse.Namespace) -> RunConfig:
+    return RunConfig(
         preset=arguments.preset,
         environment=arguments.environment,
         alpha_synapse=arguments.alpha_synapse,
@@ -55,19 +58,68 @@ def _evolve(arguments: argparse.Namespace) -> None:
         seed=arguments.seed,
         generations=arguments.generations,
     )
+
+
+def _evolve(arguments: argparse.Namespace) -> None:
+    from evosynth.study.evolution import evolve
+    from evosynth.study.report import format_table, generations_table
+
+    config = _config(arguments)
     out = arguments.out or config.default_out()
     generations = evolve(config, out, arguments.data_dir)
     print(f"\nrun folder: {out}")
     print(format_table(generations_table(generations)))
 
 
+def _study(arguments: argparse.Namespace) -> None:
+    from evosynth.study.batch import StudyPlan, run_study
+    from evosynth.study.evolution import load_run
+    from evosynth.study.report import format_table, generations_table
+
+    plan = StudyPlan(_config(arguments), arguments.runs_dir, arguments.data_dir, arguments.book_dir, arguments.sweep)
+    index = run_study(plan)
+    _, generations = load_run(plan.runs_dir / plan.config.name)
+    print(format_table(generations_table(generations)))
+    print(f"\nthe book: {index.resolve()}")
+
+
+def _vendor_js(arguments: argparse.Namespace) -> None:
+    from evosynth.study.batch import vendor_dir
+    from evosynth.study.offline import fetch_vendor_js
+
+    fetch_vendor_js(vendor_dir(arguments.book_dir))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="evosynth", description=__doc__)
+    from evosynth.study.batch import BOOK_DIR
+    from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS
+
+    parser = argparse.ArgumentParser(prog="evosynth", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    _add_evolve(commands)
+    evolve = commands.add_parser("evolve", help="evolve generations (resumes a run folder that has some)",
+                                 description="Evolve a detector: synthesize, train at FP32, restrict precision, repeat.")
+    _add_run_options(evolve)
+    evolve.add_argument("--out", type=Path, default=None, help="run folder (runs/<run name>)")
+    evolve.set_defaults(handler=_evolve)
+
+    study = commands.add_parser("study", help="the whole study: generation notebooks, alpha sweep, the book",
+                                description="Execute the study notebooks with Papermill and build the book.")
+    _add_run_options(study)
+    study.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
+    study.add_argument("--book-dir", type=Path, default=BOOK_DIR, help="the book's source folder (book)")
+    study.add_argument("--sweep", type=_alphas, default=DEFAULT_ALPHA_CLUSTERS,
+                       help="alpha_cluster values of the alpha explorer's sweep, comma-separated "
+                            f"({','.join(map(str, DEFAULT_ALPHA_CLUSTERS))})")
+    study.set_defaults(handler=_study)
+
+    vendor = commands.add_parser("vendor-js", help="set-up: put the book's JavaScript on disk (npm registry)")
+    vendor.add_argument("--book-dir", type=Path, default=BOOK_DIR, help="the book's source folder (book)")
+    vendor.set_defaults(handler=_vendor_js)
+
     arguments = parser.parse_args(argv)
     try:
-        _evolve(arguments)
+        arguments.handler(arguments)
     except (EvosynthError, ValueError) as error:
         print(f"evosynth: error: {error}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ CONFIG = "config.json"
 MASK_PREFIX = "mask:"
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
@@ -43,6 +44,10 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _copy_bytes(source: Path, destination: Path) -> None:
+    destination.write_bytes(source.read_bytes())
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -106,8 +111,7 @@ class RunFolder:
         """Copy a finished generation from another run folder (metrics last, so a crash leaves it unfinished)."""
         origin, target = source.generation_dir(source_number), self.generation_dir(number)
         for name in (WEIGHTS, ARCHITECTURE, CURVE):
-            data = (origin / name).read_bytes()
-            _atomic_write(target / name, lambda tmp, data=data: tmp.write_bytes(data))
+            _atomic_write(target / name, partial(_copy_bytes, origin / name))
         write_json(target / METRICS, {**read_json(origin / METRICS), **metrics_update})
 
     def finished(self) -> list[int]:

@@ -6,6 +6,7 @@ while a run with other alphas, seed, precision or preset can never write into th
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,8 @@ PRESETS: dict[str, Preset] = {
 
 # The default environment; the README explains the choice (10x fewer synapses and 6x fewer MACs in 13 generations).
 DEFAULT_ENVIRONMENT = "budget"
-DEFAULT_ALPHA_SYNAPSE = 0.95
-DEFAULT_ALPHA_CLUSTER = 0.88
+DEFAULT_ALPHA_SYNAPSE = 0.96
+DEFAULT_ALPHA_CLUSTER = 0.91
 
 
 def get_preset(name: str) -> Preset:
@@ -111,11 +112,16 @@ class RunConfig:
         return replace(self, generations=generations)
 
     def ancestor_identity(self) -> dict[str, Any]:
-        """What generation 1 depends on: not the environment, which acts only from generation 2 on."""
-        identity = self.identity()
-        for key in ("environment", "alpha_synapse", "alpha_cluster"):
-            identity.pop(key)
-        return identity
+        """What generation 1 depends on: the task, the full-size architecture, its training, seed and precision.
+
+        Not the environment nor the offspring budget, which act only from generation 2 on.
+        """
+        preset = self.resolved_preset
+        identity = {
+            "data": self.data, "seed": self.seed, "precision": self.precision, "data_spec": asdict(preset.data),
+            "widths": preset.widths, "strides": preset.strides, "ancestor_budget": asdict(preset.ancestor),
+        }
+        return json.loads(json.dumps(identity))
 
     @property
     def ancestor_name(self) -> str:

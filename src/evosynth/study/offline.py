@@ -108,11 +108,10 @@ def fetch_vendor_js(dest: Path) -> None:
     ``mathjax/tex-mml-chtml.js`` (with its component tree) and ``vega-bundle.js``. It does nothing if
     ``dest`` is already complete for these versions; it refuses to replace a folder it did not write.
     """
-    expected = _expected_versions()
-    marker = dest / MARKER
-    if marker.is_file() and json.loads(marker.read_text())["versions"] == expected:
+    if vendor_is_complete(dest):
         return
-    if dest.exists() and not marker.is_file() and any(dest.iterdir()):
+    expected = _expected_versions()
+    if dest.exists() and not (dest / MARKER).is_file() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} is not empty and was not written by fetch_vendor_js")
     if shutil.which("npm") is None:
         raise RuntimeError("fetch_vendor_js needs npm (Debian: apt-get install npm)")
@@ -132,6 +131,12 @@ def fetch_vendor_js(dest: Path) -> None:
         if dest.exists():
             shutil.rmtree(dest)
         staging.rename(dest)
+
+
+def vendor_is_complete(dest: Path) -> bool:
+    """True when ``dest`` holds what ``fetch_vendor_js`` writes, for the versions this code expects."""
+    marker = dest / MARKER
+    return marker.is_file() and json.loads(marker.read_text())["versions"] == _expected_versions()
 
 
 def enable_offline_altair() -> None:

@@ -17,11 +17,12 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table
 
-DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.85, 0.92, 0.97)
+DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.85, 0.91, 0.96)
 
 
 def sweep_configs(base: RunConfig, alpha_clusters: Sequence[float] = DEFAULT_ALPHA_CLUSTERS) -> list[RunConfig]:
-    return [replace(base, alpha_cluster=alpha) for alpha in alpha_clusters]
+    """The base run and its variants in alpha_cluster, ordered by alpha (the base run is always a point)."""
+    return [replace(base, alpha_cluster=alpha) for alpha in sorted({*alpha_clusters, base.alpha_cluster})]
 
 
 def run_sweep(configs: Sequence[RunConfig], root: Path, data_dir: Path) -> list[Path]:

@@ -91,7 +91,8 @@ class GridDetector(nn.Module):
 
     def prunable_layers(self) -> list[tuple[str, nn.Conv2d]]:
         """The synapse-carrying layers in data-flow order, named by their weight's state-dict key."""
-        layers = [(f"backbone.{i}.conv.weight", block.conv) for i, block in enumerate(self.backbone)]
+        blocks: list[ConvBlock] = list(self.backbone)  # type: ignore[arg-type]
+        layers = [(f"backbone.{i}.conv.weight", block.conv) for i, block in enumerate(blocks)]
         layers.append(("head.weight", self.head))
         return layers
 

@@ -75,7 +75,7 @@ def decode(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Raw head maps [N,5,H,W] -> per image (boxes [k,4], scores [k]) after NMS."""
     scores = torch.sigmoid(maps[:, 0])
-    cy, cx = cell_centres(tuple(maps.shape[2:]), stride)
+    cy, cx = cell_centres((maps.shape[2], maps.shape[3]), stride)
     distances = maps[:, 1:5].clamp(min=0) * stride
     x1, y1 = cx - distances[:, 0], cy - distances[:, 1]
     x2, y2 = cx + distances[:, 2], cy + distances[:, 3]

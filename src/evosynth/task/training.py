@@ -5,6 +5,7 @@ after every optimizer step."""
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -20,11 +21,13 @@ from evosynth.task.targets import encode
 
 @dataclass(frozen=True)
 class TrainingBudget:
-    """How long and how a network is trained.
+    """How long and how a network is trained; the epoch with the best validation AP50 is kept.
 
-    ``patience`` set: train until validation AP50 has not improved for ``patience`` epochs (halving the learning
-    rate every ``patience // 2`` epochs without improvement), at most ``max_epochs``, and keep the best epoch. ``patience`` unset: exactly
-    ``max_epochs`` epochs with a cosine learning-rate decay, and keep the last epoch.
+    ``patience`` set (the ancestor): train until validation AP50 has not improved for ``patience`` epochs,
+    halving the learning rate every ``patience // 2`` epochs without improvement, at most ``max_epochs``.
+    ``patience`` unset (an offspring): exactly ``max_epochs`` epochs with a cosine learning-rate decay.
+    ``max_shift_cells``: training images (and their target maps) are shifted by up to this many grid cells,
+    and their colour channels permuted, so that a small data set is not memorised.
     """
 
     max_epochs: int
@@ -33,9 +36,33 @@ class TrainingBudget:
     weight_decay: float = 1e-4
     patience: int | None = None
     min_improvement: float = 0.002
+    max_shift_cells: int = 2
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def _shift(tensor: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Translate the last two dimensions, filling with zeros (no wrap-around)."""
+    out = torch.zeros_like(tensor)
+    height, width = tensor.shape[-2:]
+    out[..., max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = tensor[
+        ..., max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+    ]
+    return out
+
+
+def augment(
+    images: torch.Tensor, coverage: torch.Tensor, distances: torch.Tensor, stride: int, max_shift_cells: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Shift a batch by whole grid cells (targets shift with it exactly) and permute its colour channels."""
+    if max_shift_cells:
+        dy, dx = (torch.randint(-max_shift_cells, max_shift_cells + 1, (2,), generator=generator)).tolist()
+        images = _shift(images, dy * stride, dx * stride)
+        coverage, distances = _shift(coverage, dy, dx), _shift(distances, dy, dx)
+    images = images[:, torch.randperm(images.shape[1], generator=generator)]
+    return images, coverage, distances
 
 
 @dataclass
@@ -103,8 +130,8 @@ def train(
     try:
         for epoch in progress:
             if budget.patience is None:
-                learning_rate = budget.learning_rate * (0.05 + 0.95 * 0.5 * (1 + torch.cos(
-                    torch.tensor(torch.pi * (epoch - 1) / budget.max_epochs))).item())
+                progress_fraction = (epoch - 1) / budget.max_epochs
+                learning_rate = budget.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress_fraction)))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
             model.train()
@@ -112,15 +139,18 @@ def train(
             total, batches = 0.0, 0
             for start in range(0, len(order), budget.batch_size):
                 index = order[start : start + budget.batch_size]
-                maps = model(as_float_images(train_split.images[index]))
-                loss = detection_loss(maps, coverage[index], distances[index])
+                images, batch_coverage, batch_distances = augment(
+                    as_float_images(train_split.images[index]), coverage[index], distances[index], stride,
+                    budget.max_shift_cells, generator,
+                )
+                loss = detection_loss(model(images), batch_coverage, batch_distances)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 keeper.apply()
                 total += float(loss.detach())
                 batches += 1
-            if not torch.isfinite(torch.tensor(total)):
+            if not math.isfinite(total):
                 raise FloatingPointError(f"{description}: training diverged at epoch {epoch} (loss is NaN/Inf)")
             ap50 = evaluate(model, val_split).ap50
             curve.epochs.append(epoch)
@@ -128,19 +158,15 @@ def train(
             curve.val_ap50.append(ap50)
             curve.learning_rate.append(learning_rate)
             progress.set_postfix(loss=f"{total / batches:.4f}", val_ap50=f"{ap50:.3f}")
-            if budget.patience is None:
-                curve.best_epoch = epoch
-                continue
             if ap50 > best_ap + budget.min_improvement:
                 best_ap, best_state, stale, curve.best_epoch = ap50, copy.deepcopy(model.state_dict()), 0, epoch
-            else:
+            elif budget.patience is not None:
                 stale += 1
                 if stale % max(1, budget.patience // 2) == 0:
                     learning_rate /= 2
                 if stale >= budget.patience:
                     break
-        if budget.patience is not None:
-            model.load_state_dict(best_state)
+        model.load_state_dict(best_state)
     finally:
         keeper.close()
     curve.seconds = time.perf_counter() - started

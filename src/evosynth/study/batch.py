@@ -1,0 +1,160 @@
+"""The study batch: Papermill executes the generation notebook once per generation, then the other notebooks,
+into the book's source tree; Jupyter Book renders them as they are.
+
+A generation notebook performs its generation through the library (or loads it when the run has it), so the
+batch resumes like the evolution does: a rerun skips the generation notebooks that finished and redoes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from evosynth.errors import EvosynthError
+from evosynth.study.config import RunConfig
+from evosynth.study.offline import find_network_references, vendor_is_complete
+from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS, run_sweep, sweep_configs
+
+REPO_ROOT = Path(__file__).resolve().parents[3]  # the study runs from a checkout (editable install)
+NOTEBOOKS = REPO_ROOT / "notebooks"
+BOOK_DIR = REPO_ROOT / "book"
+
+
+def vendor_dir(book_dir: Path) -> Path:
+    """Where set-up puts the book's JavaScript (``html_extra_path: _vendor`` serves it as ``_static/vendor``)."""
+    return book_dir / "_vendor" / "_static" / "vendor"
+
+
+class NotebookFailed(EvosynthError):
+    """A notebook raised; its executed copy (with the traceback in place) is kept for inspection."""
+
+
+@dataclass(frozen=True)
+class NotebookJob:
+    """One Papermill execution: a MyST notebook, where its executed copy goes, and its parameters."""
+
+    source: Path
+    output: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def is_done(self) -> bool:
+        """Finished earlier with the same parameters and no error."""
+        if not self.output.is_file():
+            return False
+        try:
+            metadata = json.loads(self.output.read_text())["metadata"].get("papermill", {})
+        except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+            return False
+        return (
+            metadata.get("end_time") is not None
+            and not metadata.get("exception")
+            and metadata.get("parameters") == json.loads(json.dumps(self.parameters))
+        )
+
+
+def execute(job: NotebookJob, cwd: Path = REPO_ROOT) -> None:
+    """Run one notebook with Papermill; a failure names the notebook and the cell and keeps the output."""
+    import jupytext
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / (job.source.stem + ".ipynb")
+        jupytext.write(jupytext.read(job.source), source)
+        try:
+            papermill.execute_notebook(
+                str(source), str(job.output), parameters=job.parameters, kernel_name="python3",
+                cwd=str(cwd), progress_bar=False,
+            )
+        except PapermillExecutionError as error:
+            raise NotebookFailed(
+                f"{job.source.name} failed in cell {error.exec_count} with {error.ename}: {error.evalue}\n"
+                f"cell source:\n{error.source}\nthe executed notebook is kept at {job.output}"
+            ) from error
+
+
+def execute_all(jobs: Sequence[NotebookJob], cwd: Path = REPO_ROOT, skip_done: bool = False) -> None:
+    for job in tqdm(jobs, desc="notebooks", unit="nb"):
+        if skip_done and job.is_done():
+            continue
+        execute(job, cwd)
+
+
+def generation_jobs(config: RunConfig, run_dir: Path, data_dir: Path, generated: Path) -> list[NotebookJob]:
+    common = {
+        "run_dir": str(run_dir.resolve()), "alpha_synapse": config.alpha_synapse,
+        "alpha_cluster": config.alpha_cluster, "environment": config.environment, "seed": config.seed,
+        "precision": config.precision, "preset": config.preset, "data_dir": str(data_dir.resolve()),
+    }
+    return [
+        NotebookJob(NOTEBOOKS / "generation.md", generated / f"gen_{number:02d}.ipynb",
+                    {**common, "generation": number})
+        for number in range(1, config.generations + 1)
+    ]
+
+
+def study_jobs(config: RunConfig, run_dir: Path, sweep_dirs: Sequence[Path], generated: Path) -> list[NotebookJob]:
+    run = str(run_dir.resolve())
+    return [
+        NotebookJob(NOTEBOOKS / "dna.md", generated / "dna.ipynb",
+                    {"run_dir": run, "alpha_synapse": config.alpha_synapse, "alpha_cluster": config.alpha_cluster,
+                     "environment": config.environment}),
+        NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb", {"run_dir": run}),
+        NotebookJob(NOTEBOOKS / "alpha_explorer.md", generated / "alpha_explorer.ipynb",
+                    {"sweep_dirs": [str(d.resolve()) for d in sweep_dirs]}),
+    ]
+
+
+def build_book(book_dir: Path, config_file: Path = REPO_ROOT / "_config.yml") -> Path:
+    """Build the book from the executed notebooks (warnings are errors) and check it loads nothing remote."""
+    if not vendor_is_complete(vendor_dir(book_dir)):
+        raise EvosynthError(
+            f"the book's JavaScript is missing in {vendor_dir(book_dir)}; run `evosynth vendor-js` (set-up, uses the "
+            "npm registry once) or `make study`, which does it"
+        )
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    subprocess.run([str(jupyter_book), "clean", str(book_dir)], check=True, capture_output=True)
+    build = subprocess.run(
+        [str(jupyter_book), "build", str(book_dir), "--config", str(config_file), "--path-output", str(book_dir),
+         "-W", "--keep-going"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if build.returncode != 0:
+        raise EvosynthError(f"the book did not build (warnings are errors):\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}")
+    html = book_dir / "_build" / "html"
+    remote = find_network_references(html)
+    if remote:
+        raise EvosynthError("the built book loads resources from the network:\n" + "\n".join(remote))
+    return html / "index.html"
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What `evosynth study` does: the main run, the alpha sweep around it, and where the book goes."""
+
+    config: RunConfig
+    runs_dir: Path
+    data_dir: Path
+    book_dir: Path
+    sweep_alpha_clusters: tuple[float, ...] = DEFAULT_ALPHA_CLUSTERS
+
+
+def run_study(plan: StudyPlan) -> Path:
+    """Evolve through the generation notebooks, run the sweep, execute the study notebooks, build the book."""
+    run_dir = plan.runs_dir / plan.config.name
+    generated = plan.book_dir / "generated"
+    execute_all(generation_jobs(plan.config, run_dir, plan.data_dir, generated), skip_done=True)
+    configs = sweep_configs(plan.config, plan.sweep_alpha_clusters)
+    sweep_dirs = run_sweep(configs, plan.runs_dir, plan.data_dir)
+    execute_all(study_jobs(plan.config, run_dir, sweep_dirs, generated))
+    return build_book(plan.book_dir)

@@ -1,0 +1,92 @@
+"""The study batch on the smoke preset: Papermill runs the generation notebook per generation, the book builds
+offline, and the other notebooks pass nbval."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from papermill.parameterize import parameterize_notebook
+
+from evosynth.study.batch import BOOK_DIR, NOTEBOOKS, NotebookFailed, NotebookJob, StudyPlan, execute, run_study
+from evosynth.study.config import RunConfig
+from evosynth.study.offline import find_network_references
+
+SMOKE = RunConfig(preset="smoke", generations=2)
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory, data_dir):
+    """The whole study on the smoke preset, into a copy of the book's source tree."""
+    root = tmp_path_factory.mktemp("study")
+    book = root / "book"
+    shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "generated", "_vendor", "_prototype"))
+    (book / "_vendor").symlink_to(BOOK_DIR / "_vendor")
+    plan = StudyPlan(SMOKE, root / "runs", data_dir, book, sweep_alpha_clusters=(0.6, 0.9))
+    index = run_study(plan)
+    return plan, index
+
+
+def _page(index: Path, name: str) -> str:
+    return (index.parent / name).read_text()
+
+
+def test_book_has_every_page(smoke_study):
+    _, index = smoke_study
+    assert index.is_file()
+    for page in ("intro.html", "generated/dna.html", "generated/gen_01.html", "generated/gen_02.html",
+                 "generated/results.html", "generated/alpha_explorer.html"):
+        assert (index.parent / page).is_file(), page
+
+
+def test_book_loads_nothing_from_the_network(smoke_study):
+    _, index = smoke_study
+    assert find_network_references(index.parent) == []
+    assert (index.parent / "_static/vendor/vega-bundle.js").is_file()
+    assert (index.parent / "_static/vendor/mathjax/tex-mml-chtml.js").is_file()
+
+
+def test_pages_carry_chart_specs_and_sliders(smoke_study):
+    _, index = smoke_study
+    results = _page(index, "generated/results.html")
+    assert "vegaEmbed" in results and "vega-lite" in results
+    for page in ("generated/dna.html", "generated/alpha_explorer.html"):
+        html = _page(index, page)
+        assert re.search(r'"input":\s*"range"', html), f"no Altair range slider in {page}"
+        assert "application/vnd.jupyter.widget-state+json" in html, f"no ipywidgets state in {page}"
+
+
+def test_generation_notebooks_ran_the_run(smoke_study):
+    plan, _ = smoke_study
+    run = plan.runs_dir / SMOKE.name
+    assert (run / "gen_02" / "metrics.json").is_file()
+    executed = json.loads((plan.book_dir / "generated" / "gen_02.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["parameters"]["generation"] == 2
+
+
+def test_a_failing_notebook_names_the_cell_and_keeps_its_output(smoke_study, tmp_path):
+    plan, _ = smoke_study
+    job = NotebookJob(NOTEBOOKS / "generation.md", tmp_path / "gen_99.ipynb",
+                      {"run_dir": str(plan.runs_dir / SMOKE.name), "generation": 99, "preset": "smoke",
+                       "data_dir": str(plan.data_dir)})
+    with pytest.raises(NotebookFailed, match=r"generation\.md failed in cell .* generation must be between 1 and"):
+        execute(job)
+    assert job.output.is_file()
+
+
+@pytest.mark.parametrize("notebook", ["dna", "results", "alpha_explorer"])
+def test_notebooks_pass_nbval(smoke_study, notebook, tmp_path):
+    plan, _ = smoke_study
+    executed = json.loads((plan.book_dir / "generated" / f"{notebook}.ipynb").read_text())
+    parameters = executed["metadata"]["papermill"]["parameters"]
+    source = parameterize_notebook(jupytext.read(NOTEBOOKS / f"{notebook}.md"), parameters)
+    path = tmp_path / f"{notebook}.ipynb"
+    nbformat.write(source, path)
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(path)],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
