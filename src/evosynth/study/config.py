@@ -6,6 +6,7 @@ while a run with other alphas, seed, precision or preset can never write into th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -53,8 +54,8 @@ PRESETS: dict[str, Preset] = {
 
 # The default environment; the README explains the choice (10x fewer synapses and 6x fewer MACs in 13 generations).
 DEFAULT_ENVIRONMENT = "budget"
-DEFAULT_ALPHA_SYNAPSE = 0.96
-DEFAULT_ALPHA_CLUSTER = 0.91
+DEFAULT_ALPHA_SYNAPSE = 0.965
+DEFAULT_ALPHA_CLUSTER = 0.925
 
 
 def get_preset(name: str) -> Preset:
@@ -125,7 +126,9 @@ class RunConfig:
 
     @property
     def ancestor_name(self) -> str:
-        return f"{self.preset}-{self.data}-{self.precision}-seed{self.seed}"
+        """Readable, and keyed by a hash of the ancestor's identity so that two ancestors never share a folder."""
+        digest = hashlib.sha256(json.dumps(self.ancestor_identity(), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.preset}-{self.data}-{self.precision}-seed{self.seed}-{digest}"
 
     def check_generation(self, number: int) -> int:
         if not 1 <= int(number) <= self.generations:
