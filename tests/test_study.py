@@ -72,8 +72,8 @@ def test_generation_notebooks_ran_the_run(smoke_study):
 def test_a_failing_notebook_names_the_cell_and_keeps_its_output(smoke_study, tmp_path):
     plan, _ = smoke_study
     job = NotebookJob(NOTEBOOKS / "generation.md", tmp_path / "gen_99.ipynb",
-                      {"run_dir": str(plan.runs_dir / SMOKE.name), "generation": 99, "preset": "smoke",
-                       "data_dir": str(plan.data_dir)})
+                      {"run_dir": str(plan.runs_dir / SMOKE.name), "generation": 99, "generations": 2,
+                       "preset": "smoke", "data_dir": str(plan.data_dir)})
     with pytest.raises(NotebookFailed, match=r"generation\.md failed in cell .* generation must be between 1 and"):
         execute(job)
     assert job.output.is_file()
@@ -84,7 +84,11 @@ def test_notebooks_pass_nbval(smoke_study, notebook, tmp_path):
     plan, _ = smoke_study
     executed = json.loads((plan.book_dir / "generated" / f"{notebook}.ipynb").read_text())
     parameters = executed["metadata"]["papermill"]["parameters"]
-    source = parameterize_notebook(jupytext.read(NOTEBOOKS / f"{notebook}.md"), parameters)
+    source = jupytext.read(NOTEBOOKS / f"{notebook}.md")
+    for cell in source.cells:  # papermill expects the metadata that a saved .ipynb carries
+        cell.metadata.setdefault("tags", [])
+    source.metadata.setdefault("papermill", {})
+    source = parameterize_notebook(source, parameters)
     path = tmp_path / f"{notebook}.ipynb"
     nbformat.write(source, path)
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(path)],

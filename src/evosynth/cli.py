@@ -90,7 +90,31 @@ def _vendor_js(arguments: argparse.Namespace) -> None:
     fetch_vendor_js(vendor_dir(arguments.book_dir))
 
 
+def _export(arguments: argparse.Namespace) -> None:
+    from evosynth.export import FP32_TOLERANCE, export_run
+
+    for result in export_run(arguments.run_dir):
+        state = "up to date" if result.reused else "exported"
+        engine = f", TensorRT engine {result.engine.name}" if result.engine else ""
+        print(f"gen {result.generation:02d} {state}: max |ONNX - PyTorch| FP32 {result.max_abs_error_fp32:.1e} "
+              f"(<= {FP32_TOLERANCE:g}), FP16 {result.max_abs_error_fp16:.1e} (<= {result.fp16_tolerance:.1e}){engine}")
+
+
+def _bench(arguments: argparse.Namespace) -> None:
+    from evosynth.benchmark import BENCH_FILE, benchmark_run, format_bench_table
+
+    bench = benchmark_run(arguments.run_dir, backends=arguments.backends, rounds=arguments.rounds,
+                          threads=arguments.threads)
+    print(format_bench_table(bench))
+    for name, reason in bench["skipped"].items():
+        print(f"skipped {name}: {reason}")
+    machine = bench["machine"]
+    print(f"\n{machine['cpu']}, {bench['settings']['threads']} threads, {bench['seconds']:.0f} s; "
+          f"written to {arguments.run_dir / BENCH_FILE}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from evosynth.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS
     from evosynth.study.batch import BOOK_DIR
     from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS
 
@@ -98,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     evolve = commands.add_parser("evolve", help="evolve generations (resumes a run folder that has some)",
-                                 description="Evolve a detector: synthesize, train at FP32, restrict precision, repeat.")
+                                 description="Evolve a detector: synthesize, train at FP32, restrict, repeat.")
     _add_run_options(evolve)
     evolve.add_argument("--out", type=Path, default=None, help="run folder (runs/<run name>)")
     evolve.set_defaults(handler=_evolve)
@@ -116,6 +140,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     vendor = commands.add_parser("vendor-js", help="set-up: put the book's JavaScript on disk (npm registry)")
     vendor.add_argument("--book-dir", type=Path, default=BOOK_DIR, help="the book's source folder (book)")
     vendor.set_defaults(handler=_vendor_js)
+
+    export = commands.add_parser("export", help="export every generation of a run to ONNX (and TensorRT on a GPU)",
+                                 description="Write model.onnx (FP32) and model_fp16.onnx into every gen_NN/ folder, "
+                                             "checked against PyTorch; a TensorRT FP16 engine where possible.")
+    export.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
+    export.set_defaults(handler=_export)
+
+    bench = commands.add_parser("bench", help="measure inference speed of every generation, write bench.json",
+                                description="Latency and throughput per generation, backend and batch size, "
+                                            "generations interleaved; speed-up vs generation 1 and vs MAC reduction.")
+    bench.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
+    bench.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(DEFAULT_BACKENDS), metavar="NAME",
+                       help=f"runtimes to time, of {', '.join(BACKENDS)} ({' '.join(DEFAULT_BACKENDS)}; "
+                            "torch-compile-* are opt-in: compiling 13 generations takes minutes)")
+    bench.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                       help=f"timing rounds, generations interleaved ({DEFAULT_ROUNDS})")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="threads for torch and onnxruntime alike (torch's default)")
+    bench.set_defaults(handler=_bench)
 
     arguments = parser.parse_args(argv)
     try:

@@ -93,7 +93,8 @@ class RunFolder:
         if path.exists():
             stored = read_json(path)
             stored_identity = stored.get("identity", {})
-            differences = sorted(k for k in set(identity) | set(stored_identity) if identity.get(k) != stored_identity.get(k))
+            keys = set(identity) | set(stored_identity)
+            differences = sorted(k for k in keys if identity.get(k) != stored_identity.get(k))
             if differences:
                 raise ConfigMismatchError(
                     f"{self.root} holds a run with a different configuration (differs in: {', '.join(differences)}); "

@@ -95,6 +95,7 @@ def generation_jobs(config: RunConfig, run_dir: Path, data_dir: Path, generated:
         "run_dir": str(run_dir.resolve()), "alpha_synapse": config.alpha_synapse,
         "alpha_cluster": config.alpha_cluster, "environment": config.environment, "seed": config.seed,
         "precision": config.precision, "preset": config.preset, "data_dir": str(data_dir.resolve()),
+        "generations": config.generations,
     }
     return [
         NotebookJob(NOTEBOOKS / "generation.md", generated / f"gen_{number:02d}.ipynb",
@@ -130,7 +131,8 @@ def build_book(book_dir: Path, config_file: Path = REPO_ROOT / "_config.yml") ->
         capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     if build.returncode != 0:
-        raise EvosynthError(f"the book did not build (warnings are errors):\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}")
+        log = f"{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
+        raise EvosynthError(f"the book did not build (warnings are errors):\n{log}")
     html = book_dir / "_build" / "html"
     remote = find_network_references(html)
     if remote:

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evosynth.compaction import compact
-from evosynth.precision import restrict, rounded
+from evosynth.precision import restrict, rounded, rounding_error
 from evosynth.study.artifacts import Generation, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.synthesis import generation_generator, synthesize
@@ -76,7 +76,8 @@ def run_generation(
         generation_generator(config.seed + TRAINING_STREAM, number), description=f"gen {number:02d}",
     )
     fp32_quality = evaluate(model, data.test)
-    restricted = restrict(model.state_dict(), config.precision)
+    fp32_state = model.state_dict()
+    restricted = restrict(fp32_state, config.precision)
     assert isinstance(restricted, dict)
     model.load_state_dict(rounded(restricted, config.precision))
     quality = evaluate(model, data.test)
@@ -93,6 +94,8 @@ def run_generation(
         "recall": quality.recall,
         "ap50": quality.ap50,
         "fp32": {"precision_score": fp32_quality.precision, "recall": fp32_quality.recall, "ap50": fp32_quality.ap50},
+        "rounding_error": {name: error for name, error in rounding_error(fp32_state, config.precision).items()
+                           if fp32_state[name].is_floating_point()},
         "val_ap50": curve.val_ap50[curve.best_epoch - 1] if curve.best_epoch else None,
         "epochs": len(curve.epochs),
         "train_seconds": curve.seconds,

@@ -1,0 +1,361 @@
+"""Real inference speed of every generation, per runtime ("backend") and batch size, written to ``bench.json``.
+
+Only ratios measured in one process are meaningful on a shared machine, so the method is built for ratios:
+every (generation, backend, batch size) cell is warmed up and given a fixed number of iterations per sample
+(enough for ``sample_ms``), then the cells are timed in ``rounds``, generations interleaved within each round
+(in alternating order) so that drift and load spikes hit all generations alike. Each cell reports the median
+per-forward latency over rounds, its quartiles and extremes, and ``speedup_vs_gen1`` = median of generation 1
+/ median of this generation, computed per backend and batch size. Dividing by the MAC reduction says how much
+of the arithmetic saved turns into time saved.
+
+Backends live in ``BACKENDS`` (name -> ``Backend``); adding one is one entry. The ``torch-compile-*`` backends
+are opt-in: inductor compiles every (generation, batch size) separately, 6-10 s each on 2 cores, which for 13
+generations is several minutes before anything is timed; ``first_call_ms`` records that compile time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from evosynth.export import (
+    ENGINE_MAX_BATCH,
+    INPUT_NAME,
+    ONNX_FP32,
+    OUTPUT_NAME,
+    TRT_ENGINE,
+    export_run,
+    run_image_size,
+    tensorrt_unavailable,
+)
+from evosynth.study.artifacts import Generation, RunFolder, write_json
+
+BENCH_FILE = "bench.json"
+DEFAULT_ROUNDS = 15
+BUSY_LOAD_PER_CORE = 0.6  # 1-minute load average per core above which other work shares the machine
+SCHEMA_VERSION = 1
+
+Step = Callable[[], object]  # one forward pass on an input bound in advance
+Prepare = Callable[[int], Step]  # batch size -> its step
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a backend needs to load one generation."""
+
+    generation: Generation
+    directory: Path  # the generation's folder, holding its exports
+    image_shape: tuple[int, int, int]  # channels, height, width
+    threads: int
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A runtime: how to load a generation into it, when it cannot run here, and what arithmetic it does."""
+
+    load: Callable[[Target], Prepare]
+    arithmetic: str  # for figure captions: which precision the numbers are computed in
+    default: bool = True
+    needs_exports: bool = False
+    unavailable: Callable[[], str | None] = lambda: None
+
+
+def _torch_prepare(model: Callable[[torch.Tensor], torch.Tensor], target: Target, bf16: bool = False) -> Prepare:
+    def prepare(batch: int) -> Step:
+        images = torch.rand(batch, *target.image_shape)
+
+        def step() -> object:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return model(images)
+
+        return step
+
+    return prepare
+
+
+def _eval_copy(target: Target) -> torch.nn.Module:
+    return copy.deepcopy(target.generation.model).eval()
+
+
+def _torch_eager(target: Target) -> Prepare:
+    return _torch_prepare(_eval_copy(target), target)
+
+
+def _torch_compile(target: Target, bf16: bool) -> Prepare:
+    # dynamic=False: one specialised graph per batch size, as a deployment would compile it.
+    return _torch_prepare(torch.compile(_eval_copy(target), dynamic=False), target, bf16)
+
+
+def _onnxruntime(target: Target) -> Prepare:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = target.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    session = onnxruntime.InferenceSession(
+        str(target.directory / ONNX_FP32), options, providers=["CPUExecutionProvider"]
+    )
+
+    def prepare(batch: int) -> Step:
+        feed = {INPUT_NAME: np.random.default_rng(batch).random((batch, *target.image_shape), dtype=np.float32)}
+        return lambda: session.run([OUTPUT_NAME], feed)
+
+    return prepare
+
+
+def _tensorrt(target: Target) -> Prepare:
+    import tensorrt as trt
+
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = runtime.deserialize_cuda_engine((target.directory / TRT_ENGINE).read_bytes())
+    context = engine.create_execution_context()
+    stream = torch.cuda.Stream()
+
+    def prepare(batch: int) -> Step:
+        if batch > ENGINE_MAX_BATCH:
+            raise ValueError(f"the TensorRT engine was built for batches up to {ENGINE_MAX_BATCH}, not {batch}")
+        images = torch.rand(batch, *target.image_shape, device="cuda", dtype=torch.float16)
+        context.set_input_shape(INPUT_NAME, tuple(images.shape))
+        maps = torch.empty(tuple(context.get_tensor_shape(OUTPUT_NAME)), device="cuda", dtype=torch.float16)
+
+        def step() -> object:
+            # One context serves every batch size, so shapes and addresses are set on every call (cheap).
+            context.set_input_shape(INPUT_NAME, tuple(images.shape))
+            context.set_tensor_address(INPUT_NAME, images.data_ptr())
+            context.set_tensor_address(OUTPUT_NAME, maps.data_ptr())
+            context.execute_async_v3(stream.cuda_stream)
+            stream.synchronize()
+            return maps
+
+        return step
+
+    return prepare
+
+
+def _onnxruntime_unavailable() -> str | None:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as error:
+        return f"onnxruntime is not importable ({error}); install the 'export' extra"
+    return None
+
+
+FP32_ON_FP16 = "FP32 arithmetic on the FP16-rounded weights"
+BACKENDS: dict[str, Backend] = {
+    "torch-eager-fp32": Backend(_torch_eager, FP32_ON_FP16),
+    "torch-compile-fp32": Backend(lambda t: _torch_compile(t, bf16=False), FP32_ON_FP16, default=False),
+    "torch-compile-bf16": Backend(lambda t: _torch_compile(t, bf16=True),
+                                  "BF16 autocast arithmetic (weights and activations cast to bfloat16)", default=False),
+    "onnxruntime-cpu": Backend(_onnxruntime, FP32_ON_FP16 + " (model.onnx, BatchNorm folded)", needs_exports=True,
+                               unavailable=_onnxruntime_unavailable),
+    "tensorrt-fp16": Backend(_tensorrt, "FP16 arithmetic on the GPU (TensorRT engine of model_fp16.onnx)",
+                             needs_exports=True, unavailable=tensorrt_unavailable),
+}
+DEFAULT_BACKENDS = tuple(name for name, backend in BACKENDS.items() if backend.default)
+
+
+def _cpu_model() -> tuple[str, list[str]]:
+    """CPU model name and its flags from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    return fields.get("model name") or platform.processor() or platform.machine(), fields.get("flags", "").split()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def describe_machine() -> dict[str, Any]:
+    """What the numbers were measured on: they mean nothing without it."""
+    name, flags = _cpu_model()
+    return {
+        "cpu": name,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "avx512_flags": sorted(flag for flag in flags if flag.startswith(("avx512", "amx"))),
+        "native_fp16_arithmetic": "avx512_fp16" in flags,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {package: _version(package) for package in ("torch", "onnxruntime", "onnx", "numpy", "tensorrt")},
+    }
+
+
+@contextlib.contextmanager
+def _torch_settings(threads: int) -> Iterator[None]:
+    """Pin torch's thread count, and compile as for CPU inference, one graph per (generation, batch size).
+
+    All generations share GridDetector.forward, so without a larger recompile limit dynamo would silently fall
+    back to eager after 8 graphs; failing loudly is better than timing the wrong thing. Inductor's ``freezing``
+    (weights as constants, convolutions prepacked) is its recommended CPU inference mode: 10-40 % faster here.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with (torch._dynamo.config.patch(recompile_limit=4096, fail_on_recompile_limit_hit=True),
+              torch._inductor.config.patch(freezing=True)):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _time_ms(step: Step, iterations: int) -> float:
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    return (time.perf_counter() - start) * 1e3 / iterations
+
+
+@dataclass
+class _Cell:
+    generation: int
+    backend: str
+    batch: int
+    step: Step
+    first_call_ms: float = 0.0
+    iterations: int = 1
+    samples: list[float] = field(default_factory=list)
+
+
+def _warm_up(cell: _Cell, warmup_ms: float, sample_ms: float) -> None:
+    """First call (compiles, allocates), then run for warmup_ms and choose iterations so a sample lasts sample_ms."""
+    cell.first_call_ms = _time_ms(cell.step, 1)
+    calls, spent = 0, 0.0
+    while calls < 3 or spent < warmup_ms:
+        spent += _time_ms(cell.step, 1)
+        calls += 1
+    cell.iterations = max(1, round(sample_ms / (spent / calls)))
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    q1, median, q3 = np.percentile(samples, [25, 50, 75])
+    return {"median_ms": float(median), "q1_ms": float(q1), "q3_ms": float(q3),
+            "min_ms": float(min(samples)), "max_ms": float(max(samples))}
+
+
+def benchmark_run(
+    run_dir: Path,
+    backends: Sequence[str] = DEFAULT_BACKENDS,
+    batch_sizes: Sequence[int] = (1, 32),
+    rounds: int = DEFAULT_ROUNDS,
+    threads: int | None = None,
+    sample_ms: float = 20.0,
+    warmup_ms: float = 100.0,
+) -> dict[str, Any]:
+    """Time every finished generation of a run on each backend and batch size; writes and returns bench.json.
+
+    ``threads`` (default: torch's current count) is applied to torch and to onnxruntime's intra-op pool alike.
+    Backends that cannot run here (no GPU for TensorRT) are listed under ``skipped`` with the reason. The time
+    taken is about warm-up + rounds x cells x max(sample_ms, one forward pass); the defaults keep the default
+    13-generation run with the default backends near a minute on 2 cores.
+    """
+    unknown = [name for name in backends if name not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    if rounds < 1 or not batch_sizes or min(batch_sizes) < 1:
+        raise ValueError(f"need rounds >= 1 and positive batch sizes, got rounds={rounds}, batch_sizes={batch_sizes}")
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    threads = threads or torch.get_num_threads()
+    if load_before[0] > BUSY_LOAD_PER_CORE * (os.cpu_count() or 1):
+        # Other processes on the cores stall torch's OpenMP barriers: seen here as 0.3 ms passes taking 240 ms.
+        tqdm.write(f"machine busy (load average {load_before[0]:.1f}): timings will be noisy, torch's the most; "
+                   "compare ratios only", file=sys.stderr)
+    folder = RunFolder(Path(run_dir))
+    image_size = run_image_size(folder.root)
+    skipped = {name: reason for name in backends if (reason := BACKENDS[name].unavailable())}
+    chosen = [name for name in backends if name not in skipped]
+    if any(BACKENDS[name].needs_exports for name in chosen):
+        export_run(folder.root)
+    generations = [folder.load(number) for number in folder.finished()]
+    if not generations:
+        raise ValueError(f"{folder.root} has no finished generation to benchmark")
+
+    with _torch_settings(threads):
+        cells: list[_Cell] = []
+        for name in chosen:
+            for generation in generations:
+                target = Target(generation, folder.generation_dir(generation.number),
+                                (generation.model.architecture.in_channels, *image_size), threads)
+                prepare = BACKENDS[name].load(target)
+                cells.extend(_Cell(generation.number, name, batch, prepare(batch)) for batch in batch_sizes)
+        for cell in tqdm(cells, desc="warm-up", unit="cell"):
+            _warm_up(cell, warmup_ms, sample_ms)
+        for round_number in tqdm(range(rounds), desc="bench rounds", unit="round"):
+            # Cells are ordered backend, generation, batch; time each (backend, batch) across generations together.
+            for name in chosen:
+                for batch in batch_sizes:
+                    row = [c for c in cells if c.backend == name and c.batch == batch]
+                    for cell in row if round_number % 2 == 0 else reversed(row):
+                        cell.samples.append(_time_ms(cell.step, cell.iterations))
+
+    macs = {g.number: int(g.metrics["macs"]) for g in generations}
+    baseline = generations[0].number
+    summaries = {id(cell): _summary(cell.samples) for cell in cells}
+    medians = {(c.backend, c.batch, c.generation): summaries[id(c)]["median_ms"] for c in cells}
+    results = []
+    for cell in cells:
+        summary = summaries[id(cell)]
+        speedup = medians[cell.backend, cell.batch, baseline] / summary["median_ms"]
+        mac_reduction = macs[baseline] / macs[cell.generation]
+        results.append({
+            "generation": cell.generation, "backend": cell.backend, "batch_size": cell.batch,
+            "iterations": cell.iterations, "first_call_ms": cell.first_call_ms, "samples_ms": cell.samples, **summary,
+            "throughput_fps": cell.batch * 1e3 / summary["median_ms"], "speedup_vs_gen1": speedup,
+            "mac_reduction": mac_reduction, "speedup_per_mac_reduction": speedup / mac_reduction,
+        })
+
+    bench = {
+        "schema": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {**describe_machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
+        "settings": {"threads": threads, "torch_threads": threads, "onnxruntime_intra_op_threads": threads,
+                     "batch_sizes": list(batch_sizes), "rounds": rounds, "sample_ms": sample_ms,
+                     "warmup_ms": warmup_ms, "image_size": list(image_size), "baseline_generation": baseline},
+        "backends": {name: {"arithmetic": BACKENDS[name].arithmetic} for name in chosen},
+        "skipped": skipped,
+        "generations": [{"generation": g.number, "widths": list(g.model.architecture.widths), "macs": macs[g.number],
+                         "parameters": g.metrics.get("parameters")} for g in generations],
+        "results": results,
+        "seconds": time.perf_counter() - started,
+    }
+    write_json(folder.root / BENCH_FILE, bench)
+    return bench
+
+
+def bench_table(bench: dict[str, Any]) -> pd.DataFrame:
+    """One row per (generation, backend, batch size): what the CLI prints and the results notebook plots."""
+    columns = ["generation", "backend", "batch_size", "median_ms", "q1_ms", "q3_ms", "throughput_fps",
+               "speedup_vs_gen1", "mac_reduction", "speedup_per_mac_reduction"]
+    return pd.DataFrame(bench["results"], columns=columns).sort_values(["backend", "batch_size", "generation"])
+
+
+def format_bench_table(bench: dict[str, Any]) -> str:
+    shown = bench_table(bench).drop(columns=["q1_ms", "q3_ms"]).rename(columns={
+        "generation": "gen", "batch_size": "batch", "median_ms": "median ms", "throughput_fps": "img/s",
+        "speedup_vs_gen1": "speed-up", "mac_reduction": "MAC ÷", "speedup_per_mac_reduction": "speed-up / MAC ÷"})
+    formats = {"median ms": "{:.2f}".format, "img/s": "{:.0f}".format, "speed-up": "{:.2f}x".format,
+               "MAC ÷": "{:.2f}x".format, "speed-up / MAC ÷": "{:.2f}".format}
+    return shown.to_string(index=False, formatters=formats)  # type: ignore[arg-type]

@@ -1,0 +1,435 @@
+"""Altair charts of the study: each takes a DataFrame from ``evosynth.study.views`` (or ``report``/``sweep``)
+and returns a titled chart whose axes name their units, readable without the code that made it.
+
+Charts with sliders bind Vega-Lite parameters to range inputs and filter data precomputed in Python, so they
+work in the static book (no kernel). Call ``evosynth.study.offline.enable_offline_altair()`` before showing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+# one colour per meaning, the same on every page
+PARENT_COLOR = "#9e9e9e"
+CHILD_COLOR = "#1f77b4"
+KEPT_COLOR = "#1f77b4"
+REMOVED_COLOR = "#d62728"
+TRUTH_COLOR = "#2ca02c"
+DETECTION_COLOR = "#ff7f0e"
+QUALITY_COLORS = {"precision": "#1f77b4", "recall": "#ff7f0e", "AP50": "#2ca02c"}
+ENVIRONMENT_COLORS = {"budget": "#1f77b4", "multiplicative": "#ff7f0e"}
+SERIES_COLORS = {"P(.|W) (DNA)": "#616161", "P(S_g), budget": ENVIRONMENT_COLORS["budget"],
+                 "P(S_g), multiplicative": ENVIRONMENT_COLORS["multiplicative"]}
+
+
+def _layer_order(frame: pd.DataFrame) -> list[str]:
+    """Layer labels in data-flow order (by ``layer_index``)."""
+    return list(frame.sort_values("layer_index")["layer"].drop_duplicates())
+
+
+def law_chart(frame: pd.DataFrame) -> alt.Chart:
+    """The synapse law P(s=1|w) = exp(|w|/Z - 1) (``views.law_frame``)."""
+    return (
+        alt.Chart(frame, title=alt.Title("The synaptic DNA: P(s=1|w) = exp(|w|/Z − 1)",
+                                         subtitle="Z: the layer's largest surviving |w|"))
+        .mark_line(strokeWidth=3)
+        .encode(
+            x=alt.X("relative_strength:Q", title="relative strength |w| / Z (unitless)"),
+            y=alt.Y("probability:Q", title="probability the synapse is inherited", scale=alt.Scale(domain=[0, 1])),
+            tooltip=[alt.Tooltip("relative_strength:Q", format=".2f"), alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(width=320, height=220)
+    )
+
+
+def histogram_chart(
+    frame: pd.DataFrame,
+    title: str,
+    x_title: str,
+    y_title: str = "count",
+    columns: int = 3,
+    independent_x: bool = False,
+    subtitle: str | None = None,
+) -> alt.FacetChart:
+    """Binned counts per layer (columns layer, layer_index, start, end, count; optional ``series`` coloured)."""
+    tooltip = [
+        "layer:N",
+        alt.Tooltip("start:Q", format=".3g", title="from"),
+        alt.Tooltip("end:Q", format=".3g", title="to"),
+        "count:Q",
+    ]
+    if "series" in frame.columns:
+        # several distributions per layer: outlines (steps), on a square-root scale so a spike does not hide the rest
+        base = alt.Chart(frame).mark_line(interpolate="step-after", strokeWidth=2).encode(
+            x=alt.X("start:Q", title=x_title),
+            y=alt.Y("count:Q", title=f"{y_title} (square-root scale)", scale=alt.Scale(type="sqrt")),
+            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top", labelLimit=400),
+                            scale=_series_scale(list(frame["series"].drop_duplicates()))),
+            tooltip=["series:N", *tooltip],
+        )
+    else:
+        base = alt.Chart(frame).mark_bar(binSpacing=0).encode(
+            x=alt.X("start:Q", title=x_title, bin="binned"),
+            x2="end:Q",
+            y=alt.Y("count:Q", title=y_title),
+            tooltip=tooltip,
+        )
+    chart = (
+        base.properties(width=160, height=110)
+        .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
+        .properties(title=alt.Title(title, subtitle=subtitle) if subtitle else title)
+    )
+    return chart.resolve_scale(x="independent", y="independent") if independent_x else chart.resolve_scale(
+        y="independent"
+    )
+
+
+def _series_scale(series: list[str]) -> alt.Scale:
+    """Fixed colours for the known probability series (DNA grey, environments as everywhere), else defaults."""
+    if all(name in SERIES_COLORS for name in series):
+        return alt.Scale(domain=series, range=[SERIES_COLORS[name] for name in series])
+    return alt.Scale()
+
+
+def _fraction_panels(base: alt.Chart, order: list[str]) -> tuple[alt.Chart, alt.Chart]:
+    """Bars of the expected fraction of clusters and of synapses kept, per layer and environment model."""
+
+    def panel(field: str, title: str) -> alt.Chart:
+        return (
+            base.mark_bar()
+            .encode(
+                x=alt.X("layer:N", sort=order, title="layer (data flow →)", axis=alt.Axis(labelAngle=0)),
+                xOffset=alt.XOffset("environment:N"),
+                y=alt.Y(f"{field}:Q", title="expected fraction kept (0–1)", scale=alt.Scale(domain=[0, 1])),
+                color=alt.Color("environment:N", title="environment model",
+                                scale=alt.Scale(domain=list(ENVIRONMENT_COLORS),
+                                                range=list(ENVIRONMENT_COLORS.values()))),
+                tooltip=[
+                    "environment:N", "layer:N", "alpha_synapse:Q", "alpha_cluster:Q",
+                    alt.Tooltip(f"{field}:Q", format=".3f", title="expected fraction kept"),
+                ],
+            )
+            .properties(width=250, height=220, title=title)
+        )
+
+    return panel("cluster_fraction", "Clusters (filters)"), panel("synapse_fraction", "Synapses (weights)")
+
+
+def expected_fraction_chart(grid: pd.DataFrame) -> alt.HConcatChart:
+    """Expected fraction kept per layer for one pair of alphas (a one-point ``views.expected_survivors_grid``)."""
+    alpha_s, alpha_c = float(grid["alpha_synapse"].iloc[0]), float(grid["alpha_cluster"].iloc[0])
+    clusters, synapses = _fraction_panels(alt.Chart(grid), _layer_order(grid))
+    return alt.hconcat(clusters, synapses).properties(title=alt.Title(
+        "Expected share of the parent kept by one generation of synthesis",
+        subtitle=f"α synapse = {alpha_s:g}, α cluster = {alpha_c:g}"))
+
+
+def alpha_slider_chart(grid: pd.DataFrame, alpha_synapse: float, alpha_cluster: float) -> alt.HConcatChart:
+    """Expected fraction of clusters and synapses kept per layer, both environment models, under two sliders.
+
+    ``grid`` comes from ``views.expected_survivors_grid``; the sliders start at the given alphas and pick the
+    nearest precomputed grid point in the browser, so the chart needs no kernel.
+    """
+    alphas_s = sorted(grid["alpha_synapse"].unique())
+    alphas_c = sorted(grid["alpha_cluster"].unique())
+
+    def slider(name: str, label: str, values: list[float], start: float) -> alt.Parameter:
+        step = round(values[1] - values[0], 6) if len(values) > 1 else 0.01
+        high = values[-1] if len(values) > 1 else values[0] + step
+        nearest = min(values, key=lambda v: abs(v - start))
+        return alt.param(name=name, value=nearest, bind=alt.binding_range(min=values[0], max=high, step=step,
+                                                                         name=label))
+
+    synapse_param = slider("alpha_synapse", "α synapse ", alphas_s, alpha_synapse)
+    cluster_param = slider("alpha_cluster", "α cluster ", alphas_c, alpha_cluster)
+    tolerance = 0.5 * min(_half_step(alphas_s), _half_step(alphas_c))  # a quarter of a grid step
+    base = (
+        # every grid point travels with the page: only the columns drawn, rounded
+        alt.Chart(grid[["environment", "alpha_synapse", "alpha_cluster", "layer", "cluster_fraction",
+                        "synapse_fraction"]].round(3))
+        .transform_filter(f"abs(datum.alpha_synapse - alpha_synapse) < {tolerance}")
+        .transform_filter(f"abs(datum.alpha_cluster - alpha_cluster) < {tolerance}")
+    )
+    clusters, synapses = _fraction_panels(base, _layer_order(grid))
+    return (
+        alt.hconcat(clusters, synapses)
+        .add_params(synapse_param, cluster_param)
+        .properties(title=alt.Title("Expected share of the ancestor kept by one generation of synthesis",
+                                    subtitle="move the sliders: α synapse and α cluster of F(α)"))
+    )
+
+
+def _half_step(values: Sequence[float]) -> float:
+    gaps = [b - a for a, b in zip(values[:-1], values[1:], strict=True)]
+    return min(gaps) / 2 if gaps else 0.5
+
+
+def lineage_chart(sizes: pd.DataFrame) -> alt.HConcatChart:
+    """Clusters and synapses per layer of a generation next to its parent's (``views.lineage_sizes``)."""
+    networks = list(sizes["network"].drop_duplicates())
+    colors = [PARENT_COLOR, CHILD_COLOR] if len(networks) == 2 else [CHILD_COLOR]
+    order = _layer_order(sizes)
+
+    def panel(field: str, title: str, y_title: str) -> alt.Chart:
+        return (
+            alt.Chart(sizes)
+            .mark_bar()
+            .encode(
+                x=alt.X("layer:N", sort=order, title="layer (data flow →)", axis=alt.Axis(labelAngle=0)),
+                xOffset=alt.XOffset("network:N", sort=networks),
+                y=alt.Y(f"{field}:Q", title=y_title),
+                color=alt.Color("network:N", sort=networks, title=None,
+                                scale=alt.Scale(domain=networks, range=colors), legend=alt.Legend(orient="top")),
+                tooltip=["network:N", "layer:N", alt.Tooltip(f"{field}:Q", format=",")],
+            )
+            .properties(width=250, height=220, title=title)
+        )
+
+    title = "What the offspring inherited, per layer" if len(networks) == 2 else "The ancestor's layers"
+    return alt.hconcat(
+        panel("clusters", "Clusters per layer", "clusters (output filters)"),
+        panel("synapses", "Synapses per layer", "synapses (unmasked weights)"),
+    ).properties(title=title)
+
+
+def cluster_fate_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Every cluster of the parent, strongest first per layer, coloured by whether the offspring kept it."""
+    fate = frame.assign(fate=frame["kept"].map({True: "inherited", False: "removed"}))
+    return (
+        alt.Chart(fate, title=alt.Title(
+            "Which of the parent's clusters survived",
+            subtitle="each square is one output filter of the parent; left = highest P(c|W) in its layer"))
+        .mark_rect(stroke="white", strokeWidth=0.5)
+        .encode(
+            x=alt.X("rank:O", title="cluster rank in its layer by inheritance probability (1 = most probable)",
+                    axis=alt.Axis(labelAngle=0, values=[1, *range(10, int(fate["rank"].max()) + 1, 10)])),
+            y=alt.Y("layer:N", sort=_layer_order(fate), title="layer"),
+            color=alt.Color("fate:N", title=None, scale=alt.Scale(domain=["inherited", "removed"],
+                                                                  range=[KEPT_COLOR, REMOVED_COLOR]),
+                            legend=alt.Legend(orient="top")),
+            tooltip=[
+                "layer:N", "cluster:Q", "rank:Q", "fate:N",
+                alt.Tooltip("probability:Q", format=".3f", title="P(c|W)"),
+                alt.Tooltip("environment_probability:Q", format=".3f", title="P(S_g) after F(α)"),
+                alt.Tooltip("strength:Q", format=".3g", title="summed |w|"),
+                alt.Tooltip("synapses:Q", title="synapses in parent"),
+                alt.Tooltip("synapses_kept:Q", title="synapses inherited"),
+            ],
+        )
+        .properties(width=alt.Step(max(3, min(10, 520 // int(fate["rank"].max())))), height=alt.Step(22))
+    )
+
+
+def training_curve_chart(curve: pd.DataFrame, best_epoch: int | None = None) -> alt.HConcatChart:
+    """Training loss and validation AP50 per epoch (``views.curve_frame``); a rule marks the kept epoch."""
+    epoch_axis = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
+
+    def panel(field: str, title: str, y_title: str, domain: list[float] | None = None) -> alt.LayerChart:
+        scale = alt.Scale(domain=domain) if domain else alt.Scale(zero=False)
+        line = alt.Chart(curve).mark_line(point=True).encode(
+            x=epoch_axis, y=alt.Y(f"{field}:Q", title=y_title, scale=scale),
+            tooltip=["epoch:Q", alt.Tooltip(f"{field}:Q", format=".4f")],
+        )
+        layers = [line]
+        if best_epoch:
+            marker = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
+            layers.append(alt.Chart(marker).mark_rule(strokeDash=[4, 3], strokeWidth=2, color=DETECTION_COLOR)
+                          .encode(x=epoch_axis, tooltip=["label:N"]))
+        return alt.layer(*layers).properties(width=250, height=200, title=title)
+
+    return alt.hconcat(
+        panel("loss", "Training loss", "loss (coverage BCE + box smooth-L1)"),
+        panel("val_ap50", "Validation AP50", "AP50 on the validation split (0–1)", [0, 1]),
+    ).properties(title=alt.Title("Training at FP32", subtitle="orange dashed line: the epoch that was kept"
+                                 if best_epoch else None))
+
+
+def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str, columns: int = 3) -> alt.FacetChart:
+    """Histogram of log10 |w| per layer with the format's smallest normal number marked."""
+    import math
+
+    rule = math.log10(smallest_normal)
+    bars = alt.Chart().mark_bar(binSpacing=0).encode(
+        x=alt.X("start:Q", bin="binned", title="log10 |w|  (|w| in weight units)"),
+        x2="end:Q",
+        y=alt.Y("count:Q", title="synapses"),
+        tooltip=["layer:N", alt.Tooltip("start:Q", format=".2f"), alt.Tooltip("end:Q", format=".2f"), "count:Q"],
+    )
+    marker = alt.Chart().mark_rule(color=REMOVED_COLOR, strokeDash=[4, 3]).encode(x=alt.datum(rule))
+    return (
+        alt.layer(bars, marker, data=frame)
+        .properties(width=160, height=110)
+        .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
+        .resolve_scale(y="independent")
+        .properties(title=alt.Title(
+            f"Stored {precision.upper()} weights per layer, on a log scale",
+            subtitle=f"red dashed line: smallest normal {precision.upper()} number ({smallest_normal:.3g}); "
+                     "left of it the format keeps less relative precision"))
+    )
+
+
+def detections_chart(frame: pd.DataFrame, columns: int = 4, size: int = 130) -> alt.FacetChart:
+    """Test images with ground-truth boxes and detections (``views.detections_frame``)."""
+    width = float(frame.loc[frame["kind"] == "image", "x2"].max())
+    height = float(frame.loc[frame["kind"] == "image", "y2"].max())
+    x = alt.X("x1:Q", title="x (pixels)", scale=alt.Scale(domain=[0, width], nice=False))
+    y = alt.Y("y1:Q", title="y (pixels)", scale=alt.Scale(domain=[0, height], nice=False, reverse=True))
+    image = (
+        alt.Chart()
+        .transform_filter(alt.datum.kind == "image")
+        .mark_image(aspect=False)
+        .encode(x=x, x2="x2:Q", y=y, y2="y2:Q", url="url:N")
+    )
+    boxes = (
+        alt.Chart()
+        .transform_filter(alt.datum.kind != "image")
+        .mark_rect(filled=False, strokeWidth=2)
+        .encode(
+            x=x, x2="x2:Q", y=y, y2="y2:Q",
+            stroke=alt.Stroke("kind:N", title=None, scale=alt.Scale(domain=["ground truth", "detection"],
+                                                                    range=[TRUTH_COLOR, DETECTION_COLOR]),
+                              legend=alt.Legend(orient="top", symbolType="square")),
+            tooltip=["image:N", "kind:N", alt.Tooltip("score:Q", format=".2f"),
+                     alt.Tooltip("x1:Q", format=".0f"), alt.Tooltip("y1:Q", format=".0f"),
+                     alt.Tooltip("x2:Q", format=".0f"), alt.Tooltip("y2:Q", format=".0f")],
+        )
+    )
+    order = list(frame["image"].drop_duplicates())
+    return (
+        alt.layer(image, boxes, data=frame)
+        .properties(width=size, height=size)
+        .facet(facet=alt.Facet("image:N", sort=order, title=None), columns=columns)
+        .properties(title="Detections on test images")
+    )
+
+
+def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generation") -> alt.HConcatChart:
+    """The paper's Figure 2, with MACs in place of fps: synapses and multiply-accumulates per generation.
+
+    ``table`` is ``report.generations_table`` (or one run's rows of ``sweep.sweep_results``).
+    """
+    generation_axis = alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0))
+    synapses = (
+        alt.Chart(table)
+        .mark_bar(color=CHILD_COLOR)
+        .encode(
+            x=generation_axis,
+            y=alt.Y("synapses:Q", title="synapses (unmasked weights)"),
+            tooltip=["generation:O", alt.Tooltip("synapses:Q", format=","),
+                     alt.Tooltip("synapse_reduction:Q", format=".2f", title="generation 1 ÷ this")],
+        )
+        .properties(width=250, height=220, title="Synapses")
+    )
+    macs = (
+        alt.Chart(table)
+        .transform_calculate(mega_macs="datum.macs / 1e6")
+        .mark_line(point=True, color=DETECTION_COLOR)
+        .encode(
+            x=generation_axis,
+            y=alt.Y("mega_macs:Q", title="multiply-accumulates per image (millions)", scale=alt.Scale(zero=True)),
+            tooltip=["generation:O", alt.Tooltip("mega_macs:Q", format=".3f", title="MMACs"),
+                     alt.Tooltip("mac_reduction:Q", format=".2f", title="generation 1 ÷ this")],
+        )
+        .properties(width=250, height=220, title="Compute per inference")
+    )
+    return alt.hconcat(synapses, macs).properties(title=title)
+
+
+def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per generation") -> alt.Chart:
+    """The paper's Figure 3: test precision and recall per generation (AP50 dashed)."""
+    return (
+        alt.Chart(table, title=alt.Title(title, subtitle="test split; precision and recall at the fixed "
+                                                         "score threshold, AP50 over all scores"))
+        .transform_fold(["precision_score", "recall", "ap50"], as_=["key", "value"])
+        .transform_calculate(metric="{'precision_score': 'precision', 'recall': 'recall', 'ap50': 'AP50'}"
+                                    "[datum.key]")
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("value:Q", title="score on the test split (0–1)", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("metric:N", title=None, scale=alt.Scale(domain=list(QUALITY_COLORS),
+                                                                    range=list(QUALITY_COLORS.values())),
+                            legend=alt.Legend(orient="top")),
+            strokeDash=alt.condition(alt.datum.metric == "AP50", alt.value([4, 3]), alt.value([1, 0])),
+            tooltip=["generation:O", "metric:N", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=480, height=240)
+    )
+
+
+def sweep_chart(sweep: pd.DataFrame, start: float | None = None) -> alt.HConcatChart:
+    """The alpha explorer: a slider over alpha_cluster picks the nearest run of the sweep (``sweep_results``).
+
+    Left: synapses per generation of every run (grey) with the picked one highlighted; right: the picked run's
+    precision and recall per generation. Works without a kernel.
+    """
+    alphas = sorted(sweep["alpha_cluster"].unique())
+    low, high = alphas[0], alphas[-1] if len(alphas) > 1 else alphas[0] + 0.01
+    pick = alt.param(name="alpha_pick", value=start if start is not None else alphas[len(alphas) // 2],
+                     bind=alt.binding_range(min=low, max=high, step=0.01, name="α cluster (nearest run) "))
+    labelled = sweep.assign(run=[f"α cluster {c:g}, α synapse {s:g}, {e}"
+                                 for c, s, e in zip(sweep["alpha_cluster"], sweep["alpha_synapse"],
+                                                    sweep["environment"], strict=True)])
+    base = alt.Chart(labelled)
+    nearest = (
+        base.transform_calculate(distance="abs(datum.alpha_cluster - alpha_pick)")
+        .transform_joinaggregate(nearest="min(distance)")
+        .transform_filter("datum.distance <= datum.nearest + 1e-9")
+    )
+    generation_axis = alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0))
+    synapse_axis = alt.Y("synapses:Q", title="synapses (unmasked weights)")
+    every_run = base.mark_line(color=PARENT_COLOR, opacity=0.5).encode(
+        x=generation_axis, y=synapse_axis, detail="run:N", tooltip=["run:N", "generation:O", "synapses:Q"])
+    picked = nearest.mark_line(point=True, color=CHILD_COLOR, strokeWidth=3).encode(
+        x=generation_axis, y=synapse_axis, tooltip=["run:N", "generation:O", alt.Tooltip("synapses:Q", format=","),
+                                                   alt.Tooltip("synapse_reduction:Q", format=".2f")])
+    label = nearest.transform_filter("datum.generation == 1").mark_text(
+        align="left", baseline="top", dx=4, dy=4, fontSize=12, fontWeight="bold", color=CHILD_COLOR
+    ).encode(x=alt.value(0), y=alt.value(0), text="run:N")
+    left = alt.layer(every_run, picked, label).properties(
+        width=260, height=240, title="Synapses per generation (grey: all runs)")
+    right = (
+        nearest.transform_fold(["precision_score", "recall"], as_=["key", "value"])
+        .transform_calculate(metric="datum.key == 'precision_score' ? 'precision' : 'recall'")
+        .mark_line(point=True)
+        .encode(
+            x=generation_axis,
+            y=alt.Y("value:Q", title="score on the test split (0–1)", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("metric:N", title=None, scale=alt.Scale(domain=["precision", "recall"],
+                                                                    range=[QUALITY_COLORS["precision"],
+                                                                           QUALITY_COLORS["recall"]]),
+                            legend=alt.Legend(orient="top")),
+            tooltip=["run:N", "generation:O", "metric:N", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=260, height=240, title="Precision and recall of the picked run")
+    )
+    return alt.hconcat(left, right).add_params(pick).properties(
+        title=alt.Title("The alpha explorer", subtitle="move the slider: the run whose α cluster is nearest is shown"))
+
+
+def alpha_summary_chart(final: pd.DataFrame) -> alt.HConcatChart:
+    """Final synapse reduction, MAC reduction and AP50 against alpha_cluster (``views.final_generations``)."""
+    x = alt.X("alpha_cluster:Q", title="α cluster", scale=alt.Scale(zero=False))
+
+    def panel(field: str, title: str, y_title: str, color: str, domain: list[float] | None = None) -> alt.Chart:
+        return (
+            alt.Chart(final)
+            .mark_line(point=alt.OverlayMarkDef(size=60, color=color), color=color)
+            .encode(
+                x=x,
+                y=alt.Y(f"{field}:Q", title=y_title, scale=alt.Scale(domain=domain) if domain else alt.Scale()),
+                detail="alpha_synapse:N",
+                tooltip=["alpha_cluster:Q", "alpha_synapse:Q", "environment:N", "generation:Q",
+                         alt.Tooltip(f"{field}:Q", format=".3f")],
+            )
+            .properties(width=160, height=180, title=title)
+        )
+
+    return alt.hconcat(
+        panel("synapse_reduction", "Synapse reduction", "generation 1 ÷ last (times)", CHILD_COLOR),
+        panel("mac_reduction", "MAC reduction", "generation 1 ÷ last (times)", DETECTION_COLOR),
+        panel("ap50", "Final AP50", "AP50 on the test split (0–1)", TRUTH_COLOR, [0, 1]),
+    ).properties(title=alt.Title("Where each run of the sweep ends", subtitle="last generation of every run"))

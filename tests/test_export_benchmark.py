@@ -1,0 +1,140 @@
+"""ONNX exports reproduce the PyTorch model; bench.json holds every cell and its bookkeeping. No timing thresholds:
+speeds on a shared CI machine are not testable, only that they are measured and recorded consistently."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+from evosynth.benchmark import BACKENDS, BENCH_FILE, benchmark_run
+from evosynth.cli import main
+from evosynth.export import (
+    EXPORT_RECORD,
+    FP32_TOLERANCE,
+    ONNX_FP16,
+    ONNX_FP32,
+    TRT_ENGINE,
+    export_generation,
+    export_run,
+    tensorrt_unavailable,
+)
+from evosynth.study.artifacts import WEIGHTS, RunFolder
+from evosynth.study.config import RunConfig
+from evosynth.study.evolution import evolve
+
+IMAGE_SIZE = (48, 48)  # the smoke preset's canvas
+FAST = {"rounds": 2, "sample_ms": 1.0, "warmup_ms": 1.0, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data_dir):
+    """A 2-generation smoke run of this module's own: exporting and benchmarking write into it."""
+    out = tmp_path_factory.mktemp("bench") / "run"
+    evolve(RunConfig(preset="smoke", generations=2), out, data_dir)
+    return out
+
+
+@pytest.fixture
+def no_tensorrt(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` raise ImportError
+
+
+def _onnx_output(path, images):
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"images": images})[0]
+
+
+def test_onnx_graphs_match_pytorch_with_dynamic_batch(run_dir, tmp_path):
+    generation = RunFolder(run_dir).load(2)
+    result = export_generation(generation, tmp_path, IMAGE_SIZE)
+    assert result.weights_fp16_exact and not result.reused
+    assert result.max_abs_error_fp32 <= FP32_TOLERANCE and result.max_abs_error_fp16 <= result.fp16_tolerance
+    model = generation.model.eval()
+    for batch in (1, 3):
+        images = torch.rand(batch, 3, *IMAGE_SIZE, generator=torch.Generator().manual_seed(batch))
+        with torch.inference_mode():
+            reference = model(images).numpy()
+        fp32 = _onnx_output(tmp_path / ONNX_FP32, images.numpy())
+        fp16 = _onnx_output(tmp_path / ONNX_FP16, images.numpy().astype(np.float16))
+        assert fp32.dtype == np.float32 and fp16.dtype == np.float16
+        assert fp32.shape == fp16.shape == reference.shape
+        np.testing.assert_allclose(fp32, reference, rtol=0, atol=FP32_TOLERANCE)
+        np.testing.assert_allclose(fp16.astype(np.float32), reference, rtol=0, atol=result.fp16_tolerance)
+    graph = onnx.load(str(tmp_path / ONNX_FP16)).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    assert all(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer if init.dims)
+    assert onnx.load(str(tmp_path / ONNX_FP32)).graph.input[0].type.tensor_type.shape.dim[0].dim_param
+
+
+def test_export_run_reuses_fresh_exports_and_redoes_stale_ones(run_dir):
+    first = export_run(run_dir)
+    assert [r.generation for r in first] == [1, 2]
+    assert all(json.loads((r.directory / EXPORT_RECORD).read_text())["image_size"] == list(IMAGE_SIZE) for r in first)
+    assert all(r.reused for r in export_run(run_dir))
+    weights = run_dir / "gen_02" / WEIGHTS
+    later = (run_dir / "gen_02" / ONNX_FP32).stat().st_mtime + 10
+    os.utime(weights, (later, later))  # weights newer than the exports: a redone generation
+    again = export_run(run_dir)
+    assert [r.reused for r in again] == [True, False]
+    assert not list((run_dir / "gen_02").glob("*.tmp"))
+
+
+def test_without_tensorrt_export_says_why_and_uses_the_cpu_path(run_dir, tmp_path, no_tensorrt, capsys):
+    reason = tensorrt_unavailable()
+    assert reason and "tensorrt" in reason
+    result = export_generation(RunFolder(run_dir).load(1), tmp_path, IMAGE_SIZE)
+    assert result.engine is None and result.tensorrt == reason
+    assert not (tmp_path / TRT_ENGINE).exists()
+    message = capsys.readouterr().err.strip().splitlines()
+    assert len(message) == 1 and "skipped" in message[0] and "CPU path" in message[0]
+
+
+def test_bench_json_records_every_cell(run_dir, no_tensorrt):
+    backends = ("torch-eager-fp32", "onnxruntime-cpu", "tensorrt-fp16")
+    bench = benchmark_run(run_dir, backends=backends, batch_sizes=(1, 3), **FAST)
+    assert json.loads((run_dir / BENCH_FILE).read_text()) == json.loads(json.dumps(bench))
+    assert "tensorrt is not importable" in bench["skipped"]["tensorrt-fp16"]
+    cells = {(r["generation"], r["backend"], r["batch_size"]): r for r in bench["results"]}
+    assert set(cells) == {(g, b, n) for g in (1, 2) for b in backends[:2] for n in (1, 3)}
+    for (generation, _, batch), cell in cells.items():
+        assert len(cell["samples_ms"]) == 2 and cell["iterations"] >= 1
+        assert 0 < cell["min_ms"] <= cell["q1_ms"] <= cell["median_ms"] <= cell["q3_ms"] <= cell["max_ms"]
+        assert cell["throughput_fps"] == pytest.approx(batch * 1e3 / cell["median_ms"])
+        if generation == 1:
+            assert cell["speedup_vs_gen1"] == 1.0 and cell["mac_reduction"] == 1.0
+        assert cell["speedup_per_mac_reduction"] == pytest.approx(cell["speedup_vs_gen1"] / cell["mac_reduction"])
+    assert cells[2, "onnxruntime-cpu", 1]["mac_reduction"] > 1
+    settings = bench["settings"]
+    assert settings["threads"] == settings["torch_threads"] == settings["onnxruntime_intra_op_threads"] == 1
+    machine = bench["machine"]
+    assert machine["cpu"] and machine["logical_cores"] >= 1 and isinstance(machine["avx512_flags"], list)
+    assert machine["versions"]["torch"] == torch.__version__
+    assert set(bench["backends"]) == set(backends[:2]) and bench["seconds"] > 0
+
+
+def test_compiled_backends_run_every_generation(run_dir):
+    backends = ("torch-compile-fp32", "torch-compile-bf16")
+    bench = benchmark_run(run_dir, backends=backends, batch_sizes=(1,), **FAST)
+    assert {(r["generation"], r["backend"]) for r in bench["results"]} == {(g, b) for g in (1, 2) for b in backends}
+    assert all(r["median_ms"] > 0 and r["first_call_ms"] > 0 for r in bench["results"])
+
+
+def test_unknown_backend_is_refused(run_dir):
+    with pytest.raises(ValueError, match="unknown backend"):
+        benchmark_run(run_dir, backends=("no-such-runtime",))
+    assert set(BACKENDS) >= {"torch-eager-fp32", "torch-compile-fp32", "torch-compile-bf16", "onnxruntime-cpu",
+                             "tensorrt-fp16"}
+
+
+def test_cli_export_and_bench_print_their_tables(run_dir, capsys):
+    assert main(["export", str(run_dir)]) == 0
+    assert "gen 02" in capsys.readouterr().out
+    assert main(["bench", str(run_dir), "--backends", "onnxruntime-cpu", "--rounds", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "MAC ÷" in out and "onnxruntime-cpu" in out
+    assert main(["bench", str(run_dir), "--rounds", "0"]) == 2
