@@ -54,8 +54,8 @@ PRESETS: dict[str, Preset] = {
 
 # The default environment; the README explains the choice (10x fewer synapses and 6x fewer MACs in 13 generations).
 DEFAULT_ENVIRONMENT = "budget"
-DEFAULT_ALPHA_SYNAPSE = 0.965
-DEFAULT_ALPHA_CLUSTER = 0.925
+DEFAULT_ALPHA_SYNAPSE = 0.96
+DEFAULT_ALPHA_CLUSTER = 0.915
 
 
 def get_preset(name: str) -> Preset:

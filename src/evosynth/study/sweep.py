@@ -17,7 +17,7 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table
 
-DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.85, 0.925, 0.97)
+DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.85, 0.915, 0.97)
 
 
 def sweep_configs(base: RunConfig, alpha_clusters: Sequence[float] = DEFAULT_ALPHA_CLUSTERS) -> list[RunConfig]:
