@@ -154,6 +154,9 @@ def enable_offline_altair() -> None:
 
     alt.renderers.register(RENDERER_NAME, _render_chart)
     alt.renderers.enable(RENDERER_NAME)
+    # The alpha-slider charts carry their whole precomputed grid (a few thousand rows) so that they work without
+    # a kernel; Altair's default 5,000-row guard would refuse them.
+    alt.data_transformers.disable_max_rows()
 
 
 def find_network_references(html_dir: Path) -> list[str]:
