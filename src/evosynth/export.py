@@ -31,9 +31,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from evosynth.atomic import atomic_write
 from evosynth.errors import EvosynthError
 from evosynth.precision import is_representable
-from evosynth.study.artifacts import WEIGHTS, Generation, RunFolder, _atomic_write, read_json, write_json
+from evosynth.study.artifacts import WEIGHTS, Generation, RunFolder, read_json, write_json
 from evosynth.task.model import GridDetector
 
 ONNX_FP32 = "model.onnx"
@@ -232,7 +233,7 @@ def export_generation(
     engine = None if reason else _build_engine(fp16, image_shape)
     for name, data in ((ONNX_FP32, fp32), (ONNX_FP16, fp16), (TRT_ENGINE, engine)):
         if data is not None:
-            _atomic_write(directory / name, partial(_write_bytes, data=data))
+            atomic_write(directory / name, partial(_write_bytes, data=data))
     if reason and announce:
         _announce(tensorrt_skip_message(reason))
     result = ExportResult(

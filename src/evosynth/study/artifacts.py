@@ -8,10 +8,7 @@ the driver discards and redoes. Weights and masks are safetensors, descriptions 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,6 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from evosynth.atomic import atomic_write
 from evosynth.errors import CheckpointError, ConfigMismatchError
 from evosynth.task.model import Architecture, GridDetector
 
@@ -32,26 +30,12 @@ CONFIG = "config.json"
 MASK_PREFIX = "mask:"
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        with open(temporary, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _copy_bytes(source: Path, destination: Path) -> None:
     destination.write_bytes(source.read_bytes())
 
 
 def write_json(path: Path, data: Any) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
 
 
 def read_json(path: Path) -> Any:
@@ -112,7 +96,7 @@ class RunFolder:
         """Copy a finished generation from another run folder (metrics last, so a crash leaves it unfinished)."""
         origin, target = source.generation_dir(source_number), self.generation_dir(number)
         for name in (WEIGHTS, ARCHITECTURE, CURVE):
-            _atomic_write(target / name, partial(_copy_bytes, origin / name))
+            atomic_write(target / name, partial(_copy_bytes, origin / name))
         write_json(target / METRICS, {**read_json(origin / METRICS), **metrics_update})
 
     def finished(self) -> list[int]:
@@ -142,7 +126,7 @@ class RunFolder:
         directory = self.generation_dir(number)
         tensors = {name: t.contiguous() for name, t in restricted_state.items()}
         tensors.update({MASK_PREFIX + name: m.to(torch.bool).contiguous() for name, m in masks.items()})
-        _atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
+        atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
         layers = {name: {"shape": list(m.shape), "synapses": int(m.sum())} for name, m in masks.items()}
         write_json(directory / ARCHITECTURE, {**architecture.to_json(), "layers": layers})
         write_json(directory / CURVE, curve)

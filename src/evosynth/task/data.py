@@ -15,8 +15,6 @@ import gzip
 import hashlib
 import importlib.util
 import json
-import os
-import tempfile
 import warnings
 import zlib
 from collections.abc import Callable
@@ -30,6 +28,8 @@ import torch
 from numpy.random import Generator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from evosynth.atomic import atomic_write
 
 # Bump when the generator changes in any way that alters its output: it is part of the cache key.
 GENERATOR_VERSION = 2
@@ -421,19 +421,6 @@ def _to_split(images: torch.Tensor, boxes: torch.Tensor, counts: torch.Tensor) -
     return DetectionSplit(images, list(torch.split(boxes, counts.tolist())))
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write to a temporary sibling, then rename: a crash never leaves a half-written cache file behind."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temp))
-        os.chmod(temp, 0o644)  # mkstemp makes it private; a cache is meant to be shared
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _read_cache(folder: Path, spec: DigitsSpec) -> DetectionData:
     """Load a cached data set; raise ValueError naming the bad file if anything does not add up."""
     spec_file, data_file = folder / "spec.json", folder / "data.safetensors"
@@ -486,8 +473,8 @@ def load_digits_detection(spec: DigitsSpec, cache_dir: Path) -> DetectionData:
         tensors[f"{split}/counts"] = torch.tensor([len(b) for b in rendered.boxes], dtype=torch.int64)
     folder.mkdir(parents=True, exist_ok=True)
     # Data first, spec last: the spec file is what marks the cache as complete.
-    _write_atomic(folder / "data.safetensors", lambda path: save_file(tensors, path))
-    _write_atomic(
+    atomic_write(folder / "data.safetensors", lambda path: save_file(tensors, path))
+    atomic_write(
         folder / "spec.json",
         lambda path: path.write_text(json.dumps({"version": GENERATOR_VERSION, **asdict(spec)}, indent=2)),
     )
