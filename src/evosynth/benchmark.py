@@ -8,9 +8,11 @@ per-forward latency over rounds, its quartiles and extremes, and ``speedup_vs_ge
 / median of this generation, computed per backend and batch size. Dividing by the MAC reduction says how much
 of the arithmetic saved turns into time saved.
 
-Backends live in ``BACKENDS`` (name -> ``Backend``); adding one is one entry. The ``torch-compile-*`` backends
-are opt-in: inductor compiles every (generation, batch size) separately, 6-10 s each on 2 cores, which for 13
-generations is several minutes before anything is timed; ``first_call_ms`` records that compile time.
+Backends live in ``BACKENDS`` (name -> ``Backend``); adding one is one entry. All run by default; those that
+cannot run here (TensorRT without a GPU) are skipped with the reason. ``torch-compile-*`` compile every
+(generation, batch size) separately, with inductor's CPU inference settings: measured on 2 cores with an empty
+compile cache, 13 s for the first graph, then about 1 s per graph, 55 s for both backends over 13 generations
+and batch sizes 1 and 32 (``first_call_ms`` records it per cell; inductor's cache makes a rerun faster).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from evosynth.study.artifacts import Generation, RunFolder, write_json
 
 BENCH_FILE = "bench.json"
 DEFAULT_ROUNDS = 15
+SAMPLE_LIMIT = 5  # a sample stops after 5 x sample_ms even if its iterations are not done
 BUSY_LOAD_PER_CORE = 0.6  # 1-minute load average per core above which other work shares the machine
 SCHEMA_VERSION = 1
 
@@ -70,7 +73,6 @@ class Backend:
 
     load: Callable[[Target], Prepare]
     arithmetic: str  # for figure captions: which precision the numbers are computed in
-    default: bool = True
     needs_exports: bool = False
     unavailable: Callable[[], str | None] = lambda: None
 
@@ -108,6 +110,9 @@ def _onnxruntime(target: Target) -> Prepare:
     options.intra_op_num_threads = target.threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    # Every generation has its own session and thread pool; spinning idle workers of the other 12 pools would
+    # steal the cores from the one being timed (measured here: 1.5-3x slower, with a wide spread).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(
         str(target.directory / ONNX_FP32), options, providers=["CPUExecutionProvider"]
     )
@@ -148,6 +153,27 @@ def _tensorrt(target: Target) -> Prepare:
     return prepare
 
 
+def _torch_cuda_fp16(target: Target) -> Prepare:
+    model = _eval_copy(target).half().cuda()
+
+    def prepare(batch: int) -> Step:
+        images = torch.rand(batch, *target.image_shape, device="cuda", dtype=torch.float16)
+
+        def step() -> object:
+            with torch.inference_mode():
+                maps = model(images)
+            torch.cuda.synchronize()
+            return maps
+
+        return step
+
+    return prepare
+
+
+def _cuda_unavailable() -> str | None:
+    return None if torch.cuda.is_available() else "no CUDA device"
+
+
 def _onnxruntime_unavailable() -> str | None:
     try:
         import onnxruntime  # noqa: F401
@@ -159,15 +185,17 @@ def _onnxruntime_unavailable() -> str | None:
 FP32_ON_FP16 = "FP32 arithmetic on the FP16-rounded weights"
 BACKENDS: dict[str, Backend] = {
     "torch-eager-fp32": Backend(_torch_eager, FP32_ON_FP16),
-    "torch-compile-fp32": Backend(lambda t: _torch_compile(t, bf16=False), FP32_ON_FP16, default=False),
+    "torch-compile-fp32": Backend(lambda t: _torch_compile(t, bf16=False), FP32_ON_FP16),
     "torch-compile-bf16": Backend(lambda t: _torch_compile(t, bf16=True),
-                                  "BF16 autocast arithmetic (weights and activations cast to bfloat16)", default=False),
+                                  "BF16 autocast arithmetic (weights and activations cast to bfloat16)"),
     "onnxruntime-cpu": Backend(_onnxruntime, FP32_ON_FP16 + " (model.onnx, BatchNorm folded)", needs_exports=True,
                                unavailable=_onnxruntime_unavailable),
+    "torch-cuda-fp16": Backend(_torch_cuda_fp16, "FP16 arithmetic on the GPU (PyTorch eager, weights and activations)",
+                               unavailable=_cuda_unavailable),
     "tensorrt-fp16": Backend(_tensorrt, "FP16 arithmetic on the GPU (TensorRT engine of model_fp16.onnx)",
                              needs_exports=True, unavailable=tensorrt_unavailable),
 }
-DEFAULT_BACKENDS = tuple(name for name, backend in BACKENDS.items() if backend.default)
+DEFAULT_BACKENDS = tuple(BACKENDS)
 
 
 def _cpu_model() -> tuple[str, list[str]]:
@@ -221,11 +249,19 @@ def _torch_settings(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _time_ms(step: Step, iterations: int) -> float:
-    start = time.perf_counter()
-    for _ in range(iterations):
+def _time_ms(step: Step, iterations: int, limit_ms: float = float("inf")) -> float:
+    """Mean milliseconds per call over ``iterations`` calls, cut short once ``limit_ms`` has passed.
+
+    The limit bounds the bench's time when other work slows calls 100-fold after warm-up (seen here with torch's
+    OpenMP threads on a shared 2-core machine): 11 minutes instead of 2 without it.
+    """
+    start, calls = time.perf_counter(), 0
+    while calls < iterations:
         step()
-    return (time.perf_counter() - start) * 1e3 / iterations
+        calls += 1
+        if (time.perf_counter() - start) * 1e3 > limit_ms:
+            break
+    return (time.perf_counter() - start) * 1e3 / calls
 
 
 @dataclass
@@ -240,13 +276,16 @@ class _Cell:
 
 
 def _warm_up(cell: _Cell, warmup_ms: float, sample_ms: float) -> None:
-    """First call (compiles, allocates), then run for warmup_ms and choose iterations so a sample lasts sample_ms."""
+    """First call (compiles, allocates), then run for warmup_ms and choose iterations so a sample lasts sample_ms.
+
+    The median call sets the iterations: a load spike during warm-up must not leave a cell with 1-call samples,
+    which read slower (cold caches after the previous cell) and noisier than the others.
+    """
     cell.first_call_ms = _time_ms(cell.step, 1)
-    calls, spent = 0, 0.0
-    while calls < 3 or spent < warmup_ms:
-        spent += _time_ms(cell.step, 1)
-        calls += 1
-    cell.iterations = max(1, round(sample_ms / (spent / calls)))
+    calls: list[float] = []
+    while len(calls) < 3 or sum(calls) < warmup_ms:
+        calls.append(_time_ms(cell.step, 1))
+    cell.iterations = max(1, round(sample_ms / float(np.median(calls))))
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -268,8 +307,8 @@ def benchmark_run(
 
     ``threads`` (default: torch's current count) is applied to torch and to onnxruntime's intra-op pool alike.
     Backends that cannot run here (no GPU for TensorRT) are listed under ``skipped`` with the reason. The time
-    taken is about warm-up + rounds x cells x max(sample_ms, one forward pass); the defaults keep the default
-    13-generation run with the default backends near a minute on 2 cores.
+    taken is about compile + warm-up + rounds x cells x max(sample_ms, one forward pass): under 2 minutes for the
+    default 13-generation run with every CPU backend on 2 cores (1 minute of it compiling).
     """
     unknown = [name for name in backends if name not in BACKENDS]
     if unknown:
@@ -281,8 +320,8 @@ def benchmark_run(
     threads = threads or torch.get_num_threads()
     if load_before[0] > BUSY_LOAD_PER_CORE * (os.cpu_count() or 1):
         # Other processes on the cores stall torch's OpenMP barriers: seen here as 0.3 ms passes taking 240 ms.
-        tqdm.write(f"machine busy (load average {load_before[0]:.1f}): timings will be noisy, torch's the most; "
-                   "compare ratios only", file=sys.stderr)
+        tqdm.write(f"machine busy (load average {load_before[0]:.1f}): timings will be noisy, torch's the most "
+                   "(fewer threads, e.g. 1, suffer less)", file=sys.stderr)
     folder = RunFolder(Path(run_dir))
     image_size = run_image_size(folder.root)
     skipped = {name: reason for name in backends if (reason := BACKENDS[name].unavailable())}
@@ -309,7 +348,7 @@ def benchmark_run(
                 for batch in batch_sizes:
                     row = [c for c in cells if c.backend == name and c.batch == batch]
                     for cell in row if round_number % 2 == 0 else reversed(row):
-                        cell.samples.append(_time_ms(cell.step, cell.iterations))
+                        cell.samples.append(_time_ms(cell.step, cell.iterations, SAMPLE_LIMIT * sample_ms))
 
     macs = {g.number: int(g.metrics["macs"]) for g in generations}
     baseline = generations[0].number

@@ -152,8 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             "generations interleaved; speed-up vs generation 1 and vs MAC reduction.")
     bench.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
     bench.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(DEFAULT_BACKENDS), metavar="NAME",
-                       help=f"runtimes to time, of {', '.join(BACKENDS)} ({' '.join(DEFAULT_BACKENDS)}; "
-                            "torch-compile-* are opt-in: compiling 13 generations takes minutes)")
+                       help=f"runtimes to time, of {', '.join(BACKENDS)} (all; those that cannot run here "
+                            "are skipped with the reason)")
     bench.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
                        help=f"timing rounds, generations interleaved ({DEFAULT_ROUNDS})")
     bench.add_argument("--threads", type=int, default=None,
