@@ -27,7 +27,7 @@ def smoke_study(tmp_path_factory, data_dir):
     book = root / "book"
     shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "generated", "_vendor", "_prototype"))
     (book / "_vendor").symlink_to(BOOK_DIR / "_vendor")
-    plan = StudyPlan(SMOKE, root / "runs", data_dir, book, sweep_alpha_clusters=(0.6, 0.9))
+    plan = StudyPlan(SMOKE, root / "runs", data_dir, book, sweep_alpha_clusters=(0.6, 0.9), bench_rounds=2)
     index = run_study(plan)
     return plan, index
 
@@ -55,6 +55,7 @@ def test_pages_carry_chart_specs_and_sliders(smoke_study):
     _, index = smoke_study
     results = _page(index, "generated/results.html")
     assert "vegaEmbed" in results and "vega-lite" in results
+    assert "images per second (median)" in results, "the measured-speed chart is missing"
     for page in ("generated/dna.html", "generated/alpha_explorer.html"):
         html = _page(index, page)
         assert re.search(r'"input":\s*"range"', html), f"no Altair range slider in {page}"

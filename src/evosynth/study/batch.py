@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from evosynth.benchmark import BENCH_FILE, DEFAULT_ROUNDS, benchmark_run
 from evosynth.errors import EvosynthError
 from evosynth.study.config import RunConfig
 from evosynth.study.offline import find_network_references, vendor_is_complete
@@ -149,14 +150,18 @@ class StudyPlan:
     data_dir: Path
     book_dir: Path
     sweep_alpha_clusters: tuple[float, ...] = DEFAULT_ALPHA_CLUSTERS
+    bench_rounds: int = DEFAULT_ROUNDS
 
 
 def run_study(plan: StudyPlan) -> Path:
-    """Evolve through the generation notebooks, run the sweep, execute the study notebooks, build the book."""
+    """Evolve through the generation notebooks, run the sweep, measure speed, execute the study notebooks, build
+    the book."""
     run_dir = plan.runs_dir / plan.config.name
     generated = plan.book_dir / "generated"
     execute_all(generation_jobs(plan.config, run_dir, plan.data_dir, generated), skip_done=True)
     configs = sweep_configs(plan.config, plan.sweep_alpha_clusters)
     sweep_dirs = run_sweep(configs, plan.runs_dir, plan.data_dir)
+    if not (run_dir / BENCH_FILE).is_file():  # a rerun keeps the measurement; `evosynth bench` redoes it
+        benchmark_run(run_dir, rounds=plan.bench_rounds)
     execute_all(study_jobs(plan.config, run_dir, sweep_dirs, generated))
     return build_book(plan.book_dir)

@@ -433,3 +433,28 @@ def alpha_summary_chart(final: pd.DataFrame) -> alt.HConcatChart:
         panel("mac_reduction", "MAC reduction", "generation 1 ÷ last (times)", DETECTION_COLOR),
         panel("ap50", "Final AP50", "AP50 on the test split (0–1)", TRUTH_COLOR, [0, 1]),
     ).properties(title=alt.Title("Where each run of the sweep ends", subtitle="last generation of every run"))
+
+
+def speed_chart(bench_rows: pd.DataFrame, hardware: str, title: str = "Measured inference speed, per generation"
+                ) -> alt.HConcatChart:
+    """The paper's Figure 2 speed axis, measured: throughput per generation per backend, one panel per batch size.
+
+    ``bench_rows`` is ``benchmark.bench_table(bench)``; ``hardware`` names the machine in the subtitle.
+    """
+    panels = []
+    for batch in sorted(bench_rows["batch_size"].unique()):
+        rows = bench_rows[bench_rows["batch_size"] == batch]
+        panels.append(
+            alt.Chart(rows)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0)),
+                y=alt.Y("throughput_fps:Q", title="images per second (median)", scale=alt.Scale(zero=True)),
+                color=alt.Color("backend:N", title="backend"),
+                tooltip=["generation:O", "backend:N", alt.Tooltip("median_ms:Q", format=".3f", title="median ms"),
+                         alt.Tooltip("throughput_fps:Q", format=",.0f", title="images/s"),
+                         alt.Tooltip("speedup_vs_gen1:Q", format=".2f", title="speed-up vs gen 1")],
+            )
+            .properties(width=250, height=220, title=f"batch {batch}")
+        )
+    return alt.hconcat(*panels).properties(title=alt.TitleParams(title, subtitle=hardware))

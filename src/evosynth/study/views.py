@@ -501,17 +501,26 @@ def detections_frame(
 # --------------------------------------------------------------------------------------------------- results
 
 
-def paper_comparison(table: pd.DataFrame) -> pd.DataFrame:
+def best_speedup(bench_rows: pd.DataFrame, batch_size: int) -> pd.Series:
+    """The last generation's row of the backend with the largest measured speed-up over generation 1."""
+    rows = bench_rows[bench_rows["batch_size"] == batch_size]
+    last = rows[rows["generation"] == rows["generation"].max()]
+    return last.loc[last["speedup_vs_gen1"].idxmax()]
+
+
+def paper_comparison(table: pd.DataFrame, measured_speedup: float | None = None) -> pd.DataFrame:
     """The paper's reported changes from generation 1 to its last, next to this run's (from ``generations_table``).
 
-    The paper measured inference speed (fps on a Jetson TX1); this study counts multiply-accumulates and has no
-    speed measurement yet, so each of those rows holds None on the side that did not measure it.
+    The paper measured inference speed (fps on a Jetson TX1, TensorRT FP16); ``measured_speedup`` is this run's
+    best batch-1 speed-up from ``bench.json`` (None when the run was not benchmarked). Rows hold None on the side
+    that did not measure a quantity.
     """
     first, last = table.iloc[0], table.iloc[-1]
     rows = [
         ("generations", "count", PAPER_GENERATIONS, int(last["generation"])),
         ("synapse reduction, generation 1 ÷ last", "times", PAPER_SYNAPSE_REDUCTION, float(last["synapse_reduction"])),
-        ("inference speed-up (measured fps), last ÷ generation 1", "times", PAPER_FPS[1] / PAPER_FPS[0], None),
+        ("inference speed-up (measured, batch 1), last ÷ generation 1", "times", PAPER_FPS[1] / PAPER_FPS[0],
+         measured_speedup),
         ("MAC reduction (multiply-accumulates per image), generation 1 ÷ last", "times", None,
          float(last["mac_reduction"])),
         ("precision change, last − generation 1", "points", PAPER_PRECISION_CHANGE_POINTS,
