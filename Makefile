@@ -24,6 +24,7 @@ evolve: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
 	$(PY) -m pytest
 
 lint: $(INSTALLED)

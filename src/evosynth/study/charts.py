@@ -227,13 +227,15 @@ def training_curve_chart(curve: pd.DataFrame, best_epoch: int | None = None) -> 
     """Training loss and validation AP50 per epoch (``views.curve_frame``); a rule marks the kept epoch."""
     epoch_axis = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
 
-    def panel(field: str, title: str, y_title: str, domain: list[float] | None = None) -> alt.LayerChart:
+    def panel(
+        field: str, title: str, y_title: str, domain: list[float] | None = None
+    ) -> alt.LayerChart | alt.FacetChart:
         scale = alt.Scale(domain=domain) if domain else alt.Scale(zero=False)
         line = alt.Chart(curve).mark_line(point=True).encode(
             x=epoch_axis, y=alt.Y(f"{field}:Q", title=y_title, scale=scale),
             tooltip=["epoch:Q", alt.Tooltip(f"{field}:Q", format=".4f")],
         )
-        layers = [line]
+        layers: list[alt.Chart] = [line]
         if best_epoch:
             marker = pd.DataFrame({"epoch": [best_epoch], "label": [f"kept: epoch {best_epoch}"]})
             layers.append(alt.Chart(marker).mark_rule(strokeDash=[4, 3], strokeWidth=2, color=DETECTION_COLOR)
@@ -244,7 +246,7 @@ def training_curve_chart(curve: pd.DataFrame, best_epoch: int | None = None) -> 
         panel("loss", "Training loss", "loss (coverage BCE + box smooth-L1)"),
         panel("val_ap50", "Validation AP50", "AP50 on the validation split (0–1)", [0, 1]),
     ).properties(title=alt.Title("Training at FP32", subtitle="orange dashed line: the epoch that was kept"
-                                 if best_epoch else None))
+                                 if best_epoch else ""))
 
 
 def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str, columns: int = 3) -> alt.FacetChart:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evosynth.environment import ENVIRONMENT_MODELS, Environment
+from evosynth.environment import ENVIRONMENT_MODELS, Environment, Level
 from evosynth.genetics import cluster_probabilities, cluster_strengths, synapse_probabilities
 from evosynth.precision import precision_dtype
 from evosynth.study.artifacts import Generation
@@ -98,7 +98,7 @@ def probability_histograms(
     masks: Mapping[str, torch.Tensor],
     alpha_synapse: float,
     alpha_cluster: float,
-    level: str = "synapse",
+    level: Level = "synapse",
     bins: int = 40,
 ) -> pd.DataFrame:
     """Histogram per layer of P(s=1|w) (or the cluster law), and of P(S_g) under each environment model.
@@ -140,8 +140,10 @@ def strength_summary(model: GridDetector, masks: Mapping[str, torch.Tensor]) -> 
         rows.append({"layer": layer_label(name), "layer_index": index, "synapses": int(mask.sum()),
                      "largest_weight": top, "median_relative_strength": float(relative.median()),
                      "median_probability": float(probability.median())})
-    rows.append({"layer": "whole network", "layer_index": len(rows), "synapses": sum(r["synapses"] for r in rows),
-                 "largest_weight": max(r["largest_weight"] for r in rows),
+    total_synapses = sum(int(mask.sum()) for mask in masks.values())
+    largest = max(float(row["largest_weight"]) for row in rows)  # type: ignore[arg-type]
+    rows.append({"layer": "whole network", "layer_index": len(rows), "synapses": total_synapses,
+                 "largest_weight": largest,
                  "median_relative_strength": float(torch.cat(relative_all).median()),
                  "median_probability": float(torch.cat(probability_all).median())})
     return pd.DataFrame(rows)
