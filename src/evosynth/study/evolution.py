@@ -140,6 +140,7 @@ def evolve(
                             result.curve, result.metrics | _run_fields(config))
             if target is not folder:
                 folder.adopt(number, target, number, _run_fields(config))
+        # Always continue from what is on disk, so an uninterrupted run and a resumed one breed from the same bytes.
         current = folder.load(number)
         generations.append(current)
         if on_generation is not None:
