@@ -3,7 +3,7 @@ import torch
 
 from evosynth.compaction import compact, masked_copy
 from evosynth.environment import Environment
-from evosynth.precision import is_representable, restrict, rounded
+from evosynth.precision import is_representable, restrict, rounded, rounding_error
 from evosynth.synthesis import generation_generator, synthesize
 from evosynth.task.model import Architecture, GridDetector
 
@@ -59,3 +59,10 @@ def test_restrict_refuses_nan_overflow_and_unknown_precision():
         restrict(torch.tensor([1e6]), "fp16")
     with pytest.raises(ValueError, match="unknown precision 'fp8'"):
         restrict(torch.ones(1), "fp8")
+
+
+def test_rounding_error_is_measured_on_floating_tensors_only():
+    state = {"w": torch.tensor([1.0 + 2**-12, 2.0]), "steps": torch.tensor(3)}
+    errors = rounding_error(state, "fp16")
+    assert set(errors) == {"w"}
+    assert errors["w"] == pytest.approx(2**-12)

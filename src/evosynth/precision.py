@@ -56,9 +56,10 @@ def is_representable(tensor: torch.Tensor, precision: str = "fp16") -> bool:
 
 
 def rounding_error(state_dict: Mapping[str, torch.Tensor], precision: str = "fp16") -> dict[str, float]:
-    """Largest absolute change per tensor caused by the restriction (0 for integer tensors)."""
+    """Largest absolute change per floating tensor caused by the restriction (integer tensors are not restricted)."""
     after = rounded(state_dict, precision)
     return {
-        name: float((after[name] - t.to(torch.float32)).abs().max()) if t.is_floating_point() and t.numel() else 0.0
+        name: float((after[name] - t.to(torch.float32)).abs().max()) if t.numel() else 0.0
         for name, t in state_dict.items()
+        if t.is_floating_point()
     }

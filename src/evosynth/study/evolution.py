@@ -94,8 +94,7 @@ def run_generation(
         "recall": quality.recall,
         "ap50": quality.ap50,
         "fp32": {"precision_score": fp32_quality.precision, "recall": fp32_quality.recall, "ap50": fp32_quality.ap50},
-        "rounding_error": {name: error for name, error in rounding_error(fp32_state, config.precision).items()
-                           if fp32_state[name].is_floating_point()},
+        "rounding_error": rounding_error(fp32_state, config.precision),
         "val_ap50": curve.val_ap50[curve.best_epoch - 1] if curve.best_epoch else None,
         "epochs": len(curve.epochs),
         "train_seconds": curve.seconds,
