@@ -11,3 +11,11 @@ class CheckpointError(EvosynthError):
 
 class ConfigMismatchError(EvosynthError):
     """A run folder holds a run of a different configuration."""
+
+
+class FolderLockedError(EvosynthError):
+    """Another process is writing the folder (a run, a cache) right now."""
+
+
+class DataSetError(EvosynthError):
+    """A data set's folder or archive is missing, incomplete or malformed."""

@@ -3,12 +3,15 @@
 Every file is written atomically (temporary file, fsync, rename), and ``metrics.json`` is written last, so a
 generation is finished exactly when its ``metrics.json`` exists; anything else is an unfinished generation that
 the driver discards and redoes. Weights and masks are safetensors, descriptions JSON: nothing is unpickled.
+A writer holds the folder's ``.lock`` (an OS file lock, released by the kernel even when the process is killed),
+so two processes never interleave their generations in one folder.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from evosynth.atomic import atomic_write
+from evosynth.atomic import atomic_write, exclusive
 from evosynth.errors import CheckpointError, ConfigMismatchError
 from evosynth.task.model import Architecture, GridDetector
 
@@ -64,19 +67,26 @@ class RunFolder:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    def locked(self, *, wait: bool = False) -> AbstractContextManager[None]:
+        """The folder's write lock (see ``atomic.exclusive``); without ``wait`` a folder in use is refused."""
+        return exclusive(self.root, wait=wait, advice="wait for it to finish or choose another --out folder")
+
     def generation_dir(self, number: int) -> Path:
         return self.root / f"gen_{number:02d}"
 
     def bind(self, identity: dict[str, Any], generations: int | None = None) -> None:
         """Create the run or check that the existing one has the same identity (everything but its length).
 
-        The stored length is the longest ever asked for, so computing one early generation does not shrink it.
+        An existing file is not rewritten here: a command that fails later leaves it as it was. The stored length
+        grows with ``extend_to`` once the generations exist.
         """
         path = self.root / CONFIG
         identity = json.loads(json.dumps(identity))  # compare in JSON form: tuples become lists on disk
         if path.exists():
             stored = read_json(path)
-            stored_identity = stored.get("identity", {})
+            if not isinstance(stored, dict) or not isinstance(stored.get("identity"), dict):
+                raise CheckpointError(f"{path} is not a run configuration (no identity); restore it or delete the run")
+            stored_identity = stored["identity"]
             keys = set(identity) | set(stored_identity)
             differences = sorted(k for k in keys if identity.get(k) != stored_identity.get(k))
             if differences:
@@ -84,13 +94,43 @@ class RunFolder:
                     f"{self.root} holds a run with a different configuration (differs in: {', '.join(differences)}); "
                     "choose another --out folder or delete that one"
                 )
-            if generations is not None:
-                generations = max(generations, stored.get("config", {}).get("generations") or 0)
+            return
+        if any(self.root.glob("gen_*")):
+            raise CheckpointError(
+                f"{path} is missing, so the generations in {self.root} cannot be checked against this "
+                "configuration; restore that file, or delete the folder to start over"
+            )
         config = {**identity, "generations": generations} if generations is not None else identity
         write_json(path, {"identity": identity, "config": config})
 
+    def extend_to(self, generations: int) -> None:
+        """Record the run's length as the longest ever finished, so computing an early generation never shrinks
+        it."""
+        stored = self.stored_config()
+        if generations > (stored["config"].get("generations") or 0):
+            stored["config"]["generations"] = generations
+            write_json(self.root / CONFIG, stored)
+
     def stored_config(self) -> dict[str, Any]:
+        if not (self.root / CONFIG).is_file():
+            raise CheckpointError(
+                f"{self.root} is not a run folder (it has no {CONFIG}); give a folder written by `evosynth evolve`, "
+                "such as runs/<run name>"
+            )
         return read_json(self.root / CONFIG)
+
+    def check_lineage(self) -> None:
+        """Refuse a folder whose finished generations have a gap: a later generation bred from a parent that is
+        no longer marked finished cannot be trusted, and redoing the parent would silently orphan it."""
+        finished = self.finished()
+        gaps = sorted(set(range(1, max(finished, default=0) + 1)) - set(finished))
+        if gaps:
+            missing = ", ".join(str(self.generation_dir(n) / METRICS) for n in gaps)
+            raise CheckpointError(
+                f"{self.root}: generation {gaps[0]} is unfinished (missing {missing}) but generation {max(finished)} "
+                f"is finished; restore that file, or delete {self.generation_dir(gaps[0]).name} and every later "
+                "generation to redo them"
+            )
 
     def adopt(self, number: int, source: RunFolder, source_number: int, metrics_update: dict[str, Any]) -> None:
         """Copy a finished generation from another run folder (metrics last, so a crash leaves it unfinished)."""

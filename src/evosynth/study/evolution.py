@@ -106,9 +106,7 @@ def run_generation(
 
 def _ancestor_folder(config: RunConfig, run: RunFolder) -> RunFolder:
     """Generation 1 does not depend on the environment, so runs that differ only in it share one ancestor."""
-    folder = RunFolder(run.root.parent / "ancestors" / config.ancestor_name)
-    folder.bind(config.ancestor_identity())
-    return folder
+    return RunFolder(run.root.parent / "ancestors" / config.ancestor_name)
 
 
 def _run_fields(config: RunConfig) -> dict[str, Any]:
@@ -124,28 +122,44 @@ def evolve(
 ) -> list[Generation]:
     """Run (or resume) the evolution described by ``config``; returns every generation, 1 first."""
     folder = RunFolder(out or config.default_out())
-    folder.bind(config.identity(), config.generations)
-    data = load_task_data(config, data_dir)
-    generations: list[Generation] = []
-    parent: Generation | None = None
-    for number in tqdm(range(1, config.generations + 1), desc="generations", unit="gen"):
-        if not folder.is_finished(number):
-            folder.discard_unfinished(number)
-            target = _ancestor_folder(config, folder) if number == 1 else folder
-            if not target.is_finished(number):
-                target.discard_unfinished(number)
-                result = run_generation(config, data, number, parent)
-                target.save(number, result.restricted_state, result.masks, result.model.architecture,
-                            result.curve, result.metrics | _run_fields(config))
-            if target is not folder:
-                folder.adopt(number, target, number, _run_fields(config))
-        # Always continue from what is on disk, so an uninterrupted run and a resumed one breed from the same bytes.
-        current = folder.load(number)
-        generations.append(current)
-        if on_generation is not None:
-            on_generation(current)
-        parent = current
+    with folder.locked():
+        folder.bind(config.identity(), config.generations)
+        folder.check_lineage()
+        data = load_task_data(config, data_dir)
+        generations: list[Generation] = []
+        parent: Generation | None = None
+        for number in tqdm(range(1, config.generations + 1), desc="generations", unit="gen"):
+            if not folder.is_finished(number):
+                folder.discard_unfinished(number)
+                if number == 1:
+                    _make_ancestor(config, data, folder)
+                else:
+                    _save(folder, config, number, run_generation(config, data, number, parent))
+            # Always continue from what is on disk, so an uninterrupted run and a resumed one breed from the same
+            # bytes.
+            current = folder.load(number)
+            generations.append(current)
+            if on_generation is not None:
+                on_generation(current)
+            parent = current
+        folder.extend_to(config.generations)
     return generations
+
+
+def _save(folder: RunFolder, config: RunConfig, number: int, result: GenerationResult) -> None:
+    folder.save(number, result.restricted_state, result.masks, result.model.architecture, result.curve,
+                result.metrics | _run_fields(config))
+
+
+def _make_ancestor(config: RunConfig, data: DetectionData, folder: RunFolder) -> None:
+    """Train the shared ancestor unless another run did; waits while a concurrent run of the sweep trains it."""
+    ancestor = _ancestor_folder(config, folder)
+    with ancestor.locked(wait=True):
+        ancestor.bind(config.ancestor_identity())
+        if not ancestor.is_finished(1):
+            ancestor.discard_unfinished(1)
+            _save(ancestor, config, 1, run_generation(config, data, 1, None))
+    folder.adopt(1, ancestor, 1, _run_fields(config))
 
 
 def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:
