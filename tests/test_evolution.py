@@ -117,7 +117,18 @@ def test_cli_bad_input_fails_with_a_clear_message(args, message, tmp_path):
 
 def test_cli_smoke_run_prints_the_table(tmp_path, data_dir):
     result = _cli("evolve", "--preset", "smoke", "--generations", "2", "--out", str(tmp_path / "run"),
-                  "--data-dir", str(data_dir))
+                  "--cache-dir", str(data_dir))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert "synapses" in lines[-3] and lines[-2].split()[0] == "1" and lines[-1].split()[0] == "2"
+
+
+def test_channel_rounding_gives_multiples_of_eight_and_its_own_run(data_dir, tmp_path):
+    rounded = RunConfig(preset="smoke", generations=3, channel_multiple=8, alpha_cluster=0.5)
+    assert "channel_multiple" not in RunConfig(preset="smoke").identity()  # runs made before the option resume
+    assert rounded.identity()["channel_multiple"] == 8 and rounded.name.endswith("-cm8")
+    generations = evolve(rounded, tmp_path / "run", data_dir)
+    for generation in generations[1:]:
+        assert all(width % 8 == 0 for width in generation.model.architecture.widths), generation.metrics["widths"]
+    with pytest.raises(ValueError, match="channel_multiple must be one of"):
+        RunConfig(channel_multiple=3)

@@ -16,6 +16,7 @@ from papermill.parameterize import parameterize_notebook
 from evosynth.study.batch import BOOK_DIR, NOTEBOOKS, NotebookFailed, NotebookJob, StudyPlan, execute, run_study
 from evosynth.study.config import RunConfig
 from evosynth.study.offline import find_network_references
+from test_real_data import make_pennfudan
 
 SMOKE = RunConfig(preset="smoke", generations=2)
 
@@ -27,7 +28,8 @@ def smoke_study(tmp_path_factory, data_dir):
     book = root / "book"
     shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "generated", "_vendor", "_prototype"))
     (book / "_vendor").symlink_to(BOOK_DIR / "_vendor")
-    plan = StudyPlan(SMOKE, root / "runs", data_dir, book, sweep_alpha_clusters=(0.6, 0.9), bench_rounds=2)
+    plan = StudyPlan(SMOKE, root / "runs", data_dir, book, sweep_alpha_clusters=(0.6, 0.9), bench_rounds=2,
+                     pedestrians_root=make_pennfudan(root / "pennfudan"), comparison="smoke")
     index = run_study(plan)
     return plan, index
 
@@ -40,7 +42,8 @@ def test_book_has_every_page(smoke_study):
     _, index = smoke_study
     assert index.is_file()
     for page in ("intro.html", "generated/dna.html", "generated/gen_01.html", "generated/gen_02.html",
-                 "generated/results.html", "generated/alpha_explorer.html"):
+                 "generated/results.html", "generated/alpha_explorer.html", "generated/pedestrians.html",
+                 "generated/compare.html", "scaling.html"):
         assert (index.parent / page).is_file(), page
 
 
@@ -74,13 +77,21 @@ def test_a_failing_notebook_names_the_cell_and_keeps_its_output(smoke_study, tmp
     plan, _ = smoke_study
     job = NotebookJob(NOTEBOOKS / "generation.md", tmp_path / "gen_99.ipynb",
                       {"run_dir": str(plan.runs_dir / SMOKE.name), "generation": 99, "generations": 2,
-                       "preset": "smoke", "data_dir": str(plan.data_dir)})
+                       "preset": "smoke", "cache_dir": str(plan.cache_dir)})
     with pytest.raises(NotebookFailed, match=r"generation\.md failed in cell .* generation must be between 1 and"):
         execute(job)
     assert job.output.is_file()
 
 
-@pytest.mark.parametrize("notebook", ["dna", "results", "alpha_explorer"])
+def test_the_pedestrians_chapter_shows_its_run(smoke_study):
+    plan, index = smoke_study
+    html = _page(index, "generated/pedestrians.html")
+    assert "pedestrians-pennfudan-" in html and "synapses (" in html, "the run's summary is missing"
+    assert html.count("vegaEmbed") >= 3, "the efficiency, quality and detection charts are missing"
+    assert "<strong>Not run in this build" not in html
+
+
+@pytest.mark.parametrize("notebook", ["dna", "results", "alpha_explorer", "pedestrians", "compare"])
 def test_notebooks_pass_nbval(smoke_study, notebook, tmp_path):
     plan, _ = smoke_study
     executed = json.loads((plan.book_dir / "generated" / f"{notebook}.ipynb").read_text())

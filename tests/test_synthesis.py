@@ -2,7 +2,7 @@ import torch
 
 from evosynth.environment import Environment
 from evosynth.genetics import cluster_probabilities, synapse_probabilities
-from evosynth.synthesis import generation_generator, sample_layer, synthesize
+from evosynth.synthesis import generation_generator, round_cluster_count, sample_layer, synthesize
 
 
 def _weight(seed: int = 0) -> torch.Tensor:
@@ -71,3 +71,36 @@ def test_synthesize_chains_input_channels():
     assert not decisions["b"].synapse_mask[:, ~decisions["a"].cluster_keep].any()
     assert decisions["head"].cluster_keep.all()
     assert not decisions["head"].synapse_mask[:, ~decisions["b"].cluster_keep].any()
+
+
+def test_channel_rounding_moves_the_count_to_the_nearest_multiple_by_strength():
+    strength = torch.arange(20, dtype=torch.float32)  # cluster c has strength c
+    eligible = torch.ones(20, dtype=torch.bool)
+    drawn = torch.zeros(20, dtype=torch.bool)
+    drawn[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]] = True  # 12 kept: rounds up to 16
+    rounded = round_cluster_count(drawn, strength, eligible, 8)
+    assert int(rounded.sum()) == 16
+    assert rounded[drawn].all() and rounded[[19, 18, 17, 16]].all()  # the strongest removed come back
+    drawn = torch.zeros(20, dtype=torch.bool)
+    drawn[[2, 5, 7, 9, 11, 13, 15, 17, 19, 1, 3]] = True  # 11 kept: rounds down to 8
+    rounded = round_cluster_count(drawn, strength, eligible, 8)
+    assert int(rounded.sum()) == 8 and not rounded[[1, 2, 3]].any()  # the weakest kept go
+    few = torch.zeros(20, dtype=torch.bool)
+    few[:3] = True
+    assert int(round_cluster_count(few, strength, eligible, 8).sum()) == 8  # never below one multiple
+    only_six = torch.zeros(20, dtype=torch.bool)
+    only_six[:6] = True
+    assert torch.equal(round_cluster_count(few, strength, only_six, 8), only_six)  # cannot exceed the eligible
+
+
+def test_synthesis_with_channel_rounding_keeps_multiples_of_eight():
+    layers = [("a", torch.randn(40, 3, 3, 3, generator=torch.Generator().manual_seed(1))),
+              ("b", torch.randn(48, 40, 3, 3, generator=torch.Generator().manual_seed(2))),
+              ("head", torch.randn(5, 48, 1, 1, generator=torch.Generator().manual_seed(3)))]
+    environment = Environment("budget", alpha_synapse=0.9, alpha_cluster=0.7)
+    for seed in range(5):
+        plain = synthesize(layers, {}, environment, generation_generator(seed, 2))
+        decisions = synthesize(layers, {}, environment, generation_generator(seed, 2), channel_multiple=8)
+        assert [int(d.cluster_keep.sum()) % 8 for d in list(decisions.values())[:-1]] == [0, 0]
+        assert int(decisions["head"].cluster_keep.sum()) == 5
+        assert any(int(plain[n].cluster_keep.sum()) % 8 for n in ("a", "b"))  # rounding did something

@@ -2,7 +2,10 @@
 
 ``evosynth evolve`` runs or resumes an evolution and prints what every generation achieved;
 ``evosynth study`` runs the whole study (generation notebooks, alpha sweep, book);
-``evosynth vendor-js`` is the set-up step that puts the book's JavaScript on disk (npm registry, once).
+``evosynth sweep SWEEP_FILE`` runs a grid of runs (alpha x seed x environment ...) on Ray, locally or on a cluster;
+``evosynth compare`` runs the pruning baselines and ablations next to the evolution and writes one table;
+``evosynth vendor-js`` is the set-up step that puts the book's JavaScript on disk (npm registry, once);
+``evosynth data download pennfudan`` fetches the Penn-Fudan pedestrians (only on this explicit command).
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from evosynth.environment import ENVIRONMENT_MODELS
 from evosynth.errors import EvosynthError
 from evosynth.precision import PRECISIONS
 from evosynth.study.config import (
+    CHANNEL_MULTIPLES,
     DEFAULT_ALPHA_CLUSTER,
     DEFAULT_ALPHA_SYNAPSE,
     DEFAULT_ENVIRONMENT,
     PRESETS,
     RunConfig,
+    presets_for,
 )
+from evosynth.task.data import DATASETS
 
 
 def _alphas(text: str) -> tuple[float, ...]:
@@ -42,21 +48,35 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="run seed: same seed, same offspring (0)")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp16",
                         help="synaptic precision restriction after training (fp16; fp32 = none)")
-    parser.add_argument("--preset", choices=list(PRESETS), default="paper",
-                        help="paper = the full study; smoke = tiny and fast, for tests (paper)")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/cache"),
-                        help="where generated data sets are cached (data/cache)")
+    parser.add_argument("--preset", choices=list(PRESETS), default=None,
+                        help="paper = the full study; smoke = tiny and fast, for tests; pedestrians = photographs "
+                             "(the first made for --data: paper for digits, pedestrians for pennfudan and coco)")
+    parser.add_argument("--data", choices=list(DATASETS), default="digits",
+                        help="digits = generated (default); pennfudan, coco = read from --data-dir")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the data set's folder, for pennfudan (PennFudanPed/) and coco (annotations.json and "
+                             "its images)")
+    parser.add_argument("--category", default=None,
+                        help="coco: the category that is the one class (default: the only one)")
+    parser.add_argument("--channel-multiple", type=int, choices=CHANNEL_MULTIPLES, default=1,
+                        help="round each layer's kept filters to a multiple of this, by strength (1 = off)")
+    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
+                        help="where data sets are cached, generated or decoded (data/cache)")
 
 
 def _config(arguments: argparse.Namespace) -> RunConfig:
     return RunConfig(
-        preset=arguments.preset,
+        preset=arguments.preset or presets_for(arguments.data)[0],
         environment=arguments.environment,
         alpha_synapse=arguments.alpha_synapse,
         alpha_cluster=arguments.alpha_cluster,
         precision=arguments.precision,
         seed=arguments.seed,
         generations=arguments.generations,
+        data=arguments.data,
+        data_root=None if arguments.data_dir is None else str(arguments.data_dir),
+        category=arguments.category,
+        channel_multiple=arguments.channel_multiple,
     )
 
 
@@ -66,17 +86,22 @@ def _evolve(arguments: argparse.Namespace) -> None:
 
     config = _config(arguments)
     out = arguments.out or config.default_out()
-    generations = evolve(config, out, arguments.data_dir)
+    generations = evolve(config, out, arguments.cache_dir)
     print(f"\nrun folder: {out}")
     print(format_table(generations_table(generations)))
 
 
 def _study(arguments: argparse.Namespace) -> None:
-    from evosynth.study.batch import StudyPlan, run_study
+    from evosynth.study.batch import StudyPlan, default_pedestrians_root, run_study
     from evosynth.study.evolution import load_run
     from evosynth.study.report import format_table, generations_table
 
-    plan = StudyPlan(_config(arguments), arguments.runs_dir, arguments.data_dir, arguments.book_dir, arguments.sweep)
+    config = _config(arguments)
+    if config.data != "digits":
+        raise ValueError(f"the study's book is made for the digits data set; run {config.data!r} with evosynth evolve")
+    plan = StudyPlan(config, arguments.runs_dir, arguments.cache_dir, arguments.book_dir, arguments.sweep,
+                     pedestrians_root=arguments.pedestrians or default_pedestrians_root(),
+                     comparison=arguments.comparison)
     index = run_study(plan)
     _, generations = load_run(plan.runs_dir / plan.config.name)
     print(format_table(generations_table(generations)))
@@ -113,10 +138,32 @@ def _bench(arguments: argparse.Namespace) -> None:
           f"written to {arguments.run_dir / BENCH_FILE}")
 
 
+def _compare(arguments: argparse.Namespace) -> None:
+    import time
+
+    from evosynth.study.compare import final_generation, get_comparison, run_comparison, table_path
+
+    plan = get_comparison(arguments.preset)
+    started = time.perf_counter()
+    table = run_comparison(plan, arguments.runs_dir, arguments.cache_dir)
+    columns = ["synapses", "macs", "precision_score", "recall", "ap50"]
+    print(final_generation(table)[columns].to_string(float_format="{:.3f}".format))
+    print(f"\n{len(table)} rows in {table_path(plan, arguments.runs_dir)} ({time.perf_counter() - started:.0f} s)")
+
+
+def _download(arguments: argparse.Namespace) -> None:
+    from evosynth.task.download import ARCHIVES, download
+
+    folder = download(ARCHIVES[arguments.name], arguments.to)
+    print(f"{arguments.name} is in {folder}; use it with --data {arguments.name} --data-dir {folder}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from evosynth.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS
     from evosynth.study.batch import BOOK_DIR
+    from evosynth.study.compare import COMPARISONS
     from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS
+    from evosynth.task.download import ARCHIVES
 
     parser = argparse.ArgumentParser(prog="evosynth", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -135,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     study.add_argument("--sweep", type=_alphas, default=DEFAULT_ALPHA_CLUSTERS,
                        help="alpha_cluster values of the alpha explorer's sweep, comma-separated "
                             f"({','.join(map(str, DEFAULT_ALPHA_CLUSTERS))})")
+    study.add_argument("--pedestrians", type=Path, default=None, metavar="PATH",
+                       help="a Penn-Fudan folder: the same evolution on real pedestrians, a chapter of the book "
+                            "(default: data/pennfudan/PennFudanPed if `evosynth data download pennfudan` put it there)")
+    study.add_argument("--comparison", choices=list(COMPARISONS), default="reduced",
+                       help="the comparison with pruning baselines and ablations the book shows (reduced: fits the "
+                            "study's time budget; full: every lineage, about 40 min more)")
     study.set_defaults(handler=_study)
 
     vendor = commands.add_parser("vendor-js", help="set-up: put the book's JavaScript on disk (npm registry)")
@@ -159,6 +212,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--threads", type=int, default=None,
                        help="threads for torch and onnxruntime alike (torch's default)")
     bench.set_defaults(handler=_bench)
+
+    compare = commands.add_parser("compare", help="evolution vs pruning baselines, and its ablations, in one table",
+                                  description="Run (or resume) every lineage of a comparison: the evolution, L1-norm "
+                                              "filter pruning and iterative magnitude pruning with the same "
+                                              "training, and the evolution's precision, level and seed ablations; "
+                                              "write runs/comparison-<preset>.csv.")
+    compare.add_argument("--preset", choices=list(COMPARISONS), default="reduced",
+                         help="reduced = the baselines along the study's run, its first "
+                              f"{COMPARISONS['reduced'].generations} generations (make study); full = every lineage, "
+                              f"{COMPARISONS['full'].generations} generations; smoke = tiny, for tests (reduced)")
+    compare.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
+    compare.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
+                         help="where generated data sets are cached (data/cache)")
+    compare.set_defaults(handler=_compare)
+
+    from evosynth.study.distributed import add_sweep_command
+
+    add_sweep_command(commands)
+
+    data = commands.add_parser("data", help="data sets: download a real one (never done otherwise)")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_commands.add_parser("download", help="download, check and unpack a data set",
+                                     description="Download the official archive, check what it unpacks to (file "
+                                                 "counts and a reference file's SHA-256) and move it into place.")
+    fetch.add_argument("name", choices=list(ARCHIVES), help="the data set")
+    fetch.add_argument("--to", type=Path, default=None,
+                       help="the folder to create (" + ", ".join(
+                           f"{name}: {archive.destination}" for name, archive in ARCHIVES.items()) + ")")
+    fetch.set_defaults(handler=_download)
 
     arguments = parser.parse_args(argv)
     try:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from evosynth.study.batch import NOTEBOOKS, NotebookFailed, NotebookJob, execute
@@ -150,7 +151,58 @@ def test_a_generation_out_of_range_fails_its_notebook_by_name(generation, data_d
     run = tmp_path / "run"
     job = NotebookJob(NOTEBOOKS / "generation.md", tmp_path / "gen.ipynb",
                       {"run_dir": str(run), "generation": generation, "generations": 13, "preset": "smoke",
-                       "data_dir": str(data_dir)})
+                       "cache_dir": str(data_dir)})
     with pytest.raises(NotebookFailed, match=f"generation must be between 1 and 13, got {generation}"):
         execute(job)
     assert not run.exists()
+
+
+def _pennfudan_folder(root: Path, last_image: bytes | None) -> Path:
+    """A Penn-Fudan-format folder of three annotated images; the last one's file holds ``last_image`` (None: no
+    file), the others are real PNGs."""
+    (root / "PNGImages").mkdir(parents=True)
+    (root / "Annotation").mkdir()
+    for number in (1, 2, 3):
+        name = f"FudanPed{number:05d}.png"
+        (root / "Annotation" / f"FudanPed{number:05d}.txt").write_text(
+            f'Image filename : "PennFudanPed/PNGImages/{name}"\n'
+            'Image size (X x Y x C) : 64 x 48 x 3\n'
+            'Objects with ground truth : 1 { "PASpersonWalking" }\n'
+            'Bounding box for object 1 "PASpersonWalking" (Xmin, Ymin) - (Xmax, Ymax) : (10, 5) - (30, 40)\n'
+        )
+        if number < 3:
+            Image.new("RGB", (64, 48), (number * 60, 90, 30)).save(root / "PNGImages" / name)
+        elif last_image is not None:
+            (root / "PNGImages" / name).write_bytes(last_image)
+    return root
+
+
+BAD_DATA: list[tuple[str, Callable[[Path], list[str]], str]] = [
+    ("missing data folder", lambda tmp: ["--data", "pennfudan", "--data-dir", str(tmp / "nowhere")],
+     r"nowhere: no such folder"),
+    ("empty data folder", lambda tmp: ["--data", "pennfudan", "--data-dir", str((tmp / "empty").resolve())],
+     r"empty"),
+    ("an image that is not an image",
+     lambda tmp: ["--data", "pennfudan", "--data-dir", str(_pennfudan_folder(tmp / "pf", b"not a png"))],
+     r"FudanPed00003.png"),
+    ("an annotation without its image",
+     lambda tmp: ["--data", "pennfudan", "--data-dir", str(_pennfudan_folder(tmp / "pf", None))],
+     r"FudanPed00003.png"),
+    ("coco folder without annotations", lambda tmp: ["--data", "coco", "--data-dir", str(tmp)], r"annotations.json"),
+    ("unknown data set", lambda tmp: ["--data", "imagenet"], r"argument --data: invalid choice: 'imagenet'"),
+    ("a folder for generated data", lambda tmp: ["--data-dir", str(tmp)], r"digits.* is generated and reads no folder"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), [case[1:] for case in BAD_DATA], ids=[c[0] for c in BAD_DATA])
+def test_bad_data_is_named_and_leaves_no_run_behind(arguments, message, tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "evosynth.cli", "evolve", "--generations", "2", "--out", str(out),
+                             "--cache-dir", str(tmp_path / "cache"), *arguments(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert re.search(message, error), error
+    assert "Traceback" not in result.stderr
+    assert not out.exists()

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,11 @@ from tqdm.auto import tqdm
 
 from evosynth.benchmark import BENCH_FILE, DEFAULT_ROUNDS, benchmark_run
 from evosynth.errors import EvosynthError
-from evosynth.study.config import RunConfig
+from evosynth.study.config import RunConfig, presets_for
+from evosynth.study.evolution import evolve
 from evosynth.study.offline import find_network_references, vendor_is_complete
 from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS, run_sweep, sweep_configs
+from evosynth.task.download import PENNFUDAN
 
 REPO_ROOT = Path(__file__).resolve().parents[3]  # the study runs from a checkout (editable install)
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -91,13 +93,9 @@ def execute_all(jobs: Sequence[NotebookJob], cwd: Path = REPO_ROOT, skip_done: b
         execute(job, cwd)
 
 
-def generation_jobs(config: RunConfig, run_dir: Path, data_dir: Path, generated: Path) -> list[NotebookJob]:
-    common = {
-        "run_dir": str(run_dir.resolve()), "alpha_synapse": config.alpha_synapse,
-        "alpha_cluster": config.alpha_cluster, "environment": config.environment, "seed": config.seed,
-        "precision": config.precision, "preset": config.preset, "data_dir": str(data_dir.resolve()),
-        "generations": config.generations,
-    }
+def generation_jobs(config: RunConfig, run_dir: Path, cache_dir: Path, generated: Path) -> list[NotebookJob]:
+    """One job per generation; the notebook's parameters are the run configuration's fields."""
+    common = {**asdict(config), "run_dir": str(run_dir.resolve()), "cache_dir": str(cache_dir.resolve())}
     return [
         NotebookJob(NOTEBOOKS / "generation.md", generated / f"gen_{number:02d}.ipynb",
                     {**common, "generation": number})
@@ -105,9 +103,17 @@ def generation_jobs(config: RunConfig, run_dir: Path, data_dir: Path, generated:
     ]
 
 
-def study_jobs(config: RunConfig, run_dir: Path, sweep_dirs: Sequence[Path], generated: Path) -> list[NotebookJob]:
-    run = str(run_dir.resolve())
+def study_jobs(
+    plan: StudyPlan, run_dir: Path, sweep_dirs: Sequence[Path], generated: Path, pedestrians_dir: Path | None
+) -> list[NotebookJob]:
+    config, run = plan.config, str(run_dir.resolve())
+    cache_dir = str(plan.cache_dir.resolve())
+    pedestrians = str(pedestrians_dir.resolve()) if pedestrians_dir else None
     return [
+        NotebookJob(NOTEBOOKS / "pedestrians.md", generated / "pedestrians.ipynb",
+                    {"run_dir": pedestrians, "cache_dir": cache_dir}),
+        NotebookJob(NOTEBOOKS / "compare.md", generated / "compare.ipynb",
+                    {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison, "cache_dir": cache_dir}),
         NotebookJob(NOTEBOOKS / "dna.md", generated / "dna.ipynb",
                     {"run_dir": run, "alpha_synapse": config.alpha_synapse, "alpha_cluster": config.alpha_cluster,
                      "environment": config.environment}),
@@ -147,10 +153,23 @@ class StudyPlan:
 
     config: RunConfig
     runs_dir: Path
-    data_dir: Path
+    cache_dir: Path
     book_dir: Path
     sweep_alpha_clusters: tuple[float, ...] = DEFAULT_ALPHA_CLUSTERS
     bench_rounds: int = DEFAULT_ROUNDS
+    pedestrians_root: Path | None = None  # a Penn-Fudan folder: the same evolution on real pedestrians
+    comparison: str = "reduced"  # which `evosynth compare` plan the "How it compares" chapter runs
+
+
+def default_pedestrians_root() -> Path | None:
+    """Where `evosynth data download pennfudan` puts Penn-Fudan, if it is there: the study never downloads."""
+    root = REPO_ROOT / PENNFUDAN.destination
+    return root if root.is_dir() else None
+
+
+def pedestrians_config(config: RunConfig, root: Path) -> RunConfig:
+    """The main run's evolution (environment, alphas, precision, seed, length) on Penn-Fudan, with its preset."""
+    return replace(config, preset=presets_for("pennfudan")[0], data="pennfudan", data_root=str(root), category=None)
 
 
 def run_study(plan: StudyPlan) -> Path:
@@ -158,10 +177,15 @@ def run_study(plan: StudyPlan) -> Path:
     the book."""
     run_dir = plan.runs_dir / plan.config.name
     generated = plan.book_dir / "generated"
-    execute_all(generation_jobs(plan.config, run_dir, plan.data_dir, generated), skip_done=True)
+    execute_all(generation_jobs(plan.config, run_dir, plan.cache_dir, generated), skip_done=True)
     configs = sweep_configs(plan.config, plan.sweep_alpha_clusters)
-    sweep_dirs = run_sweep(configs, plan.runs_dir, plan.data_dir)
+    sweep_dirs = run_sweep(configs, plan.runs_dir, plan.cache_dir)
     if not (run_dir / BENCH_FILE).is_file():  # a rerun keeps the measurement; `evosynth bench` redoes it
         benchmark_run(run_dir, rounds=plan.bench_rounds)
-    execute_all(study_jobs(plan.config, run_dir, sweep_dirs, generated))
+    pedestrians_dir = None
+    if plan.pedestrians_root is not None:
+        pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)
+        pedestrians_dir = plan.runs_dir / pedestrians.name
+        evolve(pedestrians, pedestrians_dir, plan.cache_dir)
+    execute_all(study_jobs(plan, run_dir, sweep_dirs, generated, pedestrians_dir))
     return build_book(plan.book_dir)

@@ -17,10 +17,10 @@ import torch
 from tqdm.auto import tqdm
 
 from evosynth.compaction import compact
-from evosynth.precision import restrict, rounded, rounding_error
+from evosynth.precision import restrict, rounded, rounding_error, storage_note
 from evosynth.study.artifacts import Generation, RunFolder
 from evosynth.study.config import RunConfig
-from evosynth.synthesis import generation_generator, synthesize
+from evosynth.synthesis import LayerDecision, generation_generator, synthesize
 from evosynth.task.data import DetectionData, load_dataset
 from evosynth.task.metrics import efficiency, evaluate
 from evosynth.task.model import Architecture, GridDetector
@@ -29,8 +29,9 @@ from evosynth.task.training import train
 TRAINING_STREAM = 7_919  # offsets the training random stream from the synthesis stream of the same generation
 
 
-def load_task_data(config: RunConfig, data_dir: Path) -> DetectionData:
-    return load_dataset(config.data, data_dir, **asdict(config.resolved_preset.data))
+def load_task_data(config: RunConfig, cache_dir: Path) -> DetectionData:
+    """The run's data set as its preset shapes it: digits generated, or the run's folder read; cached in cache_dir."""
+    return load_dataset(config.data, cache_dir, **asdict(config.resolved_preset.data), **config.data_source())
 
 
 def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[GridDetector, dict[str, torch.Tensor]]:
@@ -42,13 +43,32 @@ def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[GridDetector, 
     return model, masks
 
 
+Decide = Callable[[Generation, int], dict[str, LayerDecision]]
+"""How an offspring is decided: from its parent and its generation number, the keep-decisions ``compact`` cuts by.
+The evolution decides by stochastic synthesis; the baselines (``evosynth.baselines``) by pruning rules."""
+
+
+def parent_layers(parent: Generation) -> list[tuple[str, torch.Tensor]]:
+    """The parent's prunable weights in data-flow order (head last): what every decider reads."""
+    return [(name, layer.weight.detach()) for name, layer in parent.model.prunable_layers()]
+
+
+def synthesis_decider(config: RunConfig) -> Decide:
+    """The evolution's decider: stochastic synthesis from the parent's DNA under the run's environment."""
+    environment = config.make_environment()
+
+    def decide(parent: Generation, number: int) -> dict[str, LayerDecision]:
+        return synthesize(parent_layers(parent), parent.masks, environment, generation_generator(config.seed, number),
+                          config.channel_multiple)
+
+    return decide
+
+
 def offspring_of(
-    parent: Generation, config: RunConfig, number: int
+    parent: Generation, config: RunConfig, number: int, decide: Decide | None = None
 ) -> tuple[GridDetector, dict[str, torch.Tensor]]:
-    """Synthesize generation ``number`` from its parent's DNA under the run's environment, then compact it."""
-    layers = [(name, layer.weight.detach()) for name, layer in parent.model.prunable_layers()]
-    decisions = synthesize(layers, parent.masks, config.make_environment(), generation_generator(config.seed, number))
-    return compact(parent.model, decisions)
+    """Decide generation ``number`` from its parent (by default the run's stochastic synthesis), then compact it."""
+    return compact(parent.model, (decide or synthesis_decider(config))(parent, number))
 
 
 @dataclass
@@ -61,15 +81,19 @@ class GenerationResult:
 
 
 def run_generation(
-    config: RunConfig, data: DetectionData, number: int, parent: Generation | None
+    config: RunConfig, data: DetectionData, number: int, parent: Generation | None, decide: Decide | None = None
 ) -> GenerationResult:
-    """Synthesize (or create), train at FP32, restrict and measure one generation."""
+    """Decide (or create), train at FP32, restrict and measure one generation.
+
+    ``decide`` is how the offspring is decided (the run's stochastic synthesis by default): whatever decides, the
+    training budget, the restriction and the measurement are the config's, so lineages compare like for like.
+    """
     preset = config.resolved_preset
     if parent is None:
         model, masks = new_ancestor(config, data)
         budget = preset.ancestor
     else:
-        model, masks = offspring_of(parent, config, number)
+        model, masks = offspring_of(parent, config, number, decide)
         budget = preset.offspring
     curve = train(
         model, masks, data.train, data.val, budget,
@@ -89,7 +113,7 @@ def run_generation(
         "alpha_cluster": config.alpha_cluster,
         "environment": config.environment,
         "precision": config.precision,
-        "precision_note": "weights stored in the restricted precision; evaluated in FP32 arithmetic on CPU",
+        "precision_note": storage_note(config.precision),
         "precision_score": quality.precision,
         "recall": quality.recall,
         "ap50": quality.ap50,
@@ -117,15 +141,15 @@ def _run_fields(config: RunConfig) -> dict[str, Any]:
 def evolve(
     config: RunConfig,
     out: Path | None = None,
-    data_dir: Path = Path("data/cache"),
+    cache_dir: Path = Path("data/cache"),
     on_generation: Callable[[Generation], None] | None = None,
 ) -> list[Generation]:
     """Run (or resume) the evolution described by ``config``; returns every generation, 1 first."""
     folder = RunFolder(out or config.default_out())
+    data = load_task_data(config, cache_dir)  # first: a data set that cannot be read leaves no run folder behind
     with folder.locked():
         folder.bind(config.identity(), config.generations)
         folder.check_lineage()
-        data = load_task_data(config, data_dir)
         generations: list[Generation] = []
         parent: Generation | None = None
         for number in tqdm(range(1, config.generations + 1), desc="generations", unit="gen"):
@@ -169,7 +193,7 @@ def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:
     return config, [folder.load(number) for number in folder.finished()]
 
 
-def ensure_generation(config: RunConfig, out: Path, number: int, data_dir: Path = Path("data/cache")) -> Generation:
+def ensure_generation(config: RunConfig, out: Path, number: int, cache_dir: Path = Path("data/cache")) -> Generation:
     """Generation ``number`` of the run, computed (with any missing ancestors) or loaded when it exists."""
     config.check_generation(number)
-    return evolve(config.with_generations(number), out, data_dir)[-1]
+    return evolve(config.with_generations(number), out, cache_dir)[-1]

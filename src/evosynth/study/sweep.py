@@ -1,23 +1,37 @@
-"""The alpha sweep behind the alpha explorer: ordinary run folders that differ only in their alphas.
+"""Sweeps: ordinary run folders that differ in their alphas (the alpha explorer's), or in any axis of a grid.
 
-All points share the run's ancestor (generation 1 does not depend on the environment), so a point costs only its
-offspring generations.
+``run_sweep`` evolves the study's small alpha sweep in this process; ``evosynth sweep`` runs a grid file on Ray
+(``evosynth.study.distributed``). Either way every point is ``<runs_dir>/<run name>``, so the two share runs, and
+points that differ only in their environment share one ancestor (generation 1 does not depend on it), so such a
+point costs only its offspring generations. ``sweep_table`` is a grid's results, one row per run, as CSV.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from evosynth.atomic import atomic_write
+from evosynth.benchmark import BENCH_FILE
+from evosynth.errors import CheckpointError
+from evosynth.study.artifacts import CONFIG, RunFolder, read_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table
 
 DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.85, 0.915, 0.97)
+
+# What tells the runs of a sweep apart: the run folder's name and the configuration's fields but its length.
+IDENTITY_COLUMNS = ("run", "preset", "data", "data_root", "category", "environment", "alpha_synapse",
+                    "alpha_cluster", "precision", "seed", "channel_multiple")
+SPEEDUP_PREFIX = "speedup_"  # a sweep table's measured speed-up columns: speedup_<backend>_b<batch size>
+TABLES_FOLDER = "sweeps"  # <runs_dir>/sweeps/<sweep name>.csv, beside the runs the table describes
 
 
 def sweep_configs(base: RunConfig, alpha_clusters: Sequence[float] = DEFAULT_ALPHA_CLUSTERS) -> list[RunConfig]:
@@ -25,24 +39,120 @@ def sweep_configs(base: RunConfig, alpha_clusters: Sequence[float] = DEFAULT_ALP
     return [replace(base, alpha_cluster=alpha) for alpha in sorted({*alpha_clusters, base.alpha_cluster})]
 
 
-def run_sweep(configs: Sequence[RunConfig], root: Path, data_dir: Path) -> list[Path]:
+def run_sweep(configs: Sequence[RunConfig], root: Path, cache_dir: Path) -> list[Path]:
     """Evolve every configuration into ``root/<run name>``; finished runs (the main run among them) are loaded."""
     folders = []
     for config in tqdm(configs, desc="alpha sweep", unit="run"):
         folder = root / config.name
-        evolve(config, folder, data_dir)
+        evolve(config, folder, cache_dir)
         folders.append(folder)
     return folders
 
 
 def sweep_results(folders: Sequence[Path]) -> pd.DataFrame:
-    """One row per (run, generation): the alphas, the environment, efficiency and accuracy."""
+    """One row per (run, generation): the run's identity (``IDENTITY_COLUMNS``), efficiency and accuracy."""
     frames = []
     for folder in folders:
         config, generations = load_run(folder)
         table = generations_table(generations)
-        table.insert(0, "alpha_synapse", config.alpha_synapse)
-        table.insert(1, "alpha_cluster", config.alpha_cluster)
-        table.insert(2, "environment", config.environment)
-        frames.append(table)
+        identity = {"run": Path(folder).name, **{key: getattr(config, key) for key in IDENTITY_COLUMNS[1:]}}
+        frames.append(table.assign(**identity)[[*IDENTITY_COLUMNS, *table.columns]])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def run_is_complete(config: RunConfig, folder: Path) -> bool:
+    """Whether ``folder`` holds this configuration's run up to its last generation.
+
+    Two small reads and no weights, so that a restarted sweep skips its finished runs without submitting them;
+    anything doubtful (a damaged config.json, another configuration) is "not complete", and ``evolve`` then
+    resumes it or names the problem.
+    """
+    if not RunFolder(folder).is_finished(config.generations):
+        return False
+    try:
+        stored = read_json(Path(folder) / CONFIG)
+    except CheckpointError:
+        return False
+    return isinstance(stored, dict) and stored.get("identity") == json.loads(json.dumps(config.identity()))
+
+
+def sweep_table(configs: Sequence[RunConfig], runs_dir: Path) -> pd.DataFrame:
+    """One row per complete run of a grid, in grid order: its identity and what its last generation (the
+    configuration's, even where the folder holds a longer run) achieved, with the measured speed-ups of that
+    generation where the run has a bench.json (``evosynth bench``). Incomplete runs have no row."""
+    rows = []
+    for config in configs:
+        folder = runs_dir / config.name
+        if run_is_complete(config, folder):
+            results = sweep_results([folder])
+            last = results[results["generation"] == config.generations].iloc[0].to_dict()
+            rows.append({**last, **measured_speedups(folder, config.generations)})
+    return pd.DataFrame(rows)
+
+
+def measured_speedups(folder: Path, generation: int) -> dict[str, Any]:
+    """``speedup_vs_gen1`` of one generation for every backend and batch size that bench.json measured."""
+    path = Path(folder) / BENCH_FILE
+    if not path.is_file():
+        return {}
+    return {f"{SPEEDUP_PREFIX}{cell['backend']}_b{cell['batch_size']}": cell["speedup_vs_gen1"]
+            for cell in read_json(path)["results"] if cell["generation"] == generation}
+
+
+def sweep_table_path(runs_dir: Path, name: str) -> Path:
+    return runs_dir / TABLES_FOLDER / f"{name}.csv"
+
+
+def write_sweep_table(table: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def read_sweep_table(path: Path) -> pd.DataFrame:
+    """A sweep table written by ``evosynth sweep``; its runs are ``<runs_dir>/<run>`` (``table_runs``)."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path} is not a sweep table; `evosynth sweep SWEEP_FILE` writes "
+                              f"<runs_dir>/{TABLES_FOLDER}/<sweep name>.csv")
+    return pd.read_csv(path)
+
+
+def table_runs(path: Path, table: pd.DataFrame) -> list[Path]:
+    """The run folders of a sweep table's rows: the table lives in ``<runs_dir>/sweeps/``."""
+    runs_dir = Path(path).resolve().parent.parent
+    return [runs_dir / run for run in table["run"]]
+
+
+def explorer_slice(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows the alpha explorer compares: one run per alpha_cluster, with the table's first value of every
+    other axis (seed, environment, alpha_synapse, data set, ...), because its charts tell runs apart by
+    alpha_cluster alone."""
+    others = [column for column in IDENTITY_COLUMNS if column not in ("run", "alpha_cluster")]
+    axes = table[others]
+    first = axes.iloc[0]
+    same = axes.eq(first) | (axes.isna() & first.isna())  # a missing value (digits: no data_root) matches itself
+    return table[same.all(axis=1)]
+
+
+def explorer_runs(sweep_dirs: Sequence[str], sweep_table: str | None) -> list[Path]:
+    """The alpha explorer's runs: those of a sweep table's ``explorer_slice`` if one is given, else ``sweep_dirs``."""
+    if sweep_table is None:
+        return [Path(folder) for folder in sweep_dirs]
+    table = read_sweep_table(Path(sweep_table))
+    return table_runs(Path(sweep_table), explorer_slice(table))
+
+
+def varying_axes(table: pd.DataFrame) -> list[str]:
+    """The identity columns (but the run's name) that take more than one value in a sweep table."""
+    return [column for column in IDENTITY_COLUMNS[1:] if table[column].nunique(dropna=False) > 1]
+
+
+SPREAD_METRICS = ("synapse_reduction", "mac_reduction", "precision_score", "recall", "ap50")
+
+
+def seed_spread(table: pd.DataFrame) -> pd.DataFrame:
+    """How much the last generation depends on the seed: mean and standard deviation over seeds of every other
+    grid point of a sweep table (the axes that vary in it), and how many seeds each has."""
+    varying = [axis for axis in varying_axes(table) if axis != "seed"] or ["alpha_cluster"]
+    grouped = table.groupby(varying, dropna=False)
+    spread = grouped[list(SPREAD_METRICS)].agg(["mean", "std"])
+    spread.columns = [f"{metric} {statistic}" for metric, statistic in spread.columns]
+    return spread.assign(seeds=grouped["seed"].nunique()).reset_index()

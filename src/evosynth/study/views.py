@@ -503,6 +503,22 @@ def detections_frame(
 # --------------------------------------------------------------------------------------------------- results
 
 
+def run_summary(table: pd.DataFrame, run_name: str) -> str:
+    """One Markdown paragraph of what a run achieved from its first to its last generation (from
+    ``report.generations_table``): the numbers a page's prose would otherwise have to hard-code."""
+    first, last = table.iloc[0], table.iloc[-1]
+
+    def change(column: str) -> str:
+        return f"{first[column]:.3f} → {last[column]:.3f} ({100 * (last[column] - first[column]):+.1f} points)"
+
+    return (
+        f"Run `{run_name}`, {len(table)} generations. Generation {int(last['generation'])} has "
+        f"{int(last['synapses']):,} synapses ({last['synapse_reduction']:.1f}× fewer than generation 1) and costs "
+        f"{last['macs'] / 1e6:.2f}M multiply-accumulates per image ({last['mac_reduction']:.1f}× fewer). "
+        f"Precision {change('precision_score')}, recall {change('recall')}, AP50 {change('ap50')}."
+    )
+
+
 def best_speedup(bench_rows: pd.DataFrame, batch_size: int) -> pd.Series:
     """The last generation's row of the backend with the largest measured speed-up over generation 1."""
     rows = bench_rows[bench_rows["batch_size"] == batch_size]

@@ -17,11 +17,11 @@ import importlib.util
 import json
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from numpy.random import Generator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from evosynth.atomic import atomic_write
+from evosynth.atomic import atomic_write, exclusive
 
 # Bump when the generator changes in any way that alters its output: it is part of the cache key.
 GENERATOR_VERSION = 2
@@ -82,6 +82,8 @@ class DigitsSpec:
 
     Ranges are inclusive (lo, hi). Sizes are in pixels, intensities in [0, 1].
     """
+
+    datasets: ClassVar[tuple[str, ...]] = ("digits",)  # the loaders that take this spec
 
     canvas: int = 96  # square canvas side
     channels: int = 3  # 3 = RGB, 1 = luminance of the same RGB canvas
@@ -416,70 +418,100 @@ def _ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 # --------------------------------------------------------------------------------------------------- cache
 
-
-def _to_split(images: torch.Tensor, boxes: torch.Tensor, counts: torch.Tensor) -> DetectionSplit:
-    return DetectionSplit(images, list(torch.split(boxes, counts.tolist())))
+CACHE_DATA = "data.safetensors"
 
 
-def _read_cache(folder: Path, spec: DigitsSpec) -> DetectionData:
-    """Load a cached data set; raise ValueError naming the bad file if anything does not add up."""
-    spec_file, data_file = folder / "spec.json", folder / "data.safetensors"
+def write_cache(folder: Path, data: DetectionData, record_file: str, record: dict[str, Any]) -> None:
+    """Store a data set as safetensors (per split: images, concatenated boxes, box counts) plus a JSON record.
+
+    Data first, record last: the record file is what marks the cache as complete. No pickle anywhere.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    for split in SPLITS:
+        part: DetectionSplit = getattr(data, split)
+        tensors[f"{split}/images"] = part.images.contiguous()
+        tensors[f"{split}/boxes"] = torch.cat([torch.zeros(0, 4), *part.boxes]).to(torch.float32)
+        tensors[f"{split}/counts"] = torch.tensor([len(b) for b in part.boxes], dtype=torch.int64)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / CACHE_DATA, lambda path: save_file(tensors, path))
+    atomic_write(folder / record_file, lambda path: path.write_text(json.dumps(record, indent=2)))
+
+
+def read_cache(
+    folder: Path, name: str, record_file: str, record: dict[str, Any], shapes: Mapping[str, tuple[int, ...]]
+) -> DetectionData:
+    """Load what ``write_cache`` stored; raise ValueError naming the bad file if anything does not add up.
+
+    ``record`` is what the record file must hold (what the cache was made from); ``shapes`` the images tensor's
+    shape per split.
+    """
+    record_path, data_path = folder / record_file, folder / CACHE_DATA
     try:
-        stored = json.loads(spec_file.read_text())
+        stored = json.loads(record_path.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"{spec_file}: unreadable ({error})") from error
-    if stored != {"version": GENERATOR_VERSION, **json.loads(json.dumps(asdict(spec)))}:
-        raise ValueError(f"{spec_file}: records a different spec than its hash promises")
+        raise ValueError(f"{record_path}: unreadable ({error})") from error
+    if stored != json.loads(json.dumps(record)):
+        raise ValueError(f"{record_path}: records another source than its hash promises")
     try:
-        tensors = load_file(data_file)
+        tensors = load_file(data_path)
     except (OSError, SafetensorError) as error:
-        raise ValueError(f"{data_file}: unreadable ({error})") from error
+        raise ValueError(f"{data_path}: unreadable ({error})") from error
     splits = {}
-    shape = (spec.channels, spec.canvas, spec.canvas)
     for split in SPLITS:
         try:
             images, boxes, counts = (tensors[f"{split}/{part}"] for part in ("images", "boxes", "counts"))
         except KeyError as error:
-            raise ValueError(f"{data_file}: missing tensor {error}") from error
+            raise ValueError(f"{data_path}: missing tensor {error}") from error
         if (
             (images.dtype, boxes.dtype, counts.dtype) != (torch.uint8, torch.float32, torch.int64)
-            or tuple(images.shape) != (spec.size(split), *shape)
-            or counts.shape != (spec.size(split),)
+            or tuple(images.shape) != shapes[split]
+            or counts.shape != (shapes[split][0],)
             or int(counts.sum()) != boxes.shape[0]
             or boxes.shape[1:] != (4,)
         ):
-            raise ValueError(f"{data_file}: tensors of split {split!r} have inconsistent shapes")
-        splits[split] = _to_split(images, boxes, counts)
-    return DetectionData("digits", **splits)
+            raise ValueError(f"{data_path}: tensors of split {split!r} have inconsistent shapes")
+        splits[split] = DetectionSplit(images, list(torch.split(boxes, counts.tolist())))
+    return DetectionData(name, **splits)
+
+
+def load_cached(
+    folder: Path,
+    name: str,
+    record_file: str,
+    record: dict[str, Any],
+    shapes: Mapping[str, tuple[int, ...]],
+    build: Callable[[], DetectionData],
+) -> DetectionData:
+    """The data set cached in ``folder``, built and written there first when absent or unreadable.
+
+    A cache that cannot be read (truncated, edited, stale) is rebuilt with a warning naming the file. The
+    folder's lock makes a second process wait for the first one's cache instead of building it twice.
+    """
+    with exclusive(folder, wait=True):
+        if (folder / record_file).exists():
+            try:
+                return read_cache(folder, name, record_file, record, shapes)
+            except ValueError as error:
+                warnings.warn(f"corrupt {name} cache, regenerating it: {error}", RuntimeWarning, stacklevel=3)
+        data = build()
+        write_cache(folder, data, record_file, record)
+        return data
 
 
 def load_digits_detection(spec: DigitsSpec, cache_dir: Path) -> DetectionData:
-    """The ``digits`` data set for this spec: generated on first use, then read from cache_dir/digits-<hash>.
+    """The ``digits`` data set for this spec: generated on first use, then read from cache_dir/digits-<hash>."""
 
-    A cache that cannot be read (truncated, edited, stale) is regenerated with a warning naming the file.
-    """
-    folder = Path(cache_dir) / f"digits-{spec.key()}"
-    if (folder / "spec.json").exists():
-        try:
-            return _read_cache(folder, spec)
-        except ValueError as error:
-            warnings.warn(f"corrupt digits cache, regenerating it: {error}", RuntimeWarning, stacklevel=2)
-    tensors: dict[str, torch.Tensor] = {}
-    for split in SPLITS:
-        rendered = render_split(spec, split)
-        tensors[f"{split}/images"] = torch.from_numpy(rendered.images)
-        boxes = np.concatenate([np.zeros((0, 4), np.float32), *rendered.boxes])
-        tensors[f"{split}/boxes"] = torch.from_numpy(boxes)
-        tensors[f"{split}/counts"] = torch.tensor([len(b) for b in rendered.boxes], dtype=torch.int64)
-    folder.mkdir(parents=True, exist_ok=True)
-    # Data first, spec last: the spec file is what marks the cache as complete.
-    atomic_write(folder / "data.safetensors", lambda path: save_file(tensors, path))
-    atomic_write(
-        folder / "spec.json",
-        lambda path: path.write_text(json.dumps({"version": GENERATOR_VERSION, **asdict(spec)}, indent=2)),
-    )
-    parts = ("images", "boxes", "counts")
-    return DetectionData("digits", **{s: _to_split(*(tensors[f"{s}/{p}"] for p in parts)) for s in SPLITS})
+    def generate() -> DetectionData:
+        splits = {}
+        for split in SPLITS:
+            rendered = render_split(spec, split)
+            boxes = [torch.from_numpy(b) for b in rendered.boxes]
+            splits[split] = DetectionSplit(torch.from_numpy(rendered.images), boxes)
+        return DetectionData("digits", **splits)
+
+    shapes = {split: (spec.size(split), spec.channels, spec.canvas, spec.canvas) for split in SPLITS}
+    record = {"version": GENERATOR_VERSION, **asdict(spec)}
+    return load_cached(Path(cache_dir) / f"digits-{spec.key()}", "digits", "spec.json", record, shapes, generate)
 
 
 # --------------------------------------------------------------------------------------------------- registry
@@ -489,11 +521,31 @@ def _digits(cache_dir: Path, **options: Any) -> DetectionData:
     return load_digits_detection(DigitsSpec(**options), cache_dir)
 
 
-DATASETS: dict[str, Callable[..., DetectionData]] = {"digits": _digits}
+def _pennfudan(cache_dir: Path, root: str | Path, **options: Any) -> DetectionData:
+    from evosynth.task.imageset import ImageSetSpec  # imported on use: they build on this module
+    from evosynth.task.pennfudan import load_pennfudan
+
+    return load_pennfudan(Path(root), ImageSetSpec(**options), cache_dir)
+
+
+def _coco(cache_dir: Path, root: str | Path, category: str | None = None, **options: Any) -> DetectionData:
+    from evosynth.task.coco import load_coco
+    from evosynth.task.imageset import ImageSetSpec
+
+    return load_coco(Path(root), ImageSetSpec(**options), cache_dir, category)
+
+
+DATASETS: dict[str, Callable[..., DetectionData]] = {"digits": _digits, "pennfudan": _pennfudan, "coco": _coco}
+# The data sets read from a folder the user names (``root``); ``digits`` is generated.
+FOLDER_DATASETS: tuple[str, ...] = ("pennfudan", "coco")
 
 
 def load_dataset(name: str, cache_dir: Path, **options: Any) -> DetectionData:
-    """Load a registered data set by name; options go to its loader (for ``digits``: DigitsSpec fields)."""
+    """Load a registered data set by name; options go to its loader.
+
+    ``digits``: DigitsSpec fields. ``pennfudan``: ``root`` (the data set's folder) and ImageSetSpec fields;
+    ``coco``: the same plus ``category`` (a category name; default: the only one).
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
     return DATASETS[name](cache_dir, **options)

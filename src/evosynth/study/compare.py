@@ -1,0 +1,332 @@
+"""How evolutionary synthesis compares: pruning baselines and ablations, run in the same study as the evolution.
+
+Every line of the comparison (a *lineage*) starts from the same ancestor and goes through the same generation
+step (``evolution.run_generation``: the same offspring training budget and random streams, the same precision
+restriction, the same measurement); lineages differ only in how each offspring is decided:
+
+``evolution``
+    stochastic synthesis, ``evolve`` itself. The ablations are evolution runs too: the precision restriction
+    (fp32 = none, fp16, bf16, int8), the level of synthesis (``synapse``: alpha_cluster = 1, ``cluster``:
+    alpha_synapse = 1, ``both``; with the budget environment an alpha of 1 keeps every entry, so 1 switches a
+    level off exactly) and the run seed.
+``l1-filter``
+    L1-norm filter pruning to the widths the evolution reached in the same generation (read from its
+    ``gen_NN/architecture.json``): the same MACs, every filter dense.
+``imp``
+    iterative magnitude pruning, 20 % of the remaining synapses per generation and layer, masks only.
+
+A baseline lineage is an ordinary resumable run folder keyed by its parameters: its generation 1 is adopted from
+the evolution run it follows (which shares the study's ancestor), and a rerun loads the generations it has.
+``run_comparison`` runs every lineage of a plan and writes one tidy table, one row per lineage and generation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from evosynth.atomic import atomic_write
+from evosynth.baselines import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
+from evosynth.benchmark import BENCH_FILE, bench_table
+from evosynth.study.artifacts import ARCHITECTURE, METRICS, Generation, RunFolder, read_json
+from evosynth.study.config import RunConfig
+from evosynth.study.evolution import Decide, evolve, load_task_data, parent_layers, run_generation
+from evosynth.synthesis import LayerDecision
+from evosynth.task.data import DetectionData
+from evosynth.task.model import Architecture
+
+METHOD_LABELS = {
+    "evolution": "evolutionary synthesis",
+    "l1-filter": "L1-norm filter pruning",
+    "imp": "iterative magnitude pruning (masks only)",
+}
+BASELINES: tuple[str, ...] = ("l1-filter", "imp")
+LEVELS: tuple[str, ...] = ("both", "synapse", "cluster")
+SPEED_BACKEND = "torch-eager-fp32"  # runs everywhere; ``evosynth bench`` measures it for every generation
+SPEED_COLUMNS: tuple[str, ...] = ("latency_ms_batch1", "throughput_fps_batch32")
+QUALITY_COLUMNS = {"precision_score": "precision", "recall": "recall", "ap50": "AP50"}
+QUESTIONS: tuple[str, ...] = ("methods", "precision", "level", "seed")
+
+
+def level_config(config: RunConfig, level: str) -> RunConfig:
+    """The run that synthesizes at one level only: an alpha of 1 in the budget environment keeps every entry."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
+    if level != "both" and config.environment != "budget":
+        raise ValueError("a level is switched off by alpha = 1, which keeps every entry only in the budget "
+                         f"environment, not in {config.environment!r}")
+    if level == "synapse":
+        return replace(config, alpha_cluster=1.0)
+    if level == "cluster":
+        return replace(config, alpha_synapse=1.0)
+    return config
+
+
+def level_of(alpha_synapse: float, alpha_cluster: float) -> str:
+    """Which levels a budget-environment run synthesizes at (the inverse of ``level_config``)."""
+    if alpha_cluster == 1.0 and alpha_synapse < 1.0:
+        return "synapse"
+    if alpha_synapse == 1.0 and alpha_cluster < 1.0:
+        return "cluster"
+    return "both"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """One line of the comparison: a method, and the evolution run that fixes its training, restriction and seed
+    (for ``l1-filter`` also its widths; for ``evolution`` it is the run itself)."""
+
+    method: str
+    config: RunConfig
+
+    def __post_init__(self) -> None:
+        if self.method not in METHOD_LABELS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHOD_LABELS)}")
+
+    @property
+    def name(self) -> str:
+        """The run folder's name: the evolution's own, or the baseline's parameters."""
+        config = self.config
+        if self.method == "l1-filter":
+            return f"l1filter-{config.name}"
+        if self.method == "imp":  # no environment: it depends on the ancestor (and the preset's budgets) only
+            return f"imp{IMP_FRACTION:g}-layerwise-{config.ancestor_name}"
+        return config.name
+
+    def identity(self) -> dict[str, Any]:
+        """What a baseline's generations depend on (an evolution's identity is its config's)."""
+        if self.method == "l1-filter":
+            return {"method": self.method, "norm": "L1 over the synapses left (greedy)",
+                    "widths_of": self.config.identity()}
+        if self.method == "imp":
+            shared = {k: v for k, v in self.config.identity().items()
+                      if k not in ("environment", "alpha_synapse", "alpha_cluster")}
+            return {"method": self.method, "fraction": IMP_FRACTION, "scope": "layer-wise", **shared}
+        return self.config.identity()
+
+    def metrics_fields(self) -> dict[str, Any]:
+        """What a baseline's metrics say about the method (its environment and alphas do not apply)."""
+        return {"method": self.method, "environment": None, "alpha_synapse": None, "alpha_cluster": None,
+                "follows": self.config.name, **({"prune_fraction": IMP_FRACTION} if self.method == "imp" else {})}
+
+    def decider(self, reference: RunFolder) -> Decide:
+        """How this baseline decides generation ``number`` from its parent."""
+        if self.method == "l1-filter":
+            def by_l1_norm(parent: Generation, number: int) -> dict[str, LayerDecision]:
+                widths = Architecture.from_json(read_json(reference.generation_dir(number) / ARCHITECTURE)).widths
+                return l1_filter_decisions(parent_layers(parent), parent.masks, widths)
+
+            return by_l1_norm
+        if self.method == "imp":
+            return lambda parent, _: magnitude_decisions(parent_layers(parent), parent.masks, IMP_FRACTION)
+        raise ValueError("an evolution lineage decides by stochastic synthesis; run it with `evolve`")
+
+
+def run_lineage(lineage: Lineage, runs_dir: Path, cache_dir: Path) -> Path:
+    """Run (or resume) one lineage into ``runs_dir/<lineage name>``; finished generations are loaded, not redone."""
+    reference = RunFolder(runs_dir / lineage.config.name)
+    evolve(lineage.config, reference.root, cache_dir)  # the ancestor, and the widths L1 follows
+    if lineage.method == "evolution":
+        return reference.root
+    folder = RunFolder(runs_dir / lineage.name)
+    decide = lineage.decider(reference)
+    data: DetectionData | None = None
+    with folder.locked():
+        folder.bind(lineage.identity(), lineage.config.generations)
+        folder.check_lineage()
+        parent: Generation | None = None
+        for number in tqdm(range(1, lineage.config.generations + 1), desc=lineage.name, unit="gen", leave=False):
+            if not folder.is_finished(number):
+                folder.discard_unfinished(number)
+                if number == 1:  # the shared ancestor, as the evolution adopts it
+                    folder.adopt(1, reference, 1, lineage.metrics_fields())
+                else:
+                    if data is None:  # loaded only when a generation is computed: a finished lineage is cheap
+                        data = load_task_data(lineage.config, cache_dir)
+                    result = run_generation(lineage.config, data, number, parent, decide)
+                    folder.save(number, result.restricted_state, result.masks, result.model.architecture,
+                                result.curve, result.metrics | lineage.metrics_fields())
+            parent = folder.load(number)  # breed from the bytes on disk, as ``evolve`` does
+    return folder.root
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """Which lineages a comparison runs: the reference evolution run (its ``generations`` is the comparison's
+    length), the baselines that follow it, and the evolution ablations around it."""
+
+    name: str
+    reference: RunConfig
+    baselines: tuple[str, ...] = BASELINES
+    precisions: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def generations(self) -> int:
+        return self.reference.generations
+
+    def lineages(self) -> list[Lineage]:
+        """The reference first, then the ablations (each differing from it in one thing), then the baselines."""
+        reference = self.reference
+        variants = [
+            *(replace(reference, precision=precision) for precision in self.precisions),
+            *(level_config(reference, level) for level in self.levels),
+            *(replace(reference, seed=seed) for seed in self.seeds),
+        ]
+        evolutions = [reference, *dict.fromkeys(v for v in variants if v != reference)]
+        return [Lineage("evolution", c) for c in evolutions] + [Lineage(m, reference) for m in self.baselines]
+
+
+COMPARISONS: dict[str, ComparisonPlan] = {
+    # everything, on the study's data and for the study's 13 generations
+    "full": ComparisonPlan("full", RunConfig(), precisions=("fp32", "bf16", "int8"), levels=("synapse", "cluster"),
+                           seeds=(1, 2)),
+    # what `make study` runs on 2 CPU cores: the baselines along the study's main run, first 4 generations
+    "reduced": ComparisonPlan("reduced", RunConfig().with_generations(4)),
+    # every lineage on the tiny preset, for tests
+    "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
+                            levels=("synapse", "cluster"), seeds=(1,)),
+}
+
+
+def get_comparison(name: str) -> ComparisonPlan:
+    try:
+        return COMPARISONS[name]
+    except KeyError:
+        raise ValueError(f"unknown comparison {name!r}; choose one of {', '.join(COMPARISONS)}") from None
+
+
+def table_path(plan: ComparisonPlan, runs_dir: Path) -> Path:
+    return runs_dir / f"comparison-{plan.name}.csv"
+
+
+def _label(lineage: Lineage, reference: RunConfig) -> str:
+    """A legend entry: the method, and how an evolution run differs from the reference."""
+    config = lineage.config
+    if lineage.method != "evolution" or config == reference:
+        return METHOD_LABELS[lineage.method]
+    if config.precision != reference.precision:
+        return f"evolutionary synthesis, {config.precision.upper()}"
+    if config.seed != reference.seed:
+        return f"evolutionary synthesis, seed {config.seed}"
+    return f"evolutionary synthesis, {level_of(config.alpha_synapse, config.alpha_cluster)} level only"
+
+
+def _speeds(folder: Path) -> dict[int, dict[str, float]]:
+    """Per generation, the measured batch-1 latency and batch-32 throughput (``bench.json``; empty without it)."""
+    path = folder / BENCH_FILE
+    if not path.is_file():
+        return {}
+    rows = bench_table(json.loads(path.read_text()))
+    rows = rows[rows["backend"] == SPEED_BACKEND]
+    speeds: dict[int, dict[str, float]] = {}
+    for row in rows.to_dict("records"):
+        generation = speeds.setdefault(int(row["generation"]), {})
+        if row["batch_size"] == 1:
+            generation["latency_ms_batch1"] = float(row["median_ms"])
+        elif row["batch_size"] == 32:
+            generation["throughput_fps_batch32"] = float(row["throughput_fps"])
+    return speeds
+
+
+def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
+    """One row per lineage and generation (1 .. the plan's length), read from the run folders' metrics.
+
+    Columns: method, label, run, reference (the evolution run the others are compared with), seed, precision
+    (the restriction), level, alpha_synapse, alpha_cluster, generation, synapses, clusters, parameters, macs,
+    precision_score (P), recall (R), ap50, latency_ms_batch1 and throughput_fps_batch32 (PyTorch eager FP32 on
+    the machine that measured it; empty where the run folder has no ``bench.json``).
+    """
+    rows = []
+    for lineage in plan.lineages():
+        folder = RunFolder(runs_dir / lineage.name)
+        speeds = _speeds(folder.root)
+        config = lineage.config
+        level = level_of(config.alpha_synapse, config.alpha_cluster) if lineage.method == "evolution" else (
+            "cluster" if lineage.method == "l1-filter" else "synapse")
+        for number in range(1, plan.generations + 1):
+            metrics = read_json(folder.generation_dir(number) / METRICS)
+            rows.append({
+                "method": lineage.method, "label": _label(lineage, plan.reference), "run": lineage.name,
+                "reference": lineage.method == "evolution" and config == plan.reference,
+                "seed": config.seed, "precision": config.precision, "level": level,
+                "alpha_synapse": metrics["alpha_synapse"], "alpha_cluster": metrics["alpha_cluster"],
+                "generation": number,
+                **{key: metrics[key] for key in ("synapses", "clusters", "parameters", "macs", *QUALITY_COLUMNS)},
+                **dict.fromkeys(SPEED_COLUMNS, float("nan")), **speeds.get(number, {}),
+            })
+    return pd.DataFrame(rows)
+
+
+def run_comparison(plan: ComparisonPlan, runs_dir: Path, cache_dir: Path) -> pd.DataFrame:
+    """Run (or resume) every lineage of ``plan``, write its table to ``table_path`` (CSV) and return it."""
+    for lineage in tqdm(plan.lineages(), desc=f"comparison {plan.name}", unit="lineage"):
+        run_lineage(lineage, runs_dir, cache_dir)
+    table = comparison_table(plan, runs_dir)
+    atomic_write(table_path(plan, runs_dir), lambda tmp: tmp.write_text(table.to_csv(index=False)))
+    return table
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table written by ``run_comparison``."""
+    return pd.read_csv(path)
+
+
+# --------------------------------------------------------------------------------------------------- views
+
+
+def question_rows(table: pd.DataFrame, question: str) -> pd.DataFrame:
+    """The rows that answer one question; each varies one thing around the reference evolution run.
+
+    ``methods``: the reference and the baselines; ``precision``, ``level``, ``seed``: the evolution runs that
+    differ from the reference in that column only (the reference among them).
+    """
+    if question not in QUESTIONS:
+        raise ValueError(f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}")
+    if question == "methods":
+        return table[(table["method"] != "evolution") | table["reference"]].reset_index(drop=True)
+    reference = table[table["reference"]].iloc[0]
+    keep = table["method"] == "evolution"
+    for column in ("precision", "level", "seed"):
+        if column != question:
+            keep &= table[column] == reference[column]
+    return table[keep].reset_index(drop=True)
+
+
+def pareto_front(rows: pd.DataFrame, cost: str, quality: str) -> pd.Series:
+    """True for the rows no other row beats: none costs at most as much and scores at least as well, one strictly."""
+    costs, qualities = rows[cost].to_numpy(), rows[quality].to_numpy()
+    front = [
+        not (((costs <= c) & (qualities >= q) & ((costs < c) | (qualities > q))).any())
+        for c, q in zip(costs, qualities, strict=True)
+    ]
+    return pd.Series(front, index=rows.index, name="pareto")
+
+
+def seed_summary(rows: pd.DataFrame, columns: Sequence[str] = ("ap50", "precision_score", "recall", "synapses")
+                 ) -> pd.DataFrame:
+    """Per generation and quantity, the mean over seeds and its min–max spread (``question_rows(..., "seed")``)."""
+    long = rows.melt(id_vars=["generation", "seed"], value_vars=list(columns), var_name="quantity")
+    summary = long.groupby(["quantity", "generation"])["value"].agg(["mean", "min", "max", "std", "count"])
+    return summary.rename(columns={"count": "seeds"}).reset_index()
+
+
+def final_generation(rows: pd.DataFrame) -> pd.DataFrame:
+    """The last generation of every lineage, one row each, indexed by label."""
+    last = rows[rows["generation"] == rows["generation"].max()]
+    return last.set_index("label")
+
+
+def change_words(points: float, unit: str = "points") -> str:
+    """A measured difference for the page's prose, read before "the other's": ``1.2 points higher than``,
+    ``0.4 points lower than``, or ``within 0.05 points of``."""
+    if abs(points) < 0.05:
+        return f"within 0.05 {unit} of"
+    return f"{abs(points):.1f} {unit} {'higher' if points > 0 else 'lower'} than"

@@ -1,0 +1,222 @@
+"""Run a sweep's grid on Ray: one task per missing run, on this machine by default or on an existing cluster.
+
+Plain Ray tasks, not Ray Tune: every point already is a resumable run folder (``evolve`` checkpoints each
+generation, locks its folder, shares the ancestor), and a fixed grid needs no search algorithm, scheduler or
+early stopping; Tune would add its own trial folders and pickled experiment state beside ours, and a heavier
+install. A task reserves ``threads_per_run`` CPUs and torch uses exactly that many threads, so runs never
+oversubscribe a node. ``evosynth sweep`` is the command; book/scaling.md explains the cluster set-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from tqdm.auto import tqdm
+
+from evosynth.errors import EvosynthError
+from evosynth.study.config import RunConfig
+from evosynth.study.evolution import evolve
+from evosynth.study.grid import SweepGrid, load_sweep
+from evosynth.study.sweep import (
+    read_sweep_table,
+    run_is_complete,
+    sweep_table,
+    sweep_table_path,
+    varying_axes,
+    write_sweep_table,
+)
+
+# Set before Ray starts (unless the user chose otherwise): no usage statistics are reported anywhere.
+QUIET_RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}
+
+
+class SweepFailedError(EvosynthError):
+    """Some points of a sweep failed; the others finished and are in the table."""
+
+
+@dataclass(frozen=True)
+class PointFailure:
+    folder: Path
+    error: str
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a sweep did: the table it wrote, the runs it ran, those already complete, and those that failed."""
+
+    table: Path
+    rows: int
+    ran: tuple[Path, ...]
+    already_complete: tuple[Path, ...]
+    failed: tuple[PointFailure, ...]
+
+
+def run_grid(
+    grid: SweepGrid,
+    runs_dir: Path,
+    cache_dir: Path,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    threads_per_run: int = 1,
+) -> SweepOutcome:
+    """Run every incomplete point of ``grid`` as a Ray task, then write the results table.
+
+    Complete runs are not submitted; incomplete ones resume inside ``evolve``. A failed point is reported (its
+    folder and error) while the others go on. Uses the Ray this process is already connected to if any (tests,
+    notebooks); otherwise connects to ``address`` or starts a private local instance of ``num_cpus`` CPUs.
+    """
+    if threads_per_run < 1:
+        raise ValueError(f"threads per run must be at least 1, got {threads_per_run}")
+    if address is not None and num_cpus is not None:
+        raise ValueError("--num-cpus sizes a local Ray instance; a cluster given by --address has its own CPUs")
+    # Absolute, because Ray workers do not share the driver's working directory (nor, on a cluster, its machine).
+    runs_dir, cache_dir = runs_dir.resolve(), cache_dir.resolve()
+    missing = [point for point in grid.points if not run_is_complete(point, runs_dir / point.name)]
+    complete = tuple(runs_dir / point.name for point in grid.points if point not in missing)
+    ran: list[Path] = []
+    failed: list[PointFailure] = []
+    with tqdm(total=len(grid.points), initial=len(complete), desc=f"sweep {grid.name}", unit="run") as bar:
+        if missing:
+            with ray_session(address, num_cpus):
+                for folder, error in _run_points(ancestors_first(missing), runs_dir, cache_dir, threads_per_run):
+                    if error is None:
+                        ran.append(folder)
+                    else:
+                        failed.append(PointFailure(folder, error))
+                        tqdm.write(f"failed: {folder}: {error}")
+                        bar.set_postfix(failed=len(failed))
+                    bar.update()
+    table = sweep_table(grid.points, runs_dir)
+    path = sweep_table_path(runs_dir, grid.name)
+    write_sweep_table(table, path)
+    return SweepOutcome(path, len(table), tuple(ran), complete, tuple(failed))
+
+
+def ancestors_first(points: Sequence[RunConfig]) -> list[RunConfig]:
+    """Submission order: one point of every ancestor before a second of any, so that the first tasks train
+    different ancestors in parallel instead of waiting for one (points sharing an ancestor take turns on it)."""
+    groups: dict[str, list[RunConfig]] = defaultdict(list)
+    for point in points:
+        groups[point.ancestor_name].append(point)
+    rounds = max(len(group) for group in groups.values())
+    return [group[turn] for turn in range(rounds) for group in groups.values() if turn < len(group)]
+
+
+def _run_points(
+    points: Sequence[RunConfig], runs_dir: Path, cache_dir: Path, threads: int
+) -> Iterator[tuple[Path, str | None]]:
+    """Submit every point, then yield (run folder, error or None) as each task ends, in the order they end."""
+    ray = _import_ray()
+    from ray.exceptions import RayError, RayTaskError
+
+    largest_node = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
+    if threads > largest_node:  # a task runs on one node: it would wait for ever
+        raise ValueError(f"a run asks for {threads} CPUs (--threads-per-run) but the largest node of the Ray cluster "
+                         f"has {largest_node:g}")
+    task = ray.remote(evolve_point).options(num_cpus=threads)
+    pending = {task.remote(point, runs_dir / point.name, cache_dir, threads): runs_dir / point.name
+               for point in points}
+    while pending:
+        [done], _ = ray.wait(list(pending), num_returns=1)
+        folder = pending.pop(done)
+        try:
+            ray.get(done)
+        except RayTaskError as error:  # the run raised: its own exception says what is wrong
+            yield folder, f"{type(error.cause).__name__}: {error.cause}"
+        except RayError as error:  # the worker or its node died (Ray has retried it already)
+            yield folder, f"{type(error).__name__}: {error}"
+        else:
+            yield folder, None
+
+
+def evolve_point(config: RunConfig, folder: Path, cache_dir: Path, threads: int) -> None:
+    """One grid point, inside a Ray task: torch gets exactly the CPUs the task reserved."""
+    torch.set_num_threads(threads)
+    evolve(config, folder, cache_dir)
+
+
+def _import_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise EvosynthError("evosynth sweep runs on Ray, which is not installed: pip install -e '.[sweep]'") from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
+    """Ray for the sweep: the one this process already uses, an existing cluster (``address``: ``auto`` or
+    ``ray://host:port``), or a private local instance; what this function started it stops.
+
+    The local instance has no dashboard and reports no usage statistics; worker output stays in Ray's log files
+    (its per-run progress bars would bury the sweep's).
+    """
+    ray = _import_ray()
+
+    if ray.is_initialized():
+        yield
+        return
+    for name, value in QUIET_RAY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    if address is None:  # "local": a new instance, even where RAY_ADDRESS or a `ray start` cluster exists
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _sweep_command(arguments: argparse.Namespace) -> None:
+    grid = load_sweep(arguments.sweep_file)
+    if arguments.generations is not None:
+        grid = grid.with_generations(arguments.generations)
+    outcome = run_grid(grid, arguments.runs_dir, arguments.cache_dir, address=arguments.address,
+                       num_cpus=arguments.num_cpus, threads_per_run=arguments.threads_per_run)
+    table = read_sweep_table(outcome.table)
+    if len(table):
+        shown = [*varying_axes(table), "generation", "synapse_reduction", "mac_reduction", "precision_score",
+                 "recall", "ap50"]
+        print(table[shown].to_string(index=False, float_format="{:.3f}".format))
+    print(f"{len(outcome.ran)} run(s) ran, {len(outcome.already_complete)} were already complete, "
+          f"{len(outcome.failed)} failed; {outcome.rows} row(s) in {outcome.table}")
+    if outcome.failed:
+        failures = "\n".join(f"  {failure.folder}: {failure.error}" for failure in outcome.failed)
+        raise SweepFailedError(f"{len(outcome.failed)} of {len(grid.points)} runs failed (the others are in "
+                               f"{outcome.table}; rerun the same command to retry them):\n{failures}")
+
+
+def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``evosynth sweep SWEEP_FILE``: the grid's runs on Ray, then its results table."""
+    sweep = commands.add_parser(
+        "sweep", help="run a grid of runs (alpha x seed x environment ...) on Ray, locally or on a cluster",
+        description="Run every point of a sweep file's grid as an ordinary run folder <runs-dir>/<run name> (complete "
+                    "runs are skipped, incomplete ones resume) as Ray tasks, then write <runs-dir>/sweeps/<name>.csv. "
+                    "The sweep file format is described in sweeps/default.toml.")
+    sweep.add_argument("sweep_file", type=Path, help="the grid: a .toml or .json file (sweeps/default.toml)")
+    sweep.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                       help="where run folders go (runs); on a cluster, storage every node mounts at the same path")
+    sweep.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
+                       help="where data sets are cached, generated or decoded (data/cache)")
+    sweep.add_argument("--address", default=None,
+                       help="an existing Ray cluster: auto (this node belongs to one) or ray://HOST:10001 (default: "
+                            "a private Ray instance on this machine)")
+    sweep.add_argument("--num-cpus", type=int, default=None,
+                       help="CPUs of the local Ray instance (all cores); not with --address")
+    sweep.add_argument("--threads-per-run", type=int, default=1,
+                       help="CPUs each run reserves and torch threads it uses (1): runs at once = CPUs / this")
+    sweep.add_argument("--generations", type=int, default=None,
+                       help="every run this long instead of the file's generations")
+    sweep.set_defaults(handler=_sweep_command)

@@ -1,0 +1,180 @@
+"""The comparison: baseline decisions keep what they promise, int8 is per-channel symmetric, and a tiny comparison
+runs every lineage into one table and resumes without redoing finished generations."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from evosynth.baselines import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
+from evosynth.compaction import compact
+from evosynth.precision import int8_codes, is_representable, restrict, rounded
+from evosynth.study import compare, compare_charts
+from evosynth.study.artifacts import RunFolder
+from evosynth.study.compare import ComparisonPlan, Lineage, question_rows, run_comparison
+from evosynth.study.config import RunConfig
+from evosynth.task.model import Architecture, GridDetector
+
+SMOKE = ComparisonPlan("test", RunConfig(preset="smoke", generations=2), precisions=("fp32", "int8"),
+                       levels=("synapse", "cluster"), seeds=(1,))
+
+
+def detector(seed: int = 0) -> GridDetector:
+    torch.manual_seed(seed)
+    return GridDetector(Architecture(in_channels=3, widths=(6, 8, 10), strides=(2, 2, 1)))
+
+
+def layers_of(model: GridDetector) -> list[tuple[str, torch.Tensor]]:
+    return [(name, layer.weight.detach()) for name, layer in model.prunable_layers()]
+
+
+# ------------------------------------------------------------------------------------------- L1 filter pruning
+
+
+def test_l1_keeps_exactly_the_requested_filters_with_the_largest_norms():
+    model = detector()
+    layers = layers_of(model)
+    masks = {name: torch.rand_like(weight) > 0.3 for name, weight in layers}
+    widths = (4, 3, 7)
+    decisions = l1_filter_decisions(layers, masks, widths)
+    input_keep = torch.ones(3, dtype=torch.bool)
+    for index, (name, weight) in enumerate(layers):
+        keep = decisions[name].cluster_keep
+        alive = masks[name] & input_keep.reshape(1, -1, 1, 1)
+        if index < len(widths):
+            assert int(keep.sum()) == widths[index]
+            norms = (weight.abs() * alive).reshape(weight.shape[0], -1).sum(dim=1)
+            assert norms[keep].min() >= norms[~keep].max()  # every kept filter outweighs every removed one
+        else:
+            assert keep.all()  # the head's outputs are never removed
+        assert torch.equal(decisions[name].synapse_mask, alive & keep.reshape(-1, 1, 1, 1))
+        input_keep = keep
+    offspring, _ = compact(model, decisions)
+    assert offspring.architecture.widths == widths
+
+
+def test_l1_refuses_to_grow_a_layer():
+    model = detector()
+    with pytest.raises(ValueError, match="cannot keep 7 of 6"):
+        l1_filter_decisions(layers_of(model), {}, (7, 3, 3))
+
+
+# ------------------------------------------------------------------------------------- iterative magnitude pruning
+
+
+def test_imp_removes_a_fifth_of_the_remaining_synapses_per_level_and_never_regrows():
+    model = detector()
+    layers = layers_of(model)
+    masks = {name: torch.ones_like(weight, dtype=torch.bool) for name, weight in layers}
+    for _ in range(4):
+        decisions = magnitude_decisions(layers, masks, IMP_FRACTION)
+        for name, weight in layers:
+            before, after = masks[name], decisions[name].synapse_mask
+            remaining = int(before.sum())
+            assert remaining - int(after.sum()) == round(IMP_FRACTION * remaining)
+            assert not (after & ~before).any()  # nothing grows back
+            removed = before & ~after
+            assert weight.abs()[removed].max() <= weight.abs()[after].min()  # the weakest went
+            assert decisions[name].cluster_keep.all()  # masks only: no filter is removed
+        masks = {name: decisions[name].synapse_mask for name, _ in layers}
+    offspring, offspring_masks = compact(model, decisions)
+    assert offspring.architecture.widths == model.architecture.widths
+    for name, _ in layers:
+        assert int(offspring_masks[name].sum()) == int(masks[name].sum())
+
+
+# ------------------------------------------------------------------------------------------------------ int8
+
+
+def test_int8_is_per_channel_symmetric_on_the_grid():
+    torch.manual_seed(1)
+    weight = torch.randn(5, 4, 3, 3) * torch.tensor([1e-3, 0.1, 1.0, 7.0, 0.0]).reshape(-1, 1, 1, 1)
+    restricted = restrict(weight, "int8")
+    codes, scale = int8_codes(weight)
+    assert codes.dtype == torch.int8 and codes.abs().max() <= 127
+    assert torch.equal(restricted, codes.to(torch.float32) * scale.reshape(-1, 1, 1, 1))  # values on the grid
+    assert ((weight - restricted).abs() <= scale.reshape(-1, 1, 1, 1) / 2).all()
+    largest = codes.reshape(5, -1).abs().max(dim=1).values
+    assert largest[:4].tolist() == [127] * 4 and largest[4] == 0  # each channel's own symmetric range
+    assert len(set(scale[:4].tolist())) == 4  # one scale per output channel
+    assert torch.equal(restrict(restricted, "int8"), restricted) and is_representable(restricted, "int8")
+    recovered_codes, recovered_scale = int8_codes(restricted)  # what safetensors stores gives the codes back
+    assert torch.equal(recovered_codes, codes) and torch.equal(recovered_scale, scale)
+
+
+def test_int8_restricts_synapses_only_and_fp16_is_unchanged():
+    state = detector().state_dict()
+    int8 = rounded(state, "int8")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and tensor.dim() >= 2:
+            assert not torch.equal(int8[name], tensor) and is_representable(int8[name], "int8")
+        else:
+            assert torch.equal(int8[name], tensor)  # BatchNorm, biases, counters: FP32 as they were
+    fp16 = restrict(state, "fp16")
+    assert all(t.dtype == torch.float16 for k, t in fp16.items() if state[k].is_floating_point())
+
+
+# --------------------------------------------------------------------------------------------- the comparison
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, pd.DataFrame]:
+    runs = tmp_path_factory.mktemp("compare")
+    return runs, run_comparison(SMOKE, runs, data_dir)
+
+
+def test_a_tiny_comparison_fills_one_table_with_every_lineage(comparison):
+    runs, table = comparison
+    assert set(table["method"]) == {"evolution", "l1-filter", "imp"}
+    assert len(table) == len(SMOKE.lineages()) * SMOKE.generations == 8 * 2
+    assert compare.read_table(compare.table_path(SMOKE, runs)).shape == table.shape
+    assert sorted(question_rows(table, "precision")["precision"].unique()) == ["fp16", "fp32", "int8"]
+    assert sorted(question_rows(table, "level")["level"].unique()) == ["both", "cluster", "synapse"]
+    assert sorted(question_rows(table, "seed")["seed"].unique()) == [0, 1]
+    methods = question_rows(table, "methods").set_index(["method", "generation"])
+    first = methods.xs(1, level="generation")
+    assert first["synapses"].nunique() == 1 and first["ap50"].nunique() == 1  # one shared ancestor
+    evolution, l1, imp = (methods.loc[m] for m in ("evolution", "l1-filter", "imp"))
+    assert l1.loc[2, "macs"] == evolution.loc[2, "macs"]  # L1 follows the evolution's widths
+    assert imp.loc[2, "macs"] == imp.loc[1, "macs"]  # masks only: no cheaper to run
+    layers = len(SMOKE.reference.resolved_preset.widths) + 1
+    assert imp.loc[2, "synapses"] == pytest.approx(0.8 * imp.loc[1, "synapses"], abs=0.5 * layers)  # rounding
+    ancestor = [(runs / Lineage(m, SMOKE.reference).name / "gen_01/weights.safetensors").read_bytes()
+                for m in ("evolution", "l1-filter", "imp")]
+    assert ancestor[0] == ancestor[1] == ancestor[2]
+
+
+def test_resuming_a_comparison_redoes_only_unfinished_generations(comparison, data_dir, monkeypatch):
+    runs, table = comparison
+    imp = RunFolder(runs / Lineage("imp", SMOKE.reference).name)
+    (imp.generation_dir(2) / "metrics.json").unlink()  # a crash before generation 2 finished
+    redone = []
+    real = compare.run_generation
+
+    def counting(config, data, number, parent, decide=None):
+        redone.append(number)
+        return real(config, data, number, parent, decide)
+
+    monkeypatch.setattr(compare, "run_generation", counting)
+    monkeypatch.setattr("evosynth.study.evolution.run_generation", counting)
+    again = run_comparison(SMOKE, runs, data_dir)
+    assert redone == [2]
+    pd.testing.assert_frame_equal(again, table)  # the redone generation replays bit for bit
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    rows = pd.DataFrame({"macs": [1, 2, 3, 3, 4], "ap50": [0.5, 0.4, 0.7, 0.6, 0.7]})
+    assert compare.pareto_front(rows, "macs", "ap50").tolist() == [True, False, True, False, False]
+
+
+def test_charts_read_without_code(comparison):
+    _, table = comparison
+    methods = question_rows(table, "methods")
+    spec = compare_charts.accuracy_cost_chart(methods, "macs").to_dict()
+    assert "Accuracy against MACs" in str(spec["title"]) and "Pareto" in str(spec["title"])
+    assert "multiply-accumulates" in str(spec)
+    ablation = compare_charts.ablation_chart(question_rows(table, "precision"), "precision", "Precision", "sub")
+    assert ablation.to_dict()["title"]["text"] == "Precision"
+    seeds = compare_charts.seed_band_chart(compare.seed_summary(question_rows(table, "seed"))).to_dict()
+    assert "2 seeds" in seeds["title"]["text"]
