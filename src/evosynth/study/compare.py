@@ -36,7 +36,15 @@ from evosynth.baselines import IMP_FRACTION, l1_filter_decisions, magnitude_deci
 from evosynth.benchmark import BENCH_FILE, bench_table
 from evosynth.study.artifacts import ARCHITECTURE, METRICS, Generation, RunFolder, read_json
 from evosynth.study.config import RunConfig
-from evosynth.study.evolution import Decide, evolve, load_task_data, parent_layers, run_generation
+from evosynth.study.evolution import (
+    Decide,
+    breed,
+    evolve,
+    load_task_data,
+    parent_layers,
+    run_generation,
+    save_result,
+)
 from evosynth.synthesis import LayerDecision
 from evosynth.task.data import DetectionData
 from evosynth.task.model import Architecture
@@ -137,22 +145,18 @@ def run_lineage(lineage: Lineage, runs_dir: Path, cache_dir: Path) -> Path:
     folder = RunFolder(runs_dir / lineage.name)
     decide = lineage.decider(reference)
     data: DetectionData | None = None
-    with folder.locked():
-        folder.bind(lineage.identity(), lineage.config.generations)
-        folder.check_lineage()
-        parent: Generation | None = None
-        for number in tqdm(range(1, lineage.config.generations + 1), desc=lineage.name, unit="gen", leave=False):
-            if not folder.is_finished(number):
-                folder.discard_unfinished(number)
-                if number == 1:  # the shared ancestor, as the evolution adopts it
-                    folder.adopt(1, reference, 1, lineage.metrics_fields())
-                else:
-                    if data is None:  # loaded only when a generation is computed: a finished lineage is cheap
-                        data = load_task_data(lineage.config, cache_dir)
-                    result = run_generation(lineage.config, data, number, parent, decide)
-                    folder.save(number, result.restricted_state, result.masks, result.model.architecture,
-                                result.curve, result.metrics | lineage.metrics_fields())
-            parent = folder.load(number)  # breed from the bytes on disk, as ``evolve`` does
+
+    def make_generation(number: int, parent: Generation | None) -> None:
+        nonlocal data
+        if parent is None:  # the shared ancestor, as the evolution adopts it
+            folder.adopt(1, reference, 1, lineage.metrics_fields())
+            return
+        if data is None:  # loaded only when a generation is computed: a finished lineage is cheap
+            data = load_task_data(lineage.config, cache_dir)
+        save_result(folder, number, run_generation(lineage.config, data, number, parent, decide),
+                    lineage.metrics_fields())
+
+    breed(folder, lineage.identity(), lineage.config.generations, make_generation, lineage.name)
     return folder.root
 
 

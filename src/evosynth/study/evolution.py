@@ -138,41 +138,51 @@ def _run_fields(config: RunConfig) -> dict[str, Any]:
             "alpha_cluster": config.alpha_cluster}
 
 
-def evolve(
-    config: RunConfig,
-    out: Path | None = None,
-    cache_dir: Path = Path("data/cache"),
-    on_generation: Callable[[Generation], None] | None = None,
+def breed(
+    folder: RunFolder,
+    identity: dict[str, Any],
+    length: int,
+    make_generation: Callable[[int, Generation | None], None],
+    description: str,
 ) -> list[Generation]:
-    """Run (or resume) the evolution described by ``config``; returns every generation, 1 first."""
-    folder = RunFolder(out or config.default_out())
-    data = load_task_data(config, cache_dir)  # first: a data set that cannot be read leaves no run folder behind
+    """The resumable loop every lineage shares (evolution and baselines): hold the folder's lock, check that it
+    holds this lineage, let ``make_generation(number, parent)`` write each unfinished generation, and return every
+    generation as loaded from disk, 1 first.
+
+    A finished generation is loaded, not redone; an unfinished one is discarded and redone. Parents are always
+    the bytes on disk, so a resumed lineage breeds exactly what an uninterrupted one does.
+    """
     with folder.locked():
-        folder.bind(config.identity(), config.generations)
+        folder.bind(identity, length)
         folder.check_lineage()
         generations: list[Generation] = []
-        parent: Generation | None = None
-        for number in tqdm(range(1, config.generations + 1), desc="generations", unit="gen"):
+        for number in tqdm(range(1, length + 1), desc=description, unit="gen"):
             if not folder.is_finished(number):
                 folder.discard_unfinished(number)
-                if number == 1:
-                    _make_ancestor(config, data, folder)
-                else:
-                    _save(folder, config, number, run_generation(config, data, number, parent))
-            # Always continue from what is on disk, so an uninterrupted run and a resumed one breed from the same
-            # bytes.
-            current = folder.load(number)
-            generations.append(current)
-            if on_generation is not None:
-                on_generation(current)
-            parent = current
-        folder.extend_to(config.generations)
+                make_generation(number, generations[-1] if generations else None)
+            generations.append(folder.load(number))
+        folder.extend_to(length)
     return generations
 
 
-def _save(folder: RunFolder, config: RunConfig, number: int, result: GenerationResult) -> None:
+def save_result(folder: RunFolder, number: int, result: GenerationResult, fields: dict[str, Any]) -> None:
+    """Write a computed generation, its metrics completed by what the lineage says about itself."""
     folder.save(number, result.restricted_state, result.masks, result.model.architecture, result.curve,
-                result.metrics | _run_fields(config))
+                result.metrics | fields)
+
+
+def evolve(config: RunConfig, out: Path | None = None, cache_dir: Path = Path("data/cache")) -> list[Generation]:
+    """Run (or resume) the evolution described by ``config``; returns every generation, 1 first."""
+    folder = RunFolder(out or config.default_out())
+    data = load_task_data(config, cache_dir)  # first: a data set that cannot be read leaves no run folder behind
+
+    def make_generation(number: int, parent: Generation | None) -> None:
+        if parent is None:
+            _make_ancestor(config, data, folder)
+        else:
+            save_result(folder, number, run_generation(config, data, number, parent), _run_fields(config))
+
+    return breed(folder, config.identity(), config.generations, make_generation, "generations")
 
 
 def _make_ancestor(config: RunConfig, data: DetectionData, folder: RunFolder) -> None:
@@ -182,7 +192,7 @@ def _make_ancestor(config: RunConfig, data: DetectionData, folder: RunFolder) ->
         ancestor.bind(config.ancestor_identity())
         if not ancestor.is_finished(1):
             ancestor.discard_unfinished(1)
-            _save(ancestor, config, 1, run_generation(config, data, 1, None))
+            save_result(ancestor, 1, run_generation(config, data, 1, None), _run_fields(config))
     folder.adopt(1, ancestor, 1, _run_fields(config))
 
 
