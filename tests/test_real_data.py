@@ -4,6 +4,7 @@ and a run on them, all on small folders the tests draw themselves (one test read
 from __future__ import annotations
 
 import json
+import os
 import warnings
 import zipfile
 from dataclasses import asdict, replace
@@ -26,7 +27,11 @@ from evosynth.task.imageset import ImageSetSpec, split_indices
 from evosynth.task.pennfudan import load_pennfudan, read_pennfudan
 from evosynth.task.training import TrainingBudget
 
-REAL_PENNFUDAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "PennFudanPed"
+# The workplace's copy beside the checkout (../shared/data), wherever the checkout is; EVOSYNTH_PENNFUDAN overrides.
+_SHARED_COPIES = [Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")]
+REAL_PENNFUDAN = Path(os.environ.get("EVOSYNTH_PENNFUDAN") or next(
+    (c / "data" / "PennFudanPed" for c in _SHARED_COPIES if (c / "data" / "PennFudanPed").is_dir()),
+    _SHARED_COPIES[0] / "data" / "PennFudanPed"))
 WHITE = (255, 255, 255)
 SPEC = ImageSetSpec()  # 128 x 160: an 80 x 64 photograph is scaled by exactly 2, a 64 x 64 one also padded
 
