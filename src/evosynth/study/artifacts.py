@@ -83,12 +83,7 @@ class RunFolder:
         path = self.root / CONFIG
         identity = json.loads(json.dumps(identity))  # compare in JSON form: tuples become lists on disk
         if path.exists():
-            stored = read_json(path)
-            if not isinstance(stored, dict) or not isinstance(stored.get("identity"), dict):
-                raise CheckpointError(f"{path} is not a run configuration (no identity); restore it or delete the run")
-            stored_identity = stored["identity"]
-            keys = set(identity) | set(stored_identity)
-            differences = sorted(k for k in keys if identity.get(k) != stored_identity.get(k))
+            differences = self.identity_differences(identity)
             if differences:
                 raise ConfigMismatchError(
                     f"{self.root} holds a run with a different configuration (differs in: {', '.join(differences)}); "
@@ -102,6 +97,18 @@ class RunFolder:
             )
         config = {**identity, "generations": generations} if generations is not None else identity
         write_json(path, {"identity": identity, "config": config})
+
+    def identity_differences(self, identity: dict[str, Any]) -> list[str]:
+        """The keys in which the stored run's identity differs from ``identity`` (empty: the same run).
+
+        Raises CheckpointError when config.json is missing, unreadable or not a run configuration."""
+        path = self.root / CONFIG
+        stored = read_json(path)
+        if not isinstance(stored, dict) or not isinstance(stored.get("identity"), dict):
+            raise CheckpointError(f"{path} is not a run configuration (no identity); restore it or delete the run")
+        stored_identity = stored["identity"]
+        identity = json.loads(json.dumps(identity))
+        return sorted(k for k in set(identity) | set(stored_identity) if identity.get(k) != stored_identity.get(k))
 
     def extend_to(self, generations: int) -> None:
         """Record the run's length as the longest ever finished, so computing an early generation never shrinks

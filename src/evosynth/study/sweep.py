@@ -8,7 +8,6 @@ point costs only its offspring generations. ``sweep_table`` is a grid's results,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 from evosynth.atomic import atomic_write
 from evosynth.benchmark import BENCH_FILE
 from evosynth.errors import CheckpointError
-from evosynth.study.artifacts import CONFIG, RunFolder, read_json
+from evosynth.study.artifacts import RunFolder, read_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table
@@ -67,13 +66,13 @@ def run_is_complete(config: RunConfig, folder: Path) -> bool:
     anything doubtful (a damaged config.json, another configuration) is "not complete", and ``evolve`` then
     resumes it or names the problem.
     """
-    if not RunFolder(folder).is_finished(config.generations):
+    run = RunFolder(folder)
+    if not run.is_finished(config.generations):
         return False
     try:
-        stored = read_json(Path(folder) / CONFIG)
+        return not run.identity_differences(config.identity())
     except CheckpointError:
         return False
-    return isinstance(stored, dict) and stored.get("identity") == json.loads(json.dumps(config.identity()))
 
 
 def sweep_table(configs: Sequence[RunConfig], runs_dir: Path) -> pd.DataFrame:
