@@ -12,6 +12,7 @@ from evosynth.precision import is_representable
 from evosynth.study.artifacts import RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve
+from evosynth.study.views import inheritance
 
 
 def test_smoke_run_writes_every_artifact(smoke_run):
@@ -130,5 +131,6 @@ def test_channel_rounding_gives_multiples_of_eight_and_its_own_run(data_dir, tmp
     generations = evolve(rounded, tmp_path / "run", data_dir)
     for generation in generations[1:]:
         assert all(width % 8 == 0 for width in generation.model.architecture.widths), generation.metrics["widths"]
+    inheritance(generations[1], generations[2], rounded)  # the notebooks' replay reproduces rounded offspring
     with pytest.raises(ValueError, match="channel_multiple must be one of"):
         RunConfig(channel_multiple=3)

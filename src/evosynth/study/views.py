@@ -21,7 +21,8 @@ from evosynth.genetics import cluster_probabilities, cluster_strengths, synapse_
 from evosynth.precision import precision_dtype
 from evosynth.study.artifacts import Generation
 from evosynth.study.config import RunConfig
-from evosynth.synthesis import LayerDecision, generation_generator, synthesize
+from evosynth.study.evolution import synthesis_decider
+from evosynth.synthesis import LayerDecision
 from evosynth.task.data import DetectionSplit
 from evosynth.task.metrics import SCORE_THRESHOLD, predict
 from evosynth.task.model import GridDetector
@@ -282,8 +283,7 @@ def replay_synthesis(parent: Generation, config: RunConfig, number: int) -> dict
     The synthesis is a pure function of the parent's stored weights and (run seed, generation), so the replay is
     exact; ``inheritance`` checks it against the stored offspring.
     """
-    layers = [(name, conv.weight.detach()) for name, conv in parent.model.prunable_layers()]
-    return synthesize(layers, parent.masks, config.make_environment(), generation_generator(config.seed, number))
+    return synthesis_decider(config)(parent, number)
 
 
 def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.DataFrame:
