@@ -134,3 +134,25 @@ def test_channel_rounding_gives_multiples_of_eight_and_its_own_run(data_dir, tmp
     inheritance(generations[1], generations[2], rounded)  # the notebooks' replay reproduces rounded offspring
     with pytest.raises(ValueError, match="channel_multiple must be one of"):
         RunConfig(channel_multiple=3)
+
+
+def test_every_precision_restricts_the_one_ancestor_trained_at_fp32(tmp_path, data_dir, monkeypatch):
+    import evosynth.study.evolution as evolution
+    from evosynth.precision import restrict
+
+    trainings = []
+    real_train = evolution.train
+    monkeypatch.setattr(evolution, "train", lambda *a, **k: trainings.append(k["description"]) or real_train(*a, **k))
+    configs = [RunConfig(preset="smoke", generations=1, precision=p) for p in ("fp16", "bf16", "int8", "fp32")]
+    for config in configs:
+        evolve(config, tmp_path / config.name, data_dir)
+    assert trainings == ["gen 01"], "the ancestor must be trained once for every precision"
+    trained = load_file(str(tmp_path / configs[-1].name / "gen_01" / "weights.safetensors"))
+    for config in configs[:-1]:
+        restricted = load_file(str(tmp_path / config.name / "gen_01" / "weights.safetensors"))
+        expected = restrict(trained, config.precision)
+        assert isinstance(expected, dict) and set(restricted) == set(trained)
+        for name, value in restricted.items():
+            assert torch.equal(value, expected[name]), (config.precision, name)
+        metrics = json.loads((tmp_path / config.name / "gen_01" / "metrics.json").read_text())
+        assert metrics["precision"] == config.precision and metrics["epochs"] >= 1

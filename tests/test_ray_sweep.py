@@ -10,6 +10,8 @@ import pytest
 import ray
 
 from evosynth.cli import main
+from evosynth.study.batch import NOTEBOOKS, NotebookJob, StudyPlan, alpha_explorer_sweep, execute
+from evosynth.study.config import RunConfig
 from evosynth.study.distributed import QUIET_RAY_ENVIRONMENT, ancestors_first, run_grid
 from evosynth.study.grid import SweepFileError, load_sweep
 from evosynth.study.report import COLUMNS
@@ -56,7 +58,8 @@ def test_a_tiny_sweep_fills_its_table_and_a_rerun_resumes_only_the_missing_run(l
     assert [*IDENTITY_COLUMNS, *COLUMNS, "synapse_reduction", "mac_reduction"] == list(table.columns)
     assert set(table["generation"]) == {2}
     assert sorted(zip(table["alpha_cluster"], table["seed"], strict=True)) == [(0.6, 0), (0.6, 1), (0.9, 0), (0.9, 1)]
-    assert len(list((runs / "ancestors").iterdir())) == 2  # one per seed, shared by both alphas
+    # one trained (FP32) and one restricted (FP16) ancestor per seed, shared by both alphas
+    assert len(list((runs / "ancestors").iterdir())) == 4
 
     resumed, *others = [runs / name for name in table["run"]]
     shutil.rmtree(resumed / "gen_02")
@@ -79,6 +82,16 @@ def test_a_tiny_sweep_fills_its_table_and_a_rerun_resumes_only_the_missing_run(l
     assert sorted(folder.name for folder in explorer) == sorted(table.index[table["seed"] == 0])
     spread = seed_spread(table.reset_index())
     assert list(spread["alpha_cluster"]) == [0.6, 0.9] and set(spread["seeds"]) == {2}
+
+    # `evosynth study --sweep-file`: the same grid, complete, feeds the alpha explorer through its table
+    plan = StudyPlan(RunConfig(preset="smoke"), runs, data_dir, tmp_path / "book", sweep_file=SWEEPS / "smoke.toml")
+    explorer = alpha_explorer_sweep(plan)
+    assert explorer == {"sweep_table": str(again.table.resolve())}
+    assert {folder: (folder / "gen_02" / "metrics.json").stat().st_mtime_ns for folder in others} == untouched
+    page = tmp_path / "alpha_explorer.ipynb"
+    execute(NotebookJob(NOTEBOOKS / "alpha_explorer.md", page, {"sweep_dirs": [], **explorer}))
+    text = page.read_text()
+    assert "Each alpha over 2 seeds" in text and "ap50 mean" in text, "the explorer did not show the seeds of the table"
 
 
 def test_a_failing_point_is_reported_with_its_folder_and_the_others_finish(local_ray, tmp_path, data_dir, capsys):

@@ -466,6 +466,7 @@ def test_a_pennfudan_run_evolves_from_the_cli(pennfudan_root: Path, tmp_path: Pa
     metrics = json.loads((out / "gen_02" / "metrics.json").read_text())
     assert metrics["macs"] > 0 and 0.0 <= metrics["recall"] <= 1.0
     ancestors = list((tmp_path / "ancestors").iterdir())
-    assert len(ancestors) == 1 and ancestors[0].name.startswith("tiny-pedestrians-pennfudan-")
+    assert len(ancestors) == 2 and all(a.name.startswith("tiny-pedestrians-pennfudan-") for a in ancestors)
+    assert {"-fp16-", "-fp32-"} == {next(p for p in ("-fp16-", "-fp32-") if p in a.name) for a in ancestors}
     config = RunConfig(preset=tiny.name, data="pennfudan", data_root=str(pennfudan_root), generations=2)
     assert [g.number for g in evolve(config, out, tmp_path / "cache")] == [1, 2]  # the same run: resumed, not refused

@@ -100,8 +100,8 @@ def _study(arguments: argparse.Namespace) -> None:
     if config.data != "digits":
         raise ValueError(f"the study's book is made for the digits data set; run {config.data!r} with evosynth evolve")
     plan = StudyPlan(config, arguments.runs_dir, arguments.cache_dir, arguments.book_dir, arguments.sweep,
-                     pedestrians_root=arguments.pedestrians or default_pedestrians_root(),
-                     comparison=arguments.comparison)
+                     sweep_file=arguments.sweep_file, comparison=arguments.comparison,
+                     pedestrians_root=arguments.pedestrians or default_pedestrians_root())
     index = run_study(plan)
     _, generations = load_run(plan.runs_dir / plan.config.name)
     print(format_table(generations_table(generations)))
@@ -179,9 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_run_options(study)
     study.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
     study.add_argument("--book-dir", type=Path, default=BOOK_DIR, help="the book's source folder (book)")
-    study.add_argument("--sweep", type=_alphas, default=DEFAULT_ALPHA_CLUSTERS,
-                       help="alpha_cluster values of the alpha explorer's sweep, comma-separated "
-                            f"({','.join(map(str, DEFAULT_ALPHA_CLUSTERS))})")
+    explorer = study.add_mutually_exclusive_group()
+    explorer.add_argument("--sweep", type=_alphas, default=DEFAULT_ALPHA_CLUSTERS,
+                          help="alpha_cluster values of the alpha explorer's sweep, comma-separated "
+                               f"({','.join(map(str, DEFAULT_ALPHA_CLUSTERS))})")
+    explorer.add_argument("--sweep-file", type=Path, default=None, metavar="FILE",
+                          help="instead, the alpha explorer shows this grid (sweeps/default.toml: 3 alphas x 3 seeds), "
+                               "run on a local Ray instance like `evosynth sweep FILE` (complete runs are reused)")
     study.add_argument("--pedestrians", type=Path, default=None, metavar="PATH",
                        help="a Penn-Fudan folder: the same evolution on real pedestrians, a chapter of the book "
                             "(default: data/pennfudan/PennFudanPed if `evosynth data download pennfudan` put it there)")
@@ -219,8 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               "training, and the evolution's precision, level and seed ablations; "
                                               "write runs/comparison-<preset>.csv.")
     compare.add_argument("--preset", choices=list(COMPARISONS), default="reduced",
-                         help="reduced = the baselines along the study's run, its first "
-                              f"{COMPARISONS['reduced'].generations} generations (make study); full = every lineage, "
+                         help="reduced = the baselines, no restriction and each level alone along the study's "
+                              f"run, its first {COMPARISONS['reduced'].generations} generations (make study); full = "
+                              "every lineage (+ BF16, int8, two more seeds), "
                               f"{COMPARISONS['full'].generations} generations; smoke = tiny, for tests (reduced)")
     compare.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
     compare.add_argument("--cache-dir", type=Path, default=Path("data/cache"),

@@ -73,20 +73,22 @@ def _resume_and_compare(run: Path, cache: Path, reference_run: Path) -> None:
     assert not leftovers, f"partial files left behind: {leftovers}"
 
 
-# Writes of a smoke run whose data cache exists: 1 run config, 2 ancestor config, 3-6 ancestor weights,
-# architecture, curve, metrics, 7-10 the run's copy of the ancestor, 11-14 generation 2, 15-18 generation 3.
+# Writes of a smoke run whose data cache exists: 1 run config, 2 FP16 ancestor config, 3 FP32 (trained) ancestor
+# config, 4-7 its weights, architecture, curve, metrics, 8-11 the FP16 ancestor (the trained one restricted),
+# 12-15 the run's copy of it, 16-19 generation 2, 20-23 generation 3.
 # Optimizer steps: 1-9 the ancestor (3 epochs of 3 batches), 10-12 generation 2, 13-15 generation 3.
 FAULTS = [
     "mid-write:1",  # the run's config.json
-    "mid-write:3",  # the ancestor's weights
-    "mid-write:6",  # the ancestor's metrics.json: the mark of a finished generation
-    "after-write:6",  # ancestor finished, not yet copied into the run
-    "mid-write:9",  # copying the ancestor into the run
-    "after-write:10",  # between generations 1 and 2
-    "mid-write:11",  # generation 2's weights
-    "after-write:13",  # generation 2 complete but for its metrics.json
-    "after-write:14",  # between generations 2 and 3
-    "mid-write:18",  # generation 3's metrics.json
+    "mid-write:4",  # the trained ancestor's weights
+    "after-write:7",  # the trained ancestor finished, not yet restricted
+    "mid-write:8",  # the restricted ancestor's weights
+    "mid-write:11",  # the restricted ancestor's metrics.json: the mark of a finished generation
+    "mid-write:14",  # copying the ancestor into the run
+    "after-write:15",  # between generations 1 and 2
+    "mid-write:16",  # generation 2's weights
+    "after-write:18",  # generation 2 complete but for its metrics.json
+    "after-write:19",  # between generations 2 and 3
+    "mid-write:23",  # generation 3's metrics.json
     "step:2",  # training the ancestor
     "step:11",  # training generation 2
 ]

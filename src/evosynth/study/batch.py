@@ -104,8 +104,10 @@ def generation_jobs(config: RunConfig, run_dir: Path, cache_dir: Path, generated
 
 
 def study_jobs(
-    plan: StudyPlan, run_dir: Path, sweep_dirs: Sequence[Path], generated: Path, pedestrians_dir: Path | None
+    plan: StudyPlan, run_dir: Path, explorer: dict[str, Any], generated: Path, pedestrians_dir: Path | None
 ) -> list[NotebookJob]:
+    """The chapters after the generations; ``explorer`` is the alpha explorer's sweep (``sweep_dirs`` or a
+    ``sweep_table``)."""
     config, run = plan.config, str(run_dir.resolve())
     cache_dir = str(plan.cache_dir.resolve())
     pedestrians = str(pedestrians_dir.resolve()) if pedestrians_dir else None
@@ -119,7 +121,7 @@ def study_jobs(
                      "environment": config.environment}),
         NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb", {"run_dir": run}),
         NotebookJob(NOTEBOOKS / "alpha_explorer.md", generated / "alpha_explorer.ipynb",
-                    {"sweep_dirs": [str(d.resolve()) for d in sweep_dirs]}),
+                    {"sweep_dirs": [], "sweep_table": None, **explorer}),
     ]
 
 
@@ -161,6 +163,7 @@ class StudyPlan:
     cache_dir: Path
     book_dir: Path
     sweep_alpha_clusters: tuple[float, ...] = DEFAULT_ALPHA_CLUSTERS
+    sweep_file: Path | None = None  # a grid (sweeps/default.toml) run on Ray for the alpha explorer, instead
     bench_rounds: int = DEFAULT_ROUNDS
     bench_backends: tuple[str, ...] = STUDY_BACKENDS
     pedestrians_root: Path | None = None  # a Penn-Fudan folder: the same evolution on real pedestrians
@@ -178,14 +181,27 @@ def pedestrians_config(config: RunConfig, root: Path) -> RunConfig:
     return replace(config, preset=presets_for("pennfudan")[0], data="pennfudan", data_root=str(root), category=None)
 
 
+def alpha_explorer_sweep(plan: StudyPlan) -> dict[str, Any]:
+    """Run the alpha explorer's sweep and say where its results are: the study's own alpha_cluster sweep (run
+    here), or the grid of ``plan.sweep_file`` run on a local Ray instance, read through its results table."""
+    if plan.sweep_file is None:
+        folders = run_sweep(sweep_configs(plan.config, plan.sweep_alpha_clusters), plan.runs_dir, plan.cache_dir)
+        return {"sweep_dirs": [str(folder.resolve()) for folder in folders]}
+    from evosynth.study.distributed import run_grid  # Ray is imported only for a sweep file
+    from evosynth.study.grid import load_sweep
+
+    outcome = run_grid(load_sweep(plan.sweep_file), plan.runs_dir, plan.cache_dir)
+    outcome.raise_for_failures()
+    return {"sweep_table": str(outcome.table.resolve())}
+
+
 def run_study(plan: StudyPlan) -> Path:
     """Evolve through the generation notebooks, run the sweep, measure speed, execute the study notebooks, build
     the book."""
     run_dir = plan.runs_dir / plan.config.name
     generated = plan.book_dir / "generated"
     execute_all(generation_jobs(plan.config, run_dir, plan.cache_dir, generated), skip_done=True)
-    configs = sweep_configs(plan.config, plan.sweep_alpha_clusters)
-    sweep_dirs = run_sweep(configs, plan.runs_dir, plan.cache_dir)
+    explorer = alpha_explorer_sweep(plan)
     if not (run_dir / BENCH_FILE).is_file():  # a rerun keeps the measurement; `evosynth bench` redoes it
         benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
     pedestrians_dir = None
@@ -193,5 +209,5 @@ def run_study(plan: StudyPlan) -> Path:
         pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)
         pedestrians_dir = plan.runs_dir / pedestrians.name
         evolve(pedestrians, pedestrians_dir, plan.cache_dir)
-    execute_all(study_jobs(plan, run_dir, sweep_dirs, generated, pedestrians_dir))
+    execute_all(study_jobs(plan, run_dir, explorer, generated, pedestrians_dir))
     return build_book(plan.book_dir)

@@ -192,9 +192,11 @@ COMPARISONS: dict[str, ComparisonPlan] = {
     # everything, on the study's data and for the study's 13 generations
     "full": ComparisonPlan("full", RunConfig(), precisions=("fp32", "bf16", "int8"), levels=("synapse", "cluster"),
                            seeds=(1, 2)),
-    # what `make study` runs on 2 CPU cores: the baselines along the study's main run, first 3 generations (what
-    # fits the study's 20 minutes)
-    "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3)),
+    # what `make study` runs on 2 CPU cores within its 20 minutes: generations 1-3 of the baselines and of the
+    # ablations that share the study's ancestor (no restriction, each level alone; the synapse-only run is the alpha
+    # sweep's alpha_cluster = 1 point, so it costs nothing more). Seeds need an ancestor each: `full` only.
+    "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",),
+                              levels=("synapse", "cluster")),
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
                             levels=("synapse", "cluster"), seeds=(1,)),
@@ -315,11 +317,12 @@ def pareto_front(rows: pd.DataFrame, cost: str, quality: str) -> pd.Series:
     return pd.Series(front, index=rows.index, name="pareto")
 
 
-def seed_summary(rows: pd.DataFrame, columns: Sequence[str] = ("ap50", "precision_score", "recall", "synapses")
-                 ) -> pd.DataFrame:
-    """Per generation and quantity, the mean over seeds and its min–max spread (``question_rows(..., "seed")``)."""
-    long = rows.melt(id_vars=["generation", "seed"], value_vars=list(columns), var_name="quantity")
-    summary = long.groupby(["quantity", "generation"])["value"].agg(["mean", "min", "max", "std", "count"])
+def seed_summary(rows: pd.DataFrame, columns: Sequence[str] = ("ap50", "precision_score", "recall", "synapses"),
+                 by: Sequence[str] = ()) -> pd.DataFrame:
+    """Per generation and quantity (and per value of the ``by`` columns), the mean over seeds and its min–max
+    spread: of ``question_rows(..., "seed")``, or of a sweep's runs per alpha (``by=["alpha_cluster"]``)."""
+    long = rows.melt(id_vars=[*by, "generation", "seed"], value_vars=list(columns), var_name="quantity")
+    summary = long.groupby([*by, "quantity", "generation"])["value"].agg(["mean", "min", "max", "std", "count"])
     return summary.rename(columns={"count": "seeds"}).reset_index()
 
 

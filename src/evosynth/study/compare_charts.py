@@ -4,6 +4,7 @@ and returns a titled chart whose axes name their units, readable without the cod
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -98,19 +99,26 @@ def ablation_chart(rows: pd.DataFrame, varied: str, title: str, subtitle: str) -
     return _grid(panels).properties(title=alt.Title(title, subtitle=subtitle))
 
 
-def seed_band_chart(summary: pd.DataFrame) -> alt.VConcatChart:
-    """Mean over seeds per generation (line) with the min–max range (band), from ``compare.seed_summary``."""
+def seed_band_chart(summary: pd.DataFrame, by: str | None = None, title: str | None = None) -> alt.VConcatChart:
+    """Mean over seeds per generation (line) with the min–max range (band), from ``compare.seed_summary``; one
+    coloured line and band per value of its ``by`` column if given."""
     seeds = int(summary["seeds"].max())
     generation = alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0))
-    tooltip = ["generation:O", alt.Tooltip("mean:Q", format=".4~g"), alt.Tooltip("min:Q", format=".4~g"),
-               alt.Tooltip("max:Q", format=".4~g"), "seeds:Q"]
+    tooltip = [*([f"{by}:N"] if by else []), "generation:O", alt.Tooltip("mean:Q", format=".4~g"),
+               alt.Tooltip("min:Q", format=".4~g"), alt.Tooltip("max:Q", format=".4~g"), "seeds:Q"]
+    colour: dict[str, alt.Color] = {}
+    band_mark: dict[str, Any] = {"opacity": 0.25, "color": METHOD_COLORS["evolution"]}
+    line_mark: dict[str, Any] = {"point": True, "color": METHOD_COLORS["evolution"]}
+    if by:
+        colour = {"color": alt.Color(f"{by}:N", title=by.replace("_", " "), legend=alt.Legend(orient="top"))}
+        band_mark, line_mark = {"opacity": 0.2}, {"point": True}
     panels: list[alt.LayerChart | alt.FacetChart] = []
     for quantity in summary["quantity"].drop_duplicates():
         frame = summary[summary["quantity"] == quantity]
-        band = alt.Chart(frame).mark_area(opacity=0.25, color=METHOD_COLORS["evolution"]).encode(
-            x=generation, y=_quantity_axis(quantity, "min"), y2="max:Q", tooltip=tooltip)
-        mean = alt.Chart(frame).mark_line(point=True, color=METHOD_COLORS["evolution"]).encode(
-            x=generation, y=_quantity_axis(quantity, "mean"), tooltip=tooltip)
+        band = alt.Chart(frame).mark_area(**band_mark).encode(
+            x=generation, y=_quantity_axis(quantity, "min"), y2="max:Q", tooltip=tooltip, **colour)
+        mean = alt.Chart(frame).mark_line(**line_mark).encode(
+            x=generation, y=_quantity_axis(quantity, "mean"), tooltip=tooltip, **colour)
         panels.append(alt.layer(band, mean).properties(width=240, height=170, title=QUANTITIES[quantity][0]))
     return _grid(panels).properties(title=alt.Title(
-        f"The default run with {seeds} seeds", subtitle="line: mean over seeds; band: lowest to highest seed"))
+        title or f"The default run with {seeds} seeds", subtitle="line: mean over seeds; band: lowest to highest seed"))

@@ -59,6 +59,14 @@ class SweepOutcome:
     already_complete: tuple[Path, ...]
     failed: tuple[PointFailure, ...]
 
+    def raise_for_failures(self) -> None:
+        """Name every failed point (the others are in the table): rerunning the sweep retries only them."""
+        if self.failed:
+            failures = "\n".join(f"  {failure.folder}: {failure.error}" for failure in self.failed)
+            total = len(self.ran) + len(self.already_complete) + len(self.failed)
+            raise SweepFailedError(f"{len(self.failed)} of {total} runs failed (the others are in {self.table}; "
+                                   f"rerun the same command to retry them):\n{failures}")
+
 
 def run_grid(
     grid: SweepGrid,
@@ -192,10 +200,7 @@ def _sweep_command(arguments: argparse.Namespace) -> None:
         print(table[shown].to_string(index=False, float_format="{:.3f}".format))
     print(f"{len(outcome.ran)} run(s) ran, {len(outcome.already_complete)} were already complete, "
           f"{len(outcome.failed)} failed; {outcome.rows} row(s) in {outcome.table}")
-    if outcome.failed:
-        failures = "\n".join(f"  {failure.folder}: {failure.error}" for failure in outcome.failed)
-        raise SweepFailedError(f"{len(outcome.failed)} of {len(grid.points)} runs failed (the others are in "
-                               f"{outcome.table}; rerun the same command to retry them):\n{failures}")
+    outcome.raise_for_failures()
 
 
 def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,7 +9,7 @@ seeded by (run seed, g), so a resumed run ends bit for bit where an uninterrupte
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +99,22 @@ def run_generation(
         model, masks, data.train, data.val, budget,
         generation_generator(config.seed + TRAINING_STREAM, number), description=f"gen {number:02d}",
     )
+    return restrict_and_measure(config, data, number, parent, model, masks,
+                                {**curve.to_json(), "budget": budget.to_json()})
+
+
+def restrict_and_measure(
+    config: RunConfig, data: DetectionData, number: int, parent: Generation | None, model: GridDetector,
+    masks: dict[str, torch.Tensor], curve: dict[str, Any],
+) -> GenerationResult:
+    """Restrict a network trained at FP32 to the run's precision (in place) and measure it before and after."""
     fp32_quality = evaluate(model, data.test)
     fp32_state = model.state_dict()
     restricted = restrict(fp32_state, config.precision)
     assert isinstance(restricted, dict)
     model.load_state_dict(rounded(restricted, config.precision))
     quality = evaluate(model, data.test)
+    best_epoch = curve["best_epoch"]
     metrics: dict[str, Any] = {
         "generation": number,
         "parent": parent.number if parent else None,
@@ -119,13 +129,13 @@ def run_generation(
         "ap50": quality.ap50,
         "fp32": {"precision_score": fp32_quality.precision, "recall": fp32_quality.recall, "ap50": fp32_quality.ap50},
         "rounding_error": rounding_error(fp32_state, config.precision),
-        "val_ap50": curve.val_ap50[curve.best_epoch - 1] if curve.best_epoch else None,
-        "epochs": len(curve.epochs),
-        "train_seconds": curve.seconds,
+        "val_ap50": curve["val_ap50"][best_epoch - 1] if best_epoch else None,
+        "epochs": len(curve["epochs"]),
+        "train_seconds": curve["seconds"],
         "widths": list(model.architecture.widths),
         **efficiency(model, masks, data.image_size),
     }
-    return GenerationResult(model, masks, restricted, {**curve.to_json(), "budget": budget.to_json()}, metrics)
+    return GenerationResult(model, masks, restricted, curve, metrics)
 
 
 def _ancestor_folder(config: RunConfig, run: RunFolder) -> RunFolder:
@@ -178,22 +188,33 @@ def evolve(config: RunConfig, out: Path | None = None, cache_dir: Path = Path("d
 
     def make_generation(number: int, parent: Generation | None) -> None:
         if parent is None:
-            _make_ancestor(config, data, folder)
+            folder.adopt(1, _shared_ancestor(config, data, folder), 1, _run_fields(config))
         else:
             save_result(folder, number, run_generation(config, data, number, parent), _run_fields(config))
 
     return breed(folder, config.identity(), config.generations, make_generation, "generations")
 
 
-def _make_ancestor(config: RunConfig, data: DetectionData, folder: RunFolder) -> None:
-    """Train the shared ancestor unless another run did; waits while a concurrent run of the sweep trains it."""
-    ancestor = _ancestor_folder(config, folder)
+def _shared_ancestor(config: RunConfig, data: DetectionData, run: RunFolder) -> RunFolder:
+    """The ancestor folder of the run's task, seed and precision, made unless another run made it (a concurrent run
+    of a sweep that is making it is waited for).
+
+    Training does not depend on the restriction that follows it, so the ancestor is trained once, with no
+    restriction (the FP32 ancestor), and the ancestor of every other precision is that network restricted: bit for
+    bit what training it again would give, for the cost of one evaluation. Precision ablations share the training.
+    """
+    ancestor = _ancestor_folder(config, run)
     with ancestor.locked(wait=True):
         ancestor.bind(config.ancestor_identity())
         if not ancestor.is_finished(1):
             ancestor.discard_unfinished(1)
-            save_result(ancestor, 1, run_generation(config, data, 1, None), _run_fields(config))
-    folder.adopt(1, ancestor, 1, _run_fields(config))
+            if config.precision == "fp32":
+                result = run_generation(config, data, 1, None)
+            else:
+                trained = _shared_ancestor(replace(config, precision="fp32"), data, run).load(1)
+                result = restrict_and_measure(config, data, 1, None, trained.model, trained.masks, trained.curve)
+            save_result(ancestor, 1, result, _run_fields(config))
+    return ancestor
 
 
 def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:

@@ -24,7 +24,7 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table
 
-DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.85, 0.915, 0.97)
+DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.85, 0.915, 1.0)  # 1.0: filters untouched, the synapse-level ablation
 
 # What tells the runs of a sweep apart: the run folder's name and the configuration's fields but its length.
 IDENTITY_COLUMNS = ("run", "preset", "data", "data_root", "category", "environment", "alpha_synapse",
@@ -120,15 +120,21 @@ def table_runs(path: Path, table: pd.DataFrame) -> list[Path]:
     return [runs_dir / run for run in table["run"]]
 
 
-def explorer_slice(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows the alpha explorer compares: one run per alpha_cluster, with the table's first value of every
-    other axis (seed, environment, alpha_synapse, data set, ...), because its charts tell runs apart by
-    alpha_cluster alone."""
-    others = [column for column in IDENTITY_COLUMNS if column not in ("run", "alpha_cluster")]
+def explorer_slice(table: pd.DataFrame, free: Sequence[str] = ("alpha_cluster",)) -> pd.DataFrame:
+    """The rows the alpha explorer compares: those with the table's first value of every axis but the ``free``
+    ones (seed, environment, alpha_synapse, data set, ...), because its charts tell runs apart by the free axes
+    alone: one run per alpha_cluster, or with ``free`` = alpha_cluster and seed, every seed of each."""
+    others = [column for column in IDENTITY_COLUMNS if column not in ("run", *free)]
     axes = table[others]
     first = axes.iloc[0]
     same = axes.eq(first) | (axes.isna() & first.isna())  # a missing value (digits: no data_root) matches itself
     return table[same.all(axis=1)]
+
+
+def seed_runs(sweep_table: str) -> list[Path]:
+    """The runs of a sweep table that differ from the explorer's only in alpha_cluster and seed."""
+    table = read_sweep_table(Path(sweep_table))
+    return table_runs(Path(sweep_table), explorer_slice(table, free=("alpha_cluster", "seed")))
 
 
 def explorer_runs(sweep_dirs: Sequence[str], sweep_table: str | None) -> list[Path]:
