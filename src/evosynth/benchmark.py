@@ -45,7 +45,7 @@ from evosynth.export import (
     run_image_size,
     tensorrt_unavailable,
 )
-from evosynth.study.artifacts import Generation, RunFolder, write_json
+from evosynth.study.artifacts import Generation, RunFolder, read_json, write_json
 
 BENCH_FILE = "bench.json"
 DEFAULT_ROUNDS = 15
@@ -414,6 +414,12 @@ def benchmark_run(
     }
     write_json(folder.root / BENCH_FILE, bench)
     return bench
+
+
+def measured_table(run_dir: Path) -> pd.DataFrame | None:
+    """``bench_table`` of a run folder's bench.json, or None where the run was not benchmarked."""
+    path = Path(run_dir) / BENCH_FILE
+    return bench_table(read_json(path)) if path.is_file() else None
 
 
 def bench_table(bench: dict[str, Any]) -> pd.DataFrame:

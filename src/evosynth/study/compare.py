@@ -22,7 +22,6 @@ the evolution run it follows (which shares the study's ancestor), and a rerun lo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,7 +32,7 @@ from tqdm.auto import tqdm
 
 from evosynth.atomic import atomic_write
 from evosynth.baselines import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
-from evosynth.benchmark import BENCH_FILE, bench_table
+from evosynth.benchmark import measured_table
 from evosynth.study.artifacts import ARCHITECTURE, METRICS, Generation, RunFolder, read_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import (
@@ -228,13 +227,11 @@ def _label(lineage: Lineage, reference: RunConfig) -> str:
 
 def _speeds(folder: Path) -> dict[int, dict[str, float]]:
     """Per generation, the measured batch-1 latency and batch-32 throughput (``bench.json``; empty without it)."""
-    path = folder / BENCH_FILE
-    if not path.is_file():
+    rows = measured_table(folder)
+    if rows is None:
         return {}
-    rows = bench_table(json.loads(path.read_text()))
-    rows = rows[rows["backend"] == SPEED_BACKEND]
     speeds: dict[int, dict[str, float]] = {}
-    for row in rows.to_dict("records"):
+    for row in rows[rows["backend"] == SPEED_BACKEND].to_dict("records"):
         generation = speeds.setdefault(int(row["generation"]), {})
         if row["batch_size"] == 1:
             generation["latency_ms_batch1"] = float(row["median_ms"])

@@ -17,9 +17,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from evosynth.atomic import atomic_write
-from evosynth.benchmark import BENCH_FILE
+from evosynth.benchmark import measured_table
 from evosynth.errors import CheckpointError
-from evosynth.study.artifacts import RunFolder, read_json
+from evosynth.study.artifacts import RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table
@@ -91,11 +91,11 @@ def sweep_table(configs: Sequence[RunConfig], runs_dir: Path) -> pd.DataFrame:
 
 def measured_speedups(folder: Path, generation: int) -> dict[str, Any]:
     """``speedup_vs_gen1`` of one generation for every backend and batch size that bench.json measured."""
-    path = Path(folder) / BENCH_FILE
-    if not path.is_file():
+    rows = measured_table(folder)
+    if rows is None:
         return {}
-    return {f"{SPEEDUP_PREFIX}{cell['backend']}_b{cell['batch_size']}": cell["speedup_vs_gen1"]
-            for cell in read_json(path)["results"] if cell["generation"] == generation}
+    cells = rows[rows["generation"] == generation].to_dict("records")
+    return {f"{SPEEDUP_PREFIX}{cell['backend']}_b{cell['batch_size']}": cell["speedup_vs_gen1"] for cell in cells}
 
 
 def sweep_table_path(runs_dir: Path, name: str) -> Path:
