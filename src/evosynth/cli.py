@@ -223,9 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               "training, and the evolution's precision, level and seed ablations; "
                                               "write runs/comparison-<preset>.csv.")
     compare.add_argument("--preset", choices=list(COMPARISONS), default="reduced",
-                         help="reduced = the baselines, no restriction and each level alone along the study's "
+                         help="reduced = the baselines, no restriction and synapses only along the study's "
                               f"run, its first {COMPARISONS['reduced'].generations} generations (make study); full = "
-                              "every lineage (+ BF16, int8, two more seeds), "
+                              "every lineage (+ filters only, BF16, int8, two more seeds), "
                               f"{COMPARISONS['full'].generations} generations; smoke = tiny, for tests (reduced)")
     compare.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
     compare.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
