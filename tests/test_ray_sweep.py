@@ -84,8 +84,8 @@ def test_a_tiny_sweep_fills_its_table_and_a_rerun_resumes_only_the_missing_run(l
     assert list(spread["alpha_cluster"]) == [0.6, 0.9] and set(spread["seeds"]) == {2}
 
     # `evosynth study --sweep-file`: the same grid, complete, feeds the alpha explorer through its table
-    plan = StudyPlan(RunConfig(preset="smoke"), runs, data_dir, tmp_path / "book", sweep_file=SWEEPS / "smoke.toml")
-    explorer = alpha_explorer_sweep(plan)
+    plan = StudyPlan(RunConfig(preset="smoke"), runs, data_dir, tmp_path / "book")
+    explorer = alpha_explorer_sweep(plan, load_sweep(SWEEPS / "smoke.toml"))
     assert explorer == {"sweep_table": str(again.table.resolve())}
     assert {folder: (folder / "gen_02" / "metrics.json").stat().st_mtime_ns for folder in others} == untouched
     page = tmp_path / "alpha_explorer.ipynb"
@@ -173,3 +173,13 @@ def test_the_command_refuses_a_bad_sweep_file_with_exit_code_2_and_writes_nothin
         error = capsys.readouterr().err
         assert error.startswith(f"evosynth: error: {path}") and "Traceback" not in error
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_study_refuses_a_bad_sweep_file_before_any_work(tmp_path, capsys):
+    path = _write(tmp_path, "bad.toml", "[grid]\nalpha_cluster = 2\n")
+    arguments = ["study", "--preset", "smoke", "--sweep-file", str(path), "--runs-dir", str(tmp_path / "runs"),
+                 "--book-dir", str(tmp_path / "book")]
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"evosynth: error: {path}") and "alpha_cluster" in error
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "book").exists()

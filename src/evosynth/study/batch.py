@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 from evosynth.benchmark import BACKENDS, BENCH_FILE, DEFAULT_ROUNDS, benchmark_run
 from evosynth.errors import EvosynthError
 from evosynth.study.config import RunConfig, presets_for
+from evosynth.study.distributed import run_grid
 from evosynth.study.evolution import evolve
+from evosynth.study.grid import SweepGrid, load_sweep
 from evosynth.study.offline import find_network_references, vendor_is_complete
 from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS, run_sweep, sweep_configs
 from evosynth.task.download import PENNFUDAN
@@ -181,16 +183,13 @@ def pedestrians_config(config: RunConfig, root: Path) -> RunConfig:
     return replace(config, preset=presets_for("pennfudan")[0], data="pennfudan", data_root=str(root), category=None)
 
 
-def alpha_explorer_sweep(plan: StudyPlan) -> dict[str, Any]:
+def alpha_explorer_sweep(plan: StudyPlan, grid: SweepGrid | None) -> dict[str, Any]:
     """Run the alpha explorer's sweep and say where its results are: the study's own alpha_cluster sweep (run
-    here), or the grid of ``plan.sweep_file`` run on a local Ray instance, read through its results table."""
-    if plan.sweep_file is None:
+    here), or ``grid`` (``plan.sweep_file``'s) run on a local Ray instance, read through its results table."""
+    if grid is None:
         folders = run_sweep(sweep_configs(plan.config, plan.sweep_alpha_clusters), plan.runs_dir, plan.cache_dir)
         return {"sweep_dirs": [str(folder.resolve()) for folder in folders]}
-    from evosynth.study.distributed import run_grid  # Ray is imported only for a sweep file
-    from evosynth.study.grid import load_sweep
-
-    outcome = run_grid(load_sweep(plan.sweep_file), plan.runs_dir, plan.cache_dir)
+    outcome = run_grid(grid, plan.runs_dir, plan.cache_dir)
     outcome.raise_for_failures()
     return {"sweep_table": str(outcome.table.resolve())}
 
@@ -198,10 +197,11 @@ def alpha_explorer_sweep(plan: StudyPlan) -> dict[str, Any]:
 def run_study(plan: StudyPlan) -> Path:
     """Evolve through the generation notebooks, run the sweep, measure speed, execute the study notebooks, build
     the book."""
+    grid = load_sweep(plan.sweep_file) if plan.sweep_file else None  # a bad sweep file fails before any work
     run_dir = plan.runs_dir / plan.config.name
     generated = plan.book_dir / "generated"
     execute_all(generation_jobs(plan.config, run_dir, plan.cache_dir, generated), skip_done=True)
-    explorer = alpha_explorer_sweep(plan)
+    explorer = alpha_explorer_sweep(plan, grid)
     if not (run_dir / BENCH_FILE).is_file():  # a rerun keeps the measurement; `evosynth bench` redoes it
         benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
     pedestrians_dir = None
