@@ -131,18 +131,21 @@ def explorer_slice(table: pd.DataFrame, free: Sequence[str] = ("alpha_cluster",)
     return table[same.all(axis=1)]
 
 
+def _sliced_runs(sweep_table: str, free: Sequence[str]) -> list[Path]:
+    """The run folders of a sweep table's ``explorer_slice`` with these free axes."""
+    return table_runs(Path(sweep_table), explorer_slice(read_sweep_table(Path(sweep_table)), free))
+
+
 def seed_runs(sweep_table: str) -> list[Path]:
     """The runs of a sweep table that differ from the explorer's only in alpha_cluster and seed."""
-    table = read_sweep_table(Path(sweep_table))
-    return table_runs(Path(sweep_table), explorer_slice(table, free=("alpha_cluster", "seed")))
+    return _sliced_runs(sweep_table, ("alpha_cluster", "seed"))
 
 
 def explorer_runs(sweep_dirs: Sequence[str], sweep_table: str | None) -> list[Path]:
     """The alpha explorer's runs: those of a sweep table's ``explorer_slice`` if one is given, else ``sweep_dirs``."""
     if sweep_table is None:
         return [Path(folder) for folder in sweep_dirs]
-    table = read_sweep_table(Path(sweep_table))
-    return table_runs(Path(sweep_table), explorer_slice(table))
+    return _sliced_runs(sweep_table, ("alpha_cluster",))
 
 
 def varying_axes(table: pd.DataFrame) -> list[str]:
