@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from evosynth.benchmark import BACKENDS, BENCH_FILE, DEFAULT_ROUNDS, benchmark_run
 from evosynth.errors import EvosynthError
-from evosynth.study.config import RunConfig, presets_for
+from evosynth.study.config import RunConfig, default_preset
 from evosynth.study.distributed import run_grid
 from evosynth.study.evolution import evolve
 from evosynth.study.grid import SweepGrid, load_sweep
@@ -180,7 +180,7 @@ def default_pedestrians_root() -> Path | None:
 
 def pedestrians_config(config: RunConfig, root: Path) -> RunConfig:
     """The main run's evolution (environment, alphas, precision, seed, length) on Penn-Fudan, with its preset."""
-    return replace(config, preset=presets_for("pennfudan")[0], data="pennfudan", data_root=str(root), category=None)
+    return replace(config, preset=default_preset("pennfudan"), data="pennfudan", data_root=str(root), category=None)
 
 
 def alpha_explorer_sweep(plan: StudyPlan, grid: SweepGrid | None) -> dict[str, Any]:

@@ -88,6 +88,18 @@ def presets_for(data: str) -> list[str]:
     return [name for name, preset in PRESETS.items() if data in preset.data.datasets]
 
 
+def _check_known(data: str) -> None:
+    if data not in DATASETS:
+        raise ValueError(f"unknown data set {data!r}; known: {', '.join(sorted(DATASETS))}")
+
+
+def default_preset(data: str) -> str:
+    """The preset a data set gets when none is named (the first made for it): paper for digits, pedestrians for
+    photographs."""
+    _check_known(data)
+    return presets_for(data)[0]
+
+
 # Channel rounding: off, or the block sizes that vector units and tensor cores work in.
 CHANNEL_MULTIPLES = (1, 4, 8, 16)
 
@@ -121,8 +133,7 @@ class RunConfig:
             raise ValueError(f"channel_multiple must be one of {CHANNEL_MULTIPLES}, got {self.channel_multiple}")
 
     def _check_data(self, preset: Preset) -> None:
-        if self.data not in DATASETS:
-            raise ValueError(f"unknown data set {self.data!r}; known: {', '.join(sorted(DATASETS))}")
+        _check_known(self.data)
         if self.data in FOLDER_DATASETS:
             if self.data_root is None:
                 raise ValueError(f"data set {self.data!r} is read from its folder: name it (--data-dir PATH)")

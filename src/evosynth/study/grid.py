@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from evosynth.errors import EvosynthError
-from evosynth.study.config import RunConfig, presets_for
+from evosynth.study.config import RunConfig, default_preset
 
 # Grid axes and the type of their values, in RunConfig's field order (the order the points are listed in).
 AXES: dict[str, type] = {
@@ -86,9 +86,8 @@ def load_sweep(path: Path) -> SweepGrid:
     points = []
     for dataset, values in itertools.product(datasets, itertools.product(*axes.values())):
         fields = {**dict(zip(axes, values, strict=True)), **dataset}
-        if "preset" not in fields and presets_for(fields["data"]):
-            fields["preset"] = presets_for(fields["data"])[0]  # as `evosynth evolve` picks it
         try:
+            fields.setdefault("preset", default_preset(fields["data"]))  # as `evosynth evolve` picks it
             points.append(RunConfig(**fields))
         except ValueError as error:
             described = ", ".join(f"{key}={value!r}" for key, value in fields.items())
