@@ -4,6 +4,8 @@
 ``evosynth study`` runs the whole study (generation notebooks, alpha sweep, book);
 ``evosynth sweep SWEEP_FILE`` runs a grid of runs (alpha x seed x environment ...) on Ray, locally or on a cluster;
 ``evosynth compare`` runs the pruning baselines and ablations next to the evolution and writes one table;
+``evosynth capacity RUN`` asks whether a generation's accuracy loss is its size: it trains it, and its widths from
+scratch, to convergence;
 ``evosynth vendor-js`` is the set-up step that puts the book's JavaScript on disk (npm registry, once);
 ``evosynth data download pennfudan`` fetches the Penn-Fudan pedestrians (only on this explicit command).
 """
@@ -25,7 +27,7 @@ from evosynth.study.config import (
     DEFAULT_ENVIRONMENT,
     PRESETS,
     RunConfig,
-    presets_for,
+    default_preset,
 )
 from evosynth.task.data import DATASETS
 
@@ -66,7 +68,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _config(arguments: argparse.Namespace) -> RunConfig:
     return RunConfig(
-        preset=arguments.preset or presets_for(arguments.data)[0],
+        preset=arguments.preset or default_preset(arguments.data),
         environment=arguments.environment,
         alpha_synapse=arguments.alpha_synapse,
         alpha_cluster=arguments.alpha_cluster,
@@ -151,6 +153,14 @@ def _compare(arguments: argparse.Namespace) -> None:
     print(f"\n{len(table)} rows in {table_path(plan, arguments.runs_dir)} ({time.perf_counter() - started:.0f} s)")
 
 
+def _capacity(arguments: argparse.Namespace) -> None:
+    from evosynth.study.capacity import CAPACITY_FILE, capacity_table, format_capacity, measure_capacity
+
+    record = measure_capacity(arguments.run_dir, arguments.generation, arguments.cache_dir)
+    print(format_capacity(capacity_table(record)))
+    print(f"\nchanges are against generation 1, in points; written to {arguments.run_dir / CAPACITY_FILE}")
+
+
 def _download(arguments: argparse.Namespace) -> None:
     from evosynth.task.download import ARCHIVES, download
 
@@ -231,6 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     compare.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
                          help="where generated data sets are cached (data/cache)")
     compare.set_defaults(handler=_compare)
+
+    capacity = commands.add_parser(
+        "capacity", help="size or synthesis? train generations to convergence, and their widths from scratch",
+        description="For generations of a run: the generation trained on to convergence (masks kept) and a dense "
+                    "network of its widths trained from scratch to convergence, both by the ancestor's rule; "
+                    "written to <run>/capacity.json, reused on a rerun.")
+    capacity.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
+    capacity.add_argument("--generation", type=int, nargs="+", default=None, metavar="N",
+                          help="offspring generations to measure (the run's last)")
+    capacity.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
+                          help="where generated data sets are cached (data/cache)")
+    capacity.set_defaults(handler=_capacity)
 
     from evosynth.study.distributed import add_sweep_command
 

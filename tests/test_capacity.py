@@ -1,0 +1,83 @@
+"""`evosynth capacity`: a generation trained on, and its widths trained from scratch, both to convergence; recorded
+once, reused on a rerun, and the run's own generations left as they were."""
+
+import hashlib
+import json
+import shutil
+
+import pytest
+
+import evosynth.study.capacity as capacity
+from evosynth.cli import main
+from evosynth.errors import CheckpointError
+from evosynth.study.artifacts import WEIGHTS, RunFolder
+from evosynth.study.capacity import CAPACITY_FILE, capacity_table, measure_capacity
+
+
+@pytest.fixture()
+def run(smoke_run, tmp_path):
+    """A copy of the session's smoke run: capacity.json is written into the run folder."""
+    _, source = smoke_run
+    return shutil.copytree(source, tmp_path / "run")
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_both_networks_have_the_generations_widths_and_the_run_is_untouched(run, data_dir):
+    weights = RunFolder(run).generation_dir(2) / WEIGHTS
+    before = _digest(weights)
+    record = measure_capacity(run, [2], data_dir)
+    generation = RunFolder(run).load(2)
+    trained_on, from_scratch = (record["generations"]["2"][kind] for kind in ("trained_on", "from_scratch"))
+    assert trained_on["widths"] == from_scratch["widths"] == list(generation.model.architecture.widths)
+    assert trained_on["synapses"] == generation.metrics["synapses"]  # its masks are kept
+    dense = sum(layer.weight.numel() for _, layer in generation.model.prunable_layers())
+    assert from_scratch["synapses"] == dense > generation.metrics["synapses"]
+    assert trained_on["rule"]["patience"] is not None and from_scratch["stopped_by"] in ("patience", "epoch cap")
+    assert _digest(weights) == before
+    assert json.loads((run / CAPACITY_FILE).read_text())["generations"]["2"].keys() == {"trained_on", "from_scratch"}
+
+
+def test_a_rerun_reuses_what_was_measured(run, data_dir, monkeypatch):
+    first = measure_capacity(run, [2], data_dir)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a measured network was trained again")
+
+    monkeypatch.setattr(capacity, "train", no_training)
+    assert measure_capacity(run, [2], data_dir)["generations"] == first["generations"]
+
+
+def test_table_rows_are_changes_against_generation_1(run, data_dir):
+    table = capacity_table(measure_capacity(run, None, data_dir))  # default: the run's last generation
+    assert list(table["network"]) == ["as evolved", "trained on", "from scratch"]
+    assert (table["generation"] == 2).all()
+    ancestor = RunFolder(run).load(1).metrics
+    evolved = RunFolder(run).load(2).metrics
+    row = table.iloc[0]
+    assert row["ap50_change"] == pytest.approx(100 * (evolved["ap50"] - ancestor["ap50"]))
+    assert row["synapse_reduction"] == pytest.approx(ancestor["synapses"] / evolved["synapses"])
+
+
+def test_bad_requests_are_refused_by_name(run, data_dir, tmp_path):
+    with pytest.raises(ValueError, match="no offspring generation 1"):
+        measure_capacity(run, [1], data_dir)
+    with pytest.raises(ValueError, match="no offspring generation 7"):
+        measure_capacity(run, [7], data_dir)
+    with pytest.raises(CheckpointError, match="not a run folder"):
+        measure_capacity(tmp_path / "nothing", [2], data_dir)
+    (run / CAPACITY_FILE).write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="not a capacity record"):
+        measure_capacity(run, [2], data_dir)
+    (run / CAPACITY_FILE).write_text("{truncated")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        measure_capacity(run, [2], data_dir)
+
+
+def test_cli_prints_the_table(run, data_dir, capsys):
+    assert main(["capacity", str(run), "--generation", "2", "--cache-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "from scratch" in out and "trained on" in out and CAPACITY_FILE in out
+    assert main(["capacity", str(run), "--generation", "5", "--cache-dir", str(data_dir)]) == 2
