@@ -11,7 +11,8 @@ import evosynth.study.capacity as capacity
 from evosynth.cli import main
 from evosynth.errors import CheckpointError
 from evosynth.study.artifacts import WEIGHTS, RunFolder
-from evosynth.study.capacity import CAPACITY_FILE, capacity_table, measure_capacity
+from evosynth.study.batch import NOTEBOOKS, NotebookJob, execute
+from evosynth.study.capacity import CAPACITY_FILE, capacity_table, measure_capacity, read_capacity
 
 
 @pytest.fixture()
@@ -81,3 +82,14 @@ def test_cli_prints_the_table(run, data_dir, capsys):
     out = capsys.readouterr().out
     assert "from scratch" in out and "trained on" in out and CAPACITY_FILE in out
     assert main(["capacity", str(run), "--generation", "5", "--cache-dir", str(data_dir)]) == 2
+
+
+def test_the_results_page_shows_what_was_measured(run, data_dir, tmp_path):
+    assert read_capacity(run) is None  # not measured: the page says how to measure it, and computes nothing
+    measure_capacity(run, [2], data_dir)
+    assert read_capacity(run)["evolved"].keys() == {"2"}
+    job = NotebookJob(NOTEBOOKS / "results.md", tmp_path / "results.ipynb", {"run_dir": str(run)})
+    execute(job)
+    outputs = json.dumps([cell.get("outputs") for cell in json.loads(job.output.read_text())["cells"]])
+    assert "Size or synthesis? Accuracy against generation 1" in outputs
+    assert "not measured for this run" not in outputs

@@ -15,6 +15,7 @@ from evosynth.environment import Environment
 from evosynth.genetics import cluster_probabilities, synapse_probabilities
 from evosynth.study import charts, views
 from evosynth.study.artifacts import Generation
+from evosynth.study.capacity import capacity_table
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import offspring_of
 from evosynth.task.data import DetectionSplit
@@ -238,6 +239,32 @@ def results_table() -> pd.DataFrame:
     })
 
 
+def capacity_rows() -> pd.DataFrame:
+    """Two generations as evolved, trained on and from scratch, against a 1,000-synapse ancestor."""
+    def entry(ap50: float, synapses: int, macs: float) -> dict:
+        return {"precision_score": ap50 + 0.01, "recall": ap50 - 0.01, "ap50": ap50, "synapses": synapses,
+                "macs": macs, "widths": [4, 8], "epochs": 5, "train_seconds": 1.0}
+
+    return capacity_table({
+        "ancestor": entry(0.80, 1000, 100.0),
+        "evolved": {"5": entry(0.78, 250, 40.0), "9": entry(0.70, 100, 16.0)},
+        "generations": {"5": {"trained_on": entry(0.79, 250, 40.0), "from_scratch": entry(0.77, 320, 40.0)},
+                        "9": {"trained_on": entry(0.74, 100, 16.0), "from_scratch": entry(0.72, 130, 16.0)}},
+    })
+
+
+def test_capacity_table_and_chart_compare_each_network_with_generation_1():
+    rows = capacity_rows()
+    assert list(rows["network"]) == ["as evolved", "trained on", "from scratch"] * 2
+    assert rows["ap50_change"].tolist() == pytest.approx([-2.0, -1.0, -3.0, -10.0, -6.0, -8.0])
+    assert rows["synapse_reduction"].tolist() == pytest.approx([4.0, 4.0, 1000 / 320, 10.0, 10.0, 1000 / 130])
+    panels = charts.capacity_chart(rows).to_dict()["datasets"]
+    labels = {row["panel"] for data in panels.values() for row in data}
+    # a panel is named by its generation as evolved, not by each network's own size
+    assert labels == {"gen 5 as evolved: 4.0× fewer synapses, 2.5× fewer MACs",
+                      "gen 9 as evolved: 10.0× fewer synapses, 6.2× fewer MACs"}
+
+
 def test_paper_comparison():
     comparison = views.paper_comparison(results_table()).set_index("quantity")["this run"]
     assert comparison["generations"] == 3
@@ -338,6 +365,7 @@ def chart_gallery(lineage) -> dict[str, alt.TopLevelMixin]:
         "quality": charts.quality_chart(results_table()),
         "sweep": charts.sweep_chart(sweep_frame()),
         "summary": charts.alpha_summary_chart(views.final_generations(sweep_frame())),
+        "capacity": charts.capacity_chart(capacity_rows()),
     }
 
 

@@ -65,12 +65,7 @@ def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None,
     if missing:
         raise ValueError(f"{run_dir} has no offspring generation {missing[0]}; choose among "
                          f"{', '.join(str(n) for n in sorted(by_number) if n > 1) or 'none (evolve it first)'}")
-    path = run_dir / CAPACITY_FILE
-    record: dict[str, Any] = read_json(path) if path.is_file() else {}
-    if not isinstance(record, dict) or not isinstance(record.get("generations"), dict):
-        if path.is_file():
-            raise CheckpointError(f"{path} is not a capacity record; delete it to measure again")
-        record = {"generations": {}}
+    record = _stored(run_dir) or {"generations": {}}
     rule = config.resolved_preset.ancestor.to_json()
     to_do = [(n, kind) for n in numbers for kind in KINDS
              if record["generations"].get(str(n), {}).get(kind, {}).get("rule") != rule]
@@ -80,10 +75,38 @@ def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None,
             for number, kind in tqdm(to_do, desc="capacity", unit="network"):
                 entry = _converge(config, data, RunFolder(run_dir).load(number), kind)
                 record["generations"].setdefault(str(number), {})[kind] = entry
-                write_json(path, record)
-    record["ancestor"] = {key: by_number[1].metrics[key] for key in RECORDED}
-    record["evolved"] = {str(n): {key: by_number[n].metrics[key] for key in RECORDED} for n in numbers}
+                write_json(run_dir / CAPACITY_FILE, record)
+    return _with_run_metrics(record, by_number, numbers)
+
+
+def _stored(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / CAPACITY_FILE
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if not isinstance(record, dict) or not isinstance(record.get("generations"), dict):
+        raise CheckpointError(f"{path} is not a capacity record; delete it to measure again")
     return record
+
+
+def _with_run_metrics(record: dict[str, Any], by_number: dict[int, Generation],
+                      numbers: Sequence[int]) -> dict[str, Any]:
+    """The record plus what the table compares against: generation 1, and each generation as evolved."""
+    return {**record, "ancestor": {key: by_number[1].metrics[key] for key in RECORDED},
+            "evolved": {str(n): {key: by_number[n].metrics[key] for key in RECORDED} for n in numbers}}
+
+
+def read_capacity(run_dir: Path) -> dict[str, Any] | None:
+    """What ``evosynth capacity`` measured for the run (every generation with both networks), or None if it was not
+    run: the book shows it without computing anything."""
+    record = _stored(run_dir)
+    if record is None:
+        return None
+    _, generations = load_run(run_dir)
+    by_number = {g.number: g for g in generations}
+    numbers = sorted(int(n) for n, entry in record["generations"].items()
+                     if int(n) in by_number and set(KINDS) <= set(entry))
+    return _with_run_metrics(record, by_number, numbers) if numbers else None
 
 
 def capacity_table(record: dict[str, Any]) -> pd.DataFrame:
@@ -103,10 +126,16 @@ def capacity_table(record: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+READABLE = {"synapse_reduction": "synapses ÷", "mac_reduction": "MACs ÷", "precision_score_change": "ΔP (pts)",
+            "recall_change": "ΔR (pts)", "ap50_change": "ΔAP50 (pts)"}
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """``capacity_table`` with column names a reader understands (÷: generation 1 over this; Δ: this minus it)."""
+    return table.rename(columns=READABLE)
+
+
 def format_capacity(table: pd.DataFrame) -> str:
-    shown = table.rename(columns={"synapse_reduction": "syn ÷", "mac_reduction": "MAC ÷",
-                                  "precision_score_change": "ΔP pts", "recall_change": "ΔR pts",
-                                  "ap50_change": "ΔAP50 pts"})
     ratio, points = "{:.1f}x".format, "{:+.1f}".format
-    return shown.to_string(index=False, formatters={"syn ÷": ratio, "MAC ÷": ratio, "ΔP pts": points,
-                                                    "ΔR pts": points, "ΔAP50 pts": points})
+    formats = {name: ratio if "÷" in name else points for name in READABLE.values()}
+    return readable(table).to_string(index=False, formatters=formats)

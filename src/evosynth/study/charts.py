@@ -362,6 +362,44 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
     )
 
 
+def capacity_chart(table: pd.DataFrame, tolerance: float = 2.0) -> alt.FacetChart:
+    """Size or synthesis? Change in precision, recall and AP50 against generation 1 for each generation as evolved,
+    trained on to convergence and rebuilt from scratch (``capacity.capacity_table``); the band is ±``tolerance``."""
+    evolved = table[table["network"] == table["network"].iloc[0]].set_index("generation")
+    frame = table.assign(panel=[f"gen {g} as evolved: {evolved.at[g, 'synapse_reduction']:.1f}× fewer synapses, "
+                                f"{evolved.at[g, 'mac_reduction']:.1f}× fewer MACs" for g in table["generation"]])
+    order = list(dict.fromkeys(frame["network"]))
+    bars = (
+        alt.Chart()
+        .transform_fold(["precision_score_change", "recall_change", "ap50_change"], as_=["key", "change"])
+        .transform_calculate(metric="{'precision_score_change': 'precision', 'recall_change': 'recall', "
+                                    "'ap50_change': 'AP50'}[datum.key]")
+        .mark_bar()
+        .encode(
+            x=alt.X("network:N", title="network of the generation's widths", sort=order,
+                    axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("metric:N", sort=list(QUALITY_COLORS)),
+            y=alt.Y("change:Q", title="change against generation 1 (points)"),
+            color=alt.Color("metric:N", title=None, scale=alt.Scale(domain=list(QUALITY_COLORS),
+                                                                    range=list(QUALITY_COLORS.values())),
+                            legend=alt.Legend(orient="top")),
+            tooltip=["panel:N", "network:N", "widths:N", "metric:N", alt.Tooltip("change:Q", format="+.1f"),
+                     alt.Tooltip("epochs:Q", title="epochs trained")],
+        )
+    )
+    limits = [alt.Chart().mark_rule(color=PARENT_COLOR, strokeDash=[4, 3]).encode(y=alt.datum(value))
+              for value in (-tolerance, tolerance)]
+    return (
+        alt.layer(bars, *limits)
+        .properties(width=260, height=220)
+        .facet(column=alt.Column("panel:N", title=None, sort=list(dict.fromkeys(frame["panel"]))), data=frame)
+        .properties(title=alt.Title("Size or synthesis? Accuracy against generation 1",
+                                    subtitle=f"as evolved (fixed budget), trained on to convergence, and the same "
+                                             f"widths trained from scratch to convergence; dashed: ±{tolerance:g} "
+                                             "points"))
+    )
+
+
 def sweep_chart(sweep: pd.DataFrame, start: float | None = None) -> alt.HConcatChart:
     """The alpha explorer: a slider over alpha_cluster picks the nearest run of the sweep (``sweep_results``).
 
