@@ -39,6 +39,11 @@ def _alphas(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
+                        help="where data sets are cached, generated or decoded (data/cache)")
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generations", type=int, default=13, help="generations including the ancestor (13)")
     parser.add_argument("--alpha-synapse", type=float, default=DEFAULT_ALPHA_SYNAPSE,
@@ -62,8 +67,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="coco: the category that is the one class (default: the only one)")
     parser.add_argument("--channel-multiple", type=int, choices=CHANNEL_MULTIPLES, default=1,
                         help="round each layer's kept filters to a multiple of this, by strength (1 = off)")
-    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
-                        help="where data sets are cached, generated or decoded (data/cache)")
+    _add_cache_dir(parser)
 
 
 def _config(arguments: argparse.Namespace) -> RunConfig:
@@ -238,8 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "every lineage (+ filters only, BF16, int8, two more seeds), "
                               f"{COMPARISONS['full'].generations} generations; smoke = tiny, for tests (reduced)")
     compare.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
-    compare.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
-                         help="where generated data sets are cached (data/cache)")
+    _add_cache_dir(compare)
     compare.set_defaults(handler=_compare)
 
     capacity = commands.add_parser(
@@ -250,8 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     capacity.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
     capacity.add_argument("--generation", type=int, nargs="+", default=None, metavar="N",
                           help="offspring generations to measure (the run's last)")
-    capacity.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
-                          help="where generated data sets are cached (data/cache)")
+    _add_cache_dir(capacity)
     capacity.set_defaults(handler=_capacity)
 
     from evosynth.study.distributed import add_sweep_command
