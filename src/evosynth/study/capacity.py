@@ -31,6 +31,7 @@ from evosynth.task.training import train
 
 CAPACITY_FILE = "capacity.json"
 KINDS = ("trained_on", "from_scratch")
+AS_EVOLVED = "as evolved"  # the table's label of each generation as the run bred it
 CAPACITY_STREAM = 104_729  # its training draws differ from the generation's own, which it continues
 QUALITY = ("precision_score", "recall", "ap50")
 RECORDED = (*QUALITY, "synapses", "macs", "widths", "epochs", "train_seconds")
@@ -73,7 +74,7 @@ def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None,
         data = load_task_data(config, cache_dir)
         with RunFolder(run_dir).locked():
             for number, kind in tqdm(to_do, desc="capacity", unit="network"):
-                entry = _converge(config, data, RunFolder(run_dir).load(number), kind)
+                entry = _converge(config, data, by_number[number], kind)
                 record["generations"].setdefault(str(number), {})[kind] = entry
                 write_json(run_dir / CAPACITY_FILE, record)
     return _with_run_metrics(record, by_number, numbers)
@@ -96,13 +97,12 @@ def _with_run_metrics(record: dict[str, Any], by_number: dict[int, Generation],
             "evolved": {str(n): {key: by_number[n].metrics[key] for key in RECORDED} for n in numbers}}
 
 
-def read_capacity(run_dir: Path) -> dict[str, Any] | None:
-    """What ``evosynth capacity`` measured for the run (every generation with both networks), or None if it was not
-    run: the book shows it without computing anything."""
+def read_capacity(run_dir: Path, generations: Sequence[Generation]) -> dict[str, Any] | None:
+    """What ``evosynth capacity`` measured for the run whose ``generations`` (``load_run``) are given, for every
+    generation with both networks, or None if it was not run: the book shows it without computing anything."""
     record = _stored(run_dir)
     if record is None:
         return None
-    _, generations = load_run(run_dir)
     by_number = {g.number: g for g in generations}
     numbers = sorted(int(n) for n, entry in record["generations"].items()
                      if int(n) in by_number and set(KINDS) <= set(entry))
@@ -115,7 +115,7 @@ def capacity_table(record: dict[str, Any]) -> pd.DataFrame:
     ancestor = record["ancestor"]
     rows = []
     for number, evolved in record["evolved"].items():
-        for kind, entry in {"as evolved": evolved, **{k.replace("_", " "): record["generations"][number][k]
+        for kind, entry in {AS_EVOLVED: evolved, **{k.replace("_", " "): record["generations"][number][k]
                                                        for k in KINDS}}.items():
             rows.append({
                 "generation": int(number), "network": kind, "widths": "-".join(map(str, entry["widths"])),

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
+from evosynth.study.capacity import AS_EVOLVED
+
 # one colour per meaning, the same on every page
 PARENT_COLOR = "#9e9e9e"
 CHILD_COLOR = "#1f77b4"
@@ -365,7 +367,7 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
 def capacity_chart(table: pd.DataFrame, tolerance: float = 2.0) -> alt.FacetChart:
     """Size or synthesis? Change in precision, recall and AP50 against generation 1 for each generation as evolved,
     trained on to convergence and rebuilt from scratch (``capacity.capacity_table``); the band is ±``tolerance``."""
-    evolved = table[table["network"] == table["network"].iloc[0]].set_index("generation")
+    evolved = table[table["network"] == AS_EVOLVED].set_index("generation")
     frame = table.assign(panel=[f"gen {g} as evolved: {evolved.at[g, 'synapse_reduction']:.1f}× fewer synapses, "
                                 f"{evolved.at[g, 'mac_reduction']:.1f}× fewer MACs" for g in table["generation"]])
     order = list(dict.fromkeys(frame["network"]))
