@@ -7,12 +7,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 
 from evosynth.cli import main
 from evosynth.study.batch import NOTEBOOKS, NotebookJob, StudyPlan, alpha_explorer_sweep, execute
 from evosynth.study.config import RunConfig
-from evosynth.study.distributed import QUIET_RAY_ENVIRONMENT, ancestors_first, run_grid
+from evosynth.study.distributed import (
+    QUIET_RAY_ENVIRONMENT,
+    SweepFailedError,
+    ancestors_first,
+    call_within,
+    run_grid,
+    start_ray,
+    stop_ray,
+)
 from evosynth.study.grid import SweepFileError, load_sweep
 from evosynth.study.report import COLUMNS
 from evosynth.study.sweep import (
@@ -31,9 +38,9 @@ def local_ray() -> Iterator[None]:
     """A 2-CPU Ray instance for this module, started and stopped here (run_grid uses the one it finds)."""
     saved = {name: os.environ.get(name) for name in QUIET_RAY_ENVIRONMENT}
     os.environ.update(QUIET_RAY_ENVIRONMENT)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_ray(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
-    ray.shutdown()
+    stop_ray()
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name)
@@ -183,3 +190,23 @@ def test_the_study_refuses_a_bad_sweep_file_before_any_work(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith(f"evosynth: error: {path}") and "alpha_cluster" in error
     assert not (tmp_path / "runs").exists() and not (tmp_path / "book").exists()
+
+
+def test_a_run_past_the_run_limit_is_cancelled_and_named_while_the_table_is_written(local_ray, tmp_path, data_dir):
+    grid = load_sweep(SWEEPS / "smoke.toml")
+    outcome = run_grid(grid, tmp_path / "runs", data_dir, run_limit_s=0.5)  # no smoke run ends within 0.5 s
+    assert outcome.failed and all("within the limit of 0.5 s" in failure.error for failure in outcome.failed)
+    assert outcome.table.is_file()
+    with pytest.raises(SweepFailedError, match="rerun the same command"):
+        outcome.raise_for_failures()
+
+
+def test_a_call_past_its_limit_returns_instead_of_waiting_and_errors_reach_the_caller():
+    import threading
+
+    release = threading.Event()
+    assert call_within(0.2, "a stuck call", release.wait) is False  # Ray's stuck shutdown, in miniature
+    release.set()
+    assert call_within(5, "a quick call", lambda: None) is True
+    with pytest.raises(ZeroDivisionError):
+        call_within(5, "a failing call", lambda: 1 / 0)

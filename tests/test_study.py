@@ -13,12 +13,23 @@ import nbformat
 import pytest
 from papermill.parameterize import parameterize_notebook
 
-from evosynth.study.batch import BOOK_DIR, NOTEBOOKS, NotebookFailed, NotebookJob, StudyPlan, execute, run_study
+from evosynth.study.batch import (
+    BOOK_DIR,
+    NOTEBOOKS,
+    NotebookFailed,
+    NotebookJob,
+    StudyPlan,
+    execute,
+    run_study,
+)
 from evosynth.study.config import RunConfig
 from evosynth.study.offline import find_network_references
 from test_real_data import make_pennfudan
 
 SMOKE = RunConfig(preset="smoke", generations=2)
+# The module fixture runs the whole smoke study (about 2.5 minutes on the AMD EPYC kind, twice that on the Intel
+# Xeon kind) inside the first test that asks for it.
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +114,7 @@ def test_notebooks_pass_nbval(smoke_study, notebook, tmp_path):
     source = parameterize_notebook(source, parameters)
     path = tmp_path / f"{notebook}.ipynb"
     nbformat.write(source, path)
-    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider", str(path)],
-                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+                             "--nbval-cell-timeout=300", "--nbval-kernel-startup-timeout=120",  # smoke cells: < 30 s
+                             str(path)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:]

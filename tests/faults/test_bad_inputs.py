@@ -96,7 +96,8 @@ BAD_INPUTS: list[tuple[str, Damage, list[str], str]] = [
 def finished_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("finished") / "run"
     result = subprocess.run([sys.executable, "-m", "evosynth.cli", "evolve", "--preset", "smoke", "--generations",
-                             "2", "--out", str(out), "--cache-dir", str(data_dir)], capture_output=True, text=True)
+                             "2", "--out", str(out), "--cache-dir", str(data_dir)], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -140,7 +141,8 @@ def test_a_pickle_posing_as_weights_is_refused_not_executed(finished_run, tmp_pa
     (run / "gen_02" / "weights.safetensors").write_bytes(pickle.dumps(_Payload(marker)))
     for command in (["export", str(run)], ["bench", str(run), "--rounds", "1"],
                     ["evolve", "--preset", "smoke", "--generations", "3", "--out", str(run)]):
-        result = subprocess.run([sys.executable, "-m", "evosynth.cli", *command], capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "evosynth.cli", *command], capture_output=True, text=True,
+                                timeout=300)
         assert result.returncode == 2, result.stderr
         assert "gen_02/weights.safetensors is corrupt" in result.stderr
     assert not marker.exists()

@@ -40,16 +40,31 @@ def vendor_dir(book_dir: Path) -> Path:
 
 
 class NotebookFailed(EvosynthError):
-    """A notebook raised; its executed copy (with the traceback in place) is kept for inspection."""
+    """A notebook raised, ran past its cell limit or lost its kernel; its executed copy is kept for inspection."""
+
+
+KERNEL_START_LIMIT_S = 120  # a kernel starts in 2-5 s here; longer means it will not start
+# How long one cell may run, per notebook, in seconds. Sized from measured cell times (2-core CPU): the slowest
+# generation cell trains the ancestor (about 150 s on the AMD EPYC kind, 300 s on the Intel Xeon kind); the
+# chapters' slowest cells (the reduced comparison's lineages, the DNA page's probability grid) take under a
+# minute on the AMD kind. Six times the slowest measured cell leaves room for a slower machine and a loaded one;
+# a cell that is still running then is not going to end, and the batch says so instead of waiting for ever.
+GENERATION_CELL_LIMIT_S = 1800
+CHAPTER_CELL_LIMIT_S = 900
+# The full comparison computes 13 generations of every lineage (each with its own ancestors) in one cell: about an
+# hour on the AMD kind; the Intel kind trains about 2x slower.
+FULL_COMPARISON_CELL_LIMIT_S = 6 * 3600
 
 
 @dataclass(frozen=True)
 class NotebookJob:
-    """One Papermill execution: a MyST notebook, where its executed copy goes, and its parameters."""
+    """One Papermill execution: a MyST notebook, where its executed copy goes, its parameters and how long one of
+    its cells may run."""
 
     source: Path
     output: Path
     parameters: dict[str, Any] = field(default_factory=dict)
+    cell_limit_s: float = CHAPTER_CELL_LIMIT_S
 
     def is_done(self) -> bool:
         """Finished earlier with the same parameters and no error."""
@@ -67,9 +82,18 @@ class NotebookJob:
 
 
 def execute(job: NotebookJob, cwd: Path = REPO_ROOT) -> None:
-    """Run one notebook with Papermill; a failure names the notebook and the cell and keeps the output."""
+    """Run one notebook with Papermill under the job's cell limit and the kernel start limit.
+
+    A failing cell, a cell past its limit and a kernel that died or did not start are all a ``NotebookFailed``
+    naming the notebook and the cell, with the executed copy kept (and marked failed, so a rerun redoes it).
+    A notebook that timed out is not retried automatically: with live widgets kept out of headless runs (see
+    ``views.live_controls``) nothing here is known to hang by chance, so a timeout means a machine too slow for
+    the limit or a regression, and a retry would only double the wait; the batch resumes, so rerunning the
+    command redoes just this notebook.
+    """
     import jupytext
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     job.output.parent.mkdir(parents=True, exist_ok=True)
@@ -79,13 +103,56 @@ def execute(job: NotebookJob, cwd: Path = REPO_ROOT) -> None:
         try:
             papermill.execute_notebook(
                 str(source), str(job.output), parameters=job.parameters, kernel_name="python3",
-                cwd=str(cwd), progress_bar=False,
+                cwd=str(cwd), progress_bar=False, execution_timeout=job.cell_limit_s,
+                start_timeout=KERNEL_START_LIMIT_S,
             )
         except PapermillExecutionError as error:
             raise NotebookFailed(
                 f"{job.source.name} failed in cell {error.exec_count} with {error.ename}: {error.evalue}\n"
                 f"cell source:\n{error.source}\nthe executed notebook is kept at {job.output}"
             ) from error
+        except CellTimeoutError as error:
+            cell = _mark_interrupted(job.output, f"CellTimeoutError: the cell ran past its limit of "
+                                                 f"{job.cell_limit_s:g} s")
+            raise NotebookFailed(
+                f"{job.source.name}: cell {cell} ran past its limit of {job.cell_limit_s:g} s and was stopped\n"
+                f"the executed notebook is kept at {job.output}"
+            ) from error
+        except DeadKernelError as error:
+            cell = _mark_interrupted(job.output, f"DeadKernelError: {error}")
+            raise NotebookFailed(
+                f"{job.source.name}: the kernel died in cell {cell} ({error})\n"
+                f"the executed notebook is kept at {job.output}"
+            ) from error
+        except RuntimeError as error:  # jupyter_client: the kernel did not start within the limit
+            if "Kernel didn't respond" not in str(error):
+                raise
+            raise NotebookFailed(
+                f"{job.source.name}: the kernel did not start within {KERNEL_START_LIMIT_S} s ({error})"
+            ) from error
+
+
+def _mark_interrupted(output: Path, reason: str) -> str:
+    """Mark the cell that was running when execution stopped as failed in the kept copy (Papermill records it as
+    completed), with ``reason`` as its error output; returns how the cell is named in the message."""
+    import nbformat
+
+    if not output.is_file():
+        return "(none: the notebook was not written)"
+    notebook = nbformat.read(output, as_version=4)
+    started = [(index, cell) for index, cell in enumerate(notebook.cells)
+               if cell.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return "(none had started)"
+    index, cell = started[-1]
+    cell.metadata.papermill["status"] = "failed"
+    cell.metadata.papermill["exception"] = True
+    name, _, value = reason.partition(": ")
+    cell.outputs.append(nbformat.v4.new_output("error", ename=name, evalue=value, traceback=[reason]))
+    notebook.metadata.setdefault("papermill", {})["exception"] = True
+    nbformat.write(notebook, output)
+    first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
+    return f"{index + 1} of {len(notebook.cells)} (first line: {first_line!r})"
 
 
 def execute_all(jobs: Sequence[NotebookJob], cwd: Path = REPO_ROOT, skip_done: bool = False) -> None:
@@ -100,7 +167,7 @@ def generation_jobs(config: RunConfig, run_dir: Path, cache_dir: Path, generated
     common = {**asdict(config), "run_dir": str(run_dir.resolve()), "cache_dir": str(cache_dir.resolve())}
     return [
         NotebookJob(NOTEBOOKS / "generation.md", generated / f"gen_{number:02d}.ipynb",
-                    {**common, "generation": number})
+                    {**common, "generation": number}, GENERATION_CELL_LIMIT_S)
         for number in range(1, config.generations + 1)
     ]
 
@@ -117,7 +184,8 @@ def study_jobs(
         NotebookJob(NOTEBOOKS / "pedestrians.md", generated / "pedestrians.ipynb",
                     {"run_dir": pedestrians, "cache_dir": cache_dir}),
         NotebookJob(NOTEBOOKS / "compare.md", generated / "compare.ipynb",
-                    {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison, "cache_dir": cache_dir}),
+                    {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison, "cache_dir": cache_dir},
+                    FULL_COMPARISON_CELL_LIMIT_S if plan.comparison == "full" else GENERATION_CELL_LIMIT_S),
         NotebookJob(NOTEBOOKS / "dna.md", generated / "dna.ipynb",
                     {"run_dir": run, "alpha_synapse": config.alpha_synapse, "alpha_cluster": config.alpha_cluster,
                      "environment": config.environment}),
@@ -125,6 +193,9 @@ def study_jobs(
         NotebookJob(NOTEBOOKS / "alpha_explorer.md", generated / "alpha_explorer.ipynb",
                     {"sweep_dirs": [], "sweep_table": None, **explorer}),
     ]
+
+
+BOOK_BUILD_LIMIT_S = 1200  # the default book builds in about a minute here: twenty is a stuck Sphinx
 
 
 def build_book(book_dir: Path, config_file: Path = REPO_ROOT / "_config.yml") -> Path:
@@ -135,12 +206,19 @@ def build_book(book_dir: Path, config_file: Path = REPO_ROOT / "_config.yml") ->
             "npm registry once) or `make study`, which does it"
         )
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    subprocess.run([str(jupyter_book), "clean", str(book_dir)], check=True, capture_output=True)
-    build = subprocess.run(
-        [str(jupyter_book), "build", str(book_dir), "--config", str(config_file), "--path-output", str(book_dir),
-         "-W", "--keep-going"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
+    subprocess.run([str(jupyter_book), "clean", str(book_dir)], check=True, capture_output=True,
+                   timeout=BOOK_BUILD_LIMIT_S)
+    try:
+        build = subprocess.run(
+            [str(jupyter_book), "build", str(book_dir), "--config", str(config_file), "--path-output", str(book_dir),
+             "-W", "--keep-going"],
+            capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=BOOK_BUILD_LIMIT_S,
+        )
+    except subprocess.TimeoutExpired as error:
+        output = error.stdout or b""
+        tail = output.decode(errors="replace") if isinstance(output, bytes) else output
+        raise EvosynthError(f"the book did not build within {BOOK_BUILD_LIMIT_S} s (jupyter-book was stopped); "
+                            f"its last output:\n{tail[-4000:]}") from error
     if build.returncode != 0:
         log = f"{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
         raise EvosynthError(f"the book did not build (warnings are errors):\n{log}")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +38,21 @@ from evosynth.study.sweep import (
 
 # Set before Ray starts (unless the user chose otherwise): no usage statistics are reported anywhere.
 QUIET_RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}
+# Limits on Ray itself (seconds): a local instance starts in 5-15 s on 2 cores and stops in 1-5 s; past these it is
+# stuck (a shutdown that never returned was seen here under load), and the sweep says so instead of waiting.
+RAY_START_LIMIT_S = 120
+RAY_SHUTDOWN_LIMIT_S = 60
+# How long one run of a sweep may take: a 13-generation `paper` run on one thread of the slower (Intel Xeon) kind
+# takes about 30-40 minutes; six times that is room, not infinity (`evosynth sweep --run-limit` changes it).
+RUN_LIMIT_S = 4 * 3600
 
 
 class SweepFailedError(EvosynthError):
     """Some points of a sweep failed; the others finished and are in the table."""
+
+
+class RayStuckError(EvosynthError):
+    """Ray did not start (or stop) within its limit."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +88,15 @@ def run_grid(
     address: str | None = None,
     num_cpus: int | None = None,
     threads_per_run: int = 1,
+    run_limit_s: float = RUN_LIMIT_S,
 ) -> SweepOutcome:
     """Run every incomplete point of ``grid`` as a Ray task, then write the results table.
 
     Complete runs are not submitted; incomplete ones resume inside ``evolve``. A failed point is reported (its
     folder and error) while the others go on. Uses the Ray this process is already connected to if any (tests,
-    notebooks); otherwise connects to ``address`` or starts a private local instance of ``num_cpus`` CPUs.
+    notebooks); otherwise connects to ``address`` or starts a private local instance of ``num_cpus`` CPUs. When no
+    run finishes within ``run_limit_s`` the runs still pending are cancelled and reported as failed (their finished
+    generations are kept: rerunning resumes them).
     """
     if threads_per_run < 1:
         raise ValueError(f"threads per run must be at least 1, got {threads_per_run}")
@@ -96,7 +111,8 @@ def run_grid(
     with tqdm(total=len(grid.points), initial=len(complete), desc=f"sweep {grid.name}", unit="run") as bar:
         if missing:
             with ray_session(address, num_cpus):
-                for folder, error in _run_points(ancestors_first(missing), runs_dir, cache_dir, threads_per_run):
+                points = ancestors_first(missing)
+                for folder, error in _run_points(points, runs_dir, cache_dir, threads_per_run, run_limit_s):
                     if error is None:
                         ran.append(folder)
                     else:
@@ -121,9 +137,13 @@ def ancestors_first(points: Sequence[RunConfig]) -> list[RunConfig]:
 
 
 def _run_points(
-    points: Sequence[RunConfig], runs_dir: Path, cache_dir: Path, threads: int
+    points: Sequence[RunConfig], runs_dir: Path, cache_dir: Path, threads: int, run_limit_s: float
 ) -> Iterator[tuple[Path, str | None]]:
-    """Submit every point, then yield (run folder, error or None) as each task ends, in the order they end."""
+    """Submit every point, then yield (run folder, error or None) as each task ends, in the order they end.
+
+    Between two endings no task can run longer than the gap (a task that is running began at or before the last
+    ending), so waiting at most ``run_limit_s`` for the next ending never stops a run that keeps to the limit.
+    """
     ray = _import_ray()
     from ray.exceptions import RayError, RayTaskError
 
@@ -135,7 +155,13 @@ def _run_points(
     pending = {task.remote(point, runs_dir / point.name, cache_dir, threads): runs_dir / point.name
                for point in points}
     while pending:
-        [done], _ = ray.wait(list(pending), num_returns=1)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=run_limit_s)
+        if not ready:
+            for reference, folder in pending.items():
+                ray.cancel(reference, force=True)
+                yield folder, f"no run ended within the limit of {run_limit_s:g} s (--run-limit): cancelled"
+            return
+        [done] = ready
         folder = pending.pop(done)
         try:
             ray.get(done)
@@ -161,10 +187,85 @@ def _import_ray() -> ModuleType:
     return ray
 
 
+def call_within(limit_s: float, what: str, call: Callable[[], object]) -> bool:
+    """Run ``call`` in a helper thread and wait for it at most ``limit_s``: True if it returned in time.
+
+    Its exception, if it raised in time, is raised here. Ray's calls block in C, where no signal reaches them, so a
+    thread is the one way to put a limit on them.
+    """
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as error:  # re-raised in the caller's thread
+            raised.append(error)
+
+    worker = threading.Thread(target=target, name=f"evosynth: {what}", daemon=True)
+    worker.start()
+    worker.join(limit_s)
+    if raised:
+        raise raised[0]
+    return not worker.is_alive()
+
+
+class _NotOnMainThread(logging.Filter):
+    """Ray warns that it sets no SIGTERM handler when started outside the main thread; ``call_within`` does that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+# What the command lines of a local Ray instance's processes contain (its GCS server, raylet, agents and workers).
+RAY_PROCESS_MARKERS = ("gcs_server", "raylet", "ray/_private/", "ray/dashboard/", "ray/autoscaler/", "ray::")
+
+
+def stop_local_ray_processes() -> list[str]:
+    """Kill what a local instance started from this process left running (GCS, raylet, workers): a stuck shutdown
+    would otherwise keep them and this process alive. Returns their names."""
+    import psutil  # a dependency of Ray
+
+    killed = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any(marker in " ".join(child.cmdline()) for marker in RAY_PROCESS_MARKERS):
+                killed.append(f"{child.name()} ({child.pid})")
+                child.kill()
+        except psutil.Error:  # it ended meanwhile
+            continue
+    return killed
+
+
+def start_ray(**init_options: object) -> None:
+    """``ray.init`` within ``RAY_START_LIMIT_S``; a start that hangs is stopped and named."""
+    ray = _import_ray()
+    quiet = _NotOnMainThread()
+    logging.getLogger("ray._private.worker").addFilter(quiet)
+    try:
+        started = call_within(RAY_START_LIMIT_S, "ray.init", lambda: ray.init(**init_options))
+    finally:
+        logging.getLogger("ray._private.worker").removeFilter(quiet)
+    if not started:
+        stop_local_ray_processes()
+        raise RayStuckError(f"Ray did not start within {RAY_START_LIMIT_S} s (options {init_options}); its logs are "
+                            "under /tmp/ray/session_latest/logs")
+
+
+def stop_ray() -> None:
+    """``ray.shutdown`` within ``RAY_SHUTDOWN_LIMIT_S``; past it, the local instance's processes are killed and a
+    warning says so (the sweep's work is done and saved by then, so it is not failed for it)."""
+    ray = _import_ray()
+    if not call_within(RAY_SHUTDOWN_LIMIT_S, "ray.shutdown", ray.shutdown):
+        killed = stop_local_ray_processes()
+        tqdm.write(f"warning: Ray did not shut down within {RAY_SHUTDOWN_LIMIT_S} s; killed its {len(killed)} "
+                   "local process(es)")
+
+
 @contextmanager
 def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
     """Ray for the sweep: the one this process already uses, an existing cluster (``address``: ``auto`` or
-    ``ray://host:port``), or a private local instance; what this function started it stops.
+    ``ray://host:port``), or a private local instance; what this function started it stops. Starting and stopping
+    have limits (``start_ray``, ``stop_ray``).
 
     The local instance has no dashboard and reports no usage statistics; worker output stays in Ray's log files
     (its per-run progress bars would bury the sweep's).
@@ -177,14 +278,14 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
     for name, value in QUIET_RAY_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     if address is None:  # "local": a new instance, even where RAY_ADDRESS or a `ray start` cluster exists
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.WARNING)
+        start_ray(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+                  log_to_driver=False, logging_level=logging.WARNING)
     else:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        start_ray(address=address, log_to_driver=False, logging_level=logging.WARNING)
     try:
         yield
     finally:
-        ray.shutdown()
+        stop_ray()
 
 
 def _sweep_command(arguments: argparse.Namespace) -> None:
@@ -192,7 +293,8 @@ def _sweep_command(arguments: argparse.Namespace) -> None:
     if arguments.generations is not None:
         grid = grid.with_generations(arguments.generations)
     outcome = run_grid(grid, arguments.runs_dir, arguments.cache_dir, address=arguments.address,
-                       num_cpus=arguments.num_cpus, threads_per_run=arguments.threads_per_run)
+                       num_cpus=arguments.num_cpus, threads_per_run=arguments.threads_per_run,
+                       run_limit_s=arguments.run_limit)
     table = read_sweep_table(outcome.table)
     if len(table):
         shown = [*varying_axes(table), "generation", "synapse_reduction", "mac_reduction", "precision_score",
@@ -222,6 +324,8 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
                        help="CPUs of the local Ray instance (all cores); not with --address")
     sweep.add_argument("--threads-per-run", type=int, default=1,
                        help="CPUs each run reserves and torch threads it uses (1): runs at once = CPUs / this")
+    sweep.add_argument("--run-limit", type=float, default=RUN_LIMIT_S,
+                       help=f"seconds one run may take before the sweep cancels what is still pending ({RUN_LIMIT_S})")
     sweep.add_argument("--generations", type=int, default=None,
                        help="every run this long instead of the file's generations")
     sweep.set_defaults(handler=_sweep_command)

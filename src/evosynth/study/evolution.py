@@ -109,7 +109,8 @@ def restrict_and_measure(
 ) -> GenerationResult:
     """Restrict a network trained at FP32 to the run's precision (in place) and measure it before and after."""
     fp32_quality = evaluate(model, data.test)
-    fp32_state = model.state_dict()
+    # a copy: state_dict() returns the live tensors, which the restricted values are loaded into below
+    fp32_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
     restricted = restrict(fp32_state, config.precision)
     assert isinstance(restricted, dict)
     model.load_state_dict(rounded(restricted, config.precision))

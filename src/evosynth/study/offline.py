@@ -223,6 +223,9 @@ def _vega_bundle() -> str:
     return "(function () {\n" + bundle + "\n})();\n"
 
 
+NPM_PACK_LIMIT_S = 300  # one tarball of a few MB from the registry: seconds; minutes means the network is stuck
+
+
 def _npm_pack(spec: str, workdir: Path) -> tuple[Path, str]:
     """Download one package tarball from the npm registry; return its path and npm's integrity hash."""
     result = subprocess.run(
@@ -231,6 +234,7 @@ def _npm_pack(spec: str, workdir: Path) -> tuple[Path, str]:
         capture_output=True,
         text=True,
         cwd=workdir,
+        timeout=NPM_PACK_LIMIT_S,
     )
     (info,) = json.loads(result.stdout)
     return workdir / info["filename"], info["integrity"]

@@ -581,23 +581,26 @@ def for_display(frame: pd.DataFrame, index: str = "layer", decimals: int | None 
 def live_controls(render: Callable[..., None], **controls: Any) -> Any:
     """Sliders (ipywidgets) above an output that ``render(**values)`` redraws whenever a slider moves.
 
-    Nothing is drawn until the first move: in a static book a stored chart would not render inside a widget, so
-    the output holds a line saying that redrawing needs a running kernel.
+    Nothing is written into the output until a slider moves, which only a connected frontend (JupyterLab) does:
+    the hint is a separate label. Capturing printed output into an ``Output`` widget while a cell executes is the
+    path on which headless execution (Papermill, nbval: nbclient's output-widget hooks) can wait for ever (nbclient
+    issue 312), so a headless run only creates the widgets and stores their state. In the static book the sliders
+    are inert; the page's Altair sliders are the ones that work without a kernel.
     """
     import ipywidgets as widgets
 
+    hint = widgets.Label("Move a slider to redraw (needs a running kernel).")
     output = widgets.Output()
-    with output:
-        print("Move a slider to redraw (needs a running kernel).")
 
     def redraw(_: object = None) -> None:
+        hint.layout.display = "none"
         with output:
             output.clear_output(wait=True)
             render(**{name: control.value for name, control in controls.items()})
 
     for control in controls.values():
         control.observe(redraw, names="value")
-    return widgets.VBox([*controls.values(), output])
+    return widgets.VBox([*controls.values(), hint, output])
 
 
 def glue_values(**values: Any) -> None:

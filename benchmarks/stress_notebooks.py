@@ -1,0 +1,115 @@
+"""Stress the headless execution of the notebooks that build live widgets (the DNA page, the alpha explorer).
+
+Not a unit test (it takes minutes): it executes each notebook many times in a row with Papermill, half of the
+executions while another process keeps every core busy, and counts the executions that hung (ran past the per-cell
+limit), failed, or passed. Each execution gets its own per-cell limit here, so the script measures the hang even on
+code that sets none. Usage, from the repository root:
+
+    .venv/bin/python benchmarks/stress_notebooks.py --executions 30 --report /tmp/stress.json
+
+It first computes (or reuses, under --work) a smoke run and its two-run alpha sweep for the notebooks to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import jupytext
+import papermill
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from papermill.exceptions import PapermillExecutionError
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def busy(stop_at: float) -> None:
+    """Keep one core busy until ``stop_at`` (a load that competes with the kernel and the client)."""
+    x = 0
+    while time.time() < stop_at:
+        x = (x * 1_103_515_245 + 12_345) % 2**31
+
+
+def prepare(work: Path) -> dict[str, dict[str, object]]:
+    """A smoke run and its alpha sweep; returns each stressed notebook's parameters."""
+    from evosynth.study.config import RunConfig
+    from evosynth.study.evolution import evolve
+    from evosynth.study.sweep import run_sweep, sweep_configs
+
+    config = RunConfig(preset="smoke", generations=2)
+    cache, runs = work / "cache", work / "runs"
+    folders = run_sweep(sweep_configs(config, (0.6, 0.9)), runs, cache)
+    main = runs / config.name
+    evolve(config, main, cache)
+    return {
+        "dna": {"run_dir": str(main), "alpha_synapse": config.alpha_synapse, "alpha_cluster": config.alpha_cluster,
+                "environment": config.environment},
+        "alpha_explorer": {"sweep_dirs": [str(folder) for folder in folders], "sweep_table": None},
+    }
+
+
+def execute_once(name: str, parameters: dict[str, object], cell_limit: float, scratch: Path) -> str:
+    """One headless execution: 'passed', 'hung' (a cell ran past ``cell_limit``), or 'failed: ...'."""
+    source = scratch / f"{name}.ipynb"
+    jupytext.write(jupytext.read(NOTEBOOKS / f"{name}.md"), source)
+    try:
+        papermill.execute_notebook(str(source), str(scratch / f"{name}-out.ipynb"), parameters=parameters,
+                                   kernel_name="python3", progress_bar=False, execution_timeout=cell_limit,
+                                   start_timeout=120)
+    except CellTimeoutError:
+        return "hung"
+    except (PapermillExecutionError, DeadKernelError, RuntimeError) as error:
+        return f"failed: {type(error).__name__}: {str(error)[:200]}"
+    return "passed"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--executions", type=int, default=30, help="executions in all (30), alternating notebooks")
+    parser.add_argument("--cell-limit", type=float, default=120.0,
+                        help="seconds a cell may run before the execution counts as hung (120; a cell takes < 10)")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "evosynth-stress")
+    parser.add_argument("--report", type=Path, default=None, help="also write the counts as JSON here")
+    arguments = parser.parse_args()
+
+    parameters = prepare(arguments.work)
+    names = list(parameters)
+    outcomes: list[dict[str, object]] = []
+    cores = multiprocessing.cpu_count()
+    with tempfile.TemporaryDirectory() as scratch:
+        for index in range(arguments.executions):
+            name = names[index % len(names)]
+            loaded = index % 4 >= 2  # half of each notebook's executions run under load
+            load: list[multiprocessing.Process] = []
+            if loaded:
+                stop_at = time.time() + 10 * arguments.cell_limit
+                load = [multiprocessing.Process(target=busy, args=(stop_at,), daemon=True) for _ in range(cores)]
+                for process in load:
+                    process.start()
+            started = time.perf_counter()
+            outcome = execute_once(name, parameters[name], arguments.cell_limit, Path(scratch))
+            seconds = time.perf_counter() - started
+            for process in load:
+                process.terminate()
+                process.join()
+            outcomes.append({"notebook": name, "loaded": loaded, "outcome": outcome, "seconds": round(seconds, 1)})
+            print(f"{index + 1:3d}/{arguments.executions} {name:15} {'loaded' if loaded else 'idle  '} "
+                  f"{outcome} ({seconds:.1f} s)", flush=True)
+    counts = Counter(str(o["outcome"]).split(":")[0] for o in outcomes)
+    from evosynth.benchmark import describe_machine
+
+    report = {"machine": describe_machine(), "cell_limit_s": arguments.cell_limit, "executions": len(outcomes),
+              "counts": dict(counts), "outcomes": outcomes}
+    print(f"{len(outcomes)} executions: {counts.get('passed', 0)} passed, {counts.get('hung', 0)} hung, "
+          f"{counts.get('failed', 0)} failed")
+    if arguments.report:
+        arguments.report.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
