@@ -101,7 +101,7 @@ def main() -> None:
             print(f"{index + 1:3d}/{arguments.executions} {name:15} {'loaded' if loaded else 'idle  '} "
                   f"{outcome} ({seconds:.1f} s)", flush=True)
     counts = Counter(str(o["outcome"]).split(":")[0] for o in outcomes)
-    from evosynth.benchmark import describe_machine
+    from evosynth.deploy.benchmark import describe_machine
 
     report = {"machine": describe_machine(), "cell_limit_s": arguments.cell_limit, "executions": len(outcomes),
               "counts": dict(counts), "outcomes": outcomes}

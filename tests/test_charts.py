@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from evosynth.environment import Environment
-from evosynth.genetics import cluster_probabilities, synapse_probabilities
-from evosynth.study import charts, views
-from evosynth.study.artifacts import Generation
+from evosynth.book import charts, views
+from evosynth.core.environment import Environment
+from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
+from evosynth.storage.runs import Generation
 from evosynth.study.capacity import capacity_table
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import offspring_of

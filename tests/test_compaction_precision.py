@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from evosynth.compaction import compact, masked_copy
-from evosynth.environment import Environment
-from evosynth.precision import is_representable, restrict, rounded, rounding_error
-from evosynth.synthesis import generation_generator, synthesize
+from evosynth.core.compaction import compact, masked_copy
+from evosynth.core.environment import Environment
+from evosynth.core.precision import is_representable, restrict, rounded, rounding_error
+from evosynth.core.synthesis import generation_generator, synthesize
 from evosynth.task.model import Architecture, GridDetector
 
 

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from evosynth.baselines import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
-from evosynth.compaction import compact
-from evosynth.precision import int8_codes, is_representable, restrict, rounded
-from evosynth.study import compare, compare_charts
-from evosynth.study.artifacts import RunFolder
+from evosynth.book import compare_charts
+from evosynth.core.compaction import compact
+from evosynth.core.precision import int8_codes, is_representable, restrict, rounded
+from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
+from evosynth.storage.runs import RunFolder
+from evosynth.study import compare
 from evosynth.study.compare import ComparisonPlan, Lineage, question_rows, run_comparison
 from evosynth.study.config import RunConfig
 from evosynth.task.model import Architecture, GridDetector

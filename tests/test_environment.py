@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from evosynth.environment import Environment
+from evosynth.core.environment import Environment
 
 
 @pytest.mark.parametrize("alpha", [0.1, 0.37, 0.8, 0.95, 1.0])

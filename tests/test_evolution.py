@@ -7,12 +7,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from evosynth.book.views import inheritance
+from evosynth.core.precision import is_representable
 from evosynth.errors import CheckpointError, ConfigMismatchError
-from evosynth.precision import is_representable
-from evosynth.study.artifacts import RunFolder
+from evosynth.storage.runs import RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve
-from evosynth.study.views import inheritance
 
 
 def test_smoke_run_writes_every_artifact(smoke_run):
@@ -138,7 +138,7 @@ def test_channel_rounding_gives_multiples_of_eight_and_its_own_run(data_dir, tmp
 
 def test_every_precision_restricts_the_one_ancestor_trained_at_fp32(tmp_path, data_dir, monkeypatch):
     import evosynth.study.evolution as evolution
-    from evosynth.precision import restrict
+    from evosynth.core.precision import restrict
 
     trainings = []
     real_train = evolution.train

@@ -11,9 +11,9 @@ import onnxruntime
 import pytest
 import torch
 
-from evosynth.benchmark import BACKENDS, BENCH_FILE, benchmark_run
 from evosynth.cli import main
-from evosynth.export import (
+from evosynth.deploy.benchmark import BACKENDS, BENCH_FILE, benchmark_run
+from evosynth.deploy.export import (
     EXPORT_RECORD,
     FP32_TOLERANCE,
     ONNX_FP16,
@@ -23,7 +23,7 @@ from evosynth.export import (
     export_run,
     tensorrt_unavailable,
 )
-from evosynth.study.artifacts import WEIGHTS, RunFolder
+from evosynth.storage.runs import WEIGHTS, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve
 

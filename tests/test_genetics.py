@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from evosynth.genetics import cluster_probabilities, synapse_probabilities
+from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
 
 
 def test_synapse_law_exact_values():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evosynth.study.batch import NotebookFailed, NotebookJob, execute
+from evosynth.book.batch import NotebookFailed, NotebookJob, execute
 
 HEADER = """---
 jupytext:

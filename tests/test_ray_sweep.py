@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from evosynth.book.batch import NOTEBOOKS, NotebookJob, StudyPlan, alpha_explorer_sweep, execute
 from evosynth.cli import main
-from evosynth.study.batch import NOTEBOOKS, NotebookJob, StudyPlan, alpha_explorer_sweep, execute
 from evosynth.study.config import RunConfig
 from evosynth.study.distributed import (
     QUIET_RAY_ENVIRONMENT,

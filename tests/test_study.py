@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from papermill.parameterize import parameterize_notebook
 
-from evosynth.study.batch import (
+from evosynth.book.batch import (
     BOOK_DIR,
     NOTEBOOKS,
     NotebookFailed,
@@ -22,8 +22,8 @@ from evosynth.study.batch import (
     execute,
     run_study,
 )
+from evosynth.book.offline import find_network_references
 from evosynth.study.config import RunConfig
-from evosynth.study.offline import find_network_references
 from test_real_data import make_pennfudan
 
 SMOKE = RunConfig(preset="smoke", generations=2)

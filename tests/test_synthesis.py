@@ -1,8 +1,8 @@
 import torch
 
-from evosynth.environment import Environment
-from evosynth.genetics import cluster_probabilities, synapse_probabilities
-from evosynth.synthesis import generation_generator, round_cluster_count, sample_layer, synthesize
+from evosynth.core.environment import Environment
+from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
+from evosynth.core.synthesis import generation_generator, round_cluster_count, sample_layer, synthesize
 
 
 def _weight(seed: int = 0) -> torch.Tensor:

@@ -1,10 +1,10 @@
 """evosynth: evolutionary synthesis of deep neural networks under synaptic precision restrictions.
 
-The paper's ideas each have a module: ``genetics`` (the synaptic probability model, the 'DNA'),
-``environment`` (the environmental factor F(alpha)), ``synthesis`` (sampling an offspring),
-``precision`` (the synaptic precision restriction) and ``compaction`` (physically removing clusters).
-The detection task lives in ``evosynth.task`` and the study (evolution driver, artifacts, book) in
-``evosynth.study``.
+Layers, bottom up (docs/architecture.md; a module imports only its own layer or lower ones):
+``errors`` and ``storage.files`` (atomic writes, locks, JSON); ``core``, the paper's ideas (genetic encoding,
+environment, synthesis and pruning deciders, compaction, precision); ``task`` (data, detector, training,
+metrics); ``storage.runs`` (run folders); ``deploy`` (export, benchmark); ``study`` (run settings, evolution,
+comparisons, sweeps); ``book`` (the Papermill batch and the pages' helpers); ``cli``.
 """
 
 __version__ = "0.1.0"

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evosynth.environment import ENVIRONMENT_MODELS
+from evosynth.core.environment import ENVIRONMENT_MODELS
+from evosynth.core.precision import PRECISIONS
 from evosynth.errors import EvosynthError
-from evosynth.precision import PRECISIONS
 from evosynth.study.config import (
     CHANNEL_MULTIPLES,
     DEFAULT_ALPHA_CLUSTER,
@@ -98,7 +98,7 @@ def _evolve(arguments: argparse.Namespace) -> None:
 
 
 def _study(arguments: argparse.Namespace) -> None:
-    from evosynth.study.batch import StudyPlan, default_pedestrians_root, run_study
+    from evosynth.book.batch import StudyPlan, default_pedestrians_root, run_study
     from evosynth.study.evolution import load_run
     from evosynth.study.report import format_table, generations_table
 
@@ -115,14 +115,14 @@ def _study(arguments: argparse.Namespace) -> None:
 
 
 def _vendor_js(arguments: argparse.Namespace) -> None:
-    from evosynth.study.batch import vendor_dir
-    from evosynth.study.offline import fetch_vendor_js
+    from evosynth.book.batch import vendor_dir
+    from evosynth.book.offline import fetch_vendor_js
 
     fetch_vendor_js(vendor_dir(arguments.book_dir))
 
 
 def _export(arguments: argparse.Namespace) -> None:
-    from evosynth.export import FP32_TOLERANCE, export_run
+    from evosynth.deploy.export import FP32_TOLERANCE, export_run
 
     for result in export_run(arguments.run_dir):
         state = "up to date" if result.reused else "exported"
@@ -132,7 +132,7 @@ def _export(arguments: argparse.Namespace) -> None:
 
 
 def _bench(arguments: argparse.Namespace) -> None:
-    from evosynth.benchmark import BENCH_FILE, benchmark_run, format_bench_table
+    from evosynth.deploy.benchmark import BENCH_FILE, benchmark_run, format_bench_table
 
     bench = benchmark_run(arguments.run_dir, backends=arguments.backends, rounds=arguments.rounds,
                           threads=arguments.threads)
@@ -173,8 +173,8 @@ def _download(arguments: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from evosynth.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS
-    from evosynth.study.batch import BOOK_DIR
+    from evosynth.book.batch import BOOK_DIR
+    from evosynth.deploy.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS
     from evosynth.study.compare import COMPARISONS
     from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS
     from evosynth.task.download import ARCHIVES

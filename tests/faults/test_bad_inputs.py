@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from evosynth.study.batch import NOTEBOOKS, NotebookFailed, NotebookJob, execute
+from evosynth.book.batch import NOTEBOOKS, NotebookFailed, NotebookJob, execute
 
 Damage = Callable[[Path], None]
 

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from evosynth.study.artifacts import RunFolder
+from evosynth.storage.runs import RunFolder
 from evosynth.study.config import RunConfig
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-import evosynth.study.artifacts
+import evosynth.storage.runs
 import evosynth.task.data
-from evosynth.atomic import atomic_write
 from evosynth.cli import main
+from evosynth.storage.files import atomic_write
 
 
 def _die() -> None:
@@ -47,7 +47,7 @@ def _arm_writes(kind: str, target: int) -> None:
 
         return atomic_write(path, half_then_die)
 
-    for module in (evosynth.study.artifacts, evosynth.task.data):
+    for module in (evosynth.storage.runs, evosynth.task.data):
         module.atomic_write = faulty_write  # type: ignore[attr-defined]
 
 

@@ -1,1 +1,1 @@
-"""The study: run configuration and presets, artifacts on disk, the evolution driver, the book."""
+"""The study: run settings and presets, the evolution driver, comparisons, capacity, sweeps and their report."""

@@ -20,11 +20,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from evosynth.core.synthesis import generation_generator
 from evosynth.errors import CheckpointError
-from evosynth.study.artifacts import Generation, RunFolder, read_json, write_json
+from evosynth.storage.runs import Generation, RunFolder, read_json, write_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import load_run, load_task_data, restrict_and_measure
-from evosynth.synthesis import generation_generator
 from evosynth.task.data import DetectionData
 from evosynth.task.model import GridDetector
 from evosynth.task.training import train

@@ -30,10 +30,11 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from evosynth.atomic import atomic_write
-from evosynth.baselines import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
-from evosynth.benchmark import measured_table
-from evosynth.study.artifacts import ARCHITECTURE, METRICS, Generation, RunFolder, read_json
+from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
+from evosynth.core.synthesis import LayerDecision
+from evosynth.deploy.benchmark import measured_table
+from evosynth.storage.files import atomic_write
+from evosynth.storage.runs import ARCHITECTURE, METRICS, Generation, RunFolder, read_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import (
     Decide,
@@ -44,7 +45,6 @@ from evosynth.study.evolution import (
     run_generation,
     save_result,
 )
-from evosynth.synthesis import LayerDecision
 from evosynth.task.data import DetectionData
 from evosynth.task.model import Architecture
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from evosynth.environment import Environment, check_alpha
-from evosynth.precision import precision_dtype
+from evosynth.core.environment import Environment, check_alpha
+from evosynth.core.precision import precision_dtype
 from evosynth.task.data import DATASETS, FOLDER_DATASETS, DigitsSpec
 from evosynth.task.imageset import ImageSetSpec
 from evosynth.task.training import TrainingBudget

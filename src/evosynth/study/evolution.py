@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from evosynth.compaction import compact
-from evosynth.precision import restrict, rounded, rounding_error, storage_note
-from evosynth.study.artifacts import Generation, RunFolder
+from evosynth.core.compaction import compact
+from evosynth.core.precision import restrict, rounded, rounding_error, storage_note
+from evosynth.core.synthesis import LayerDecision, generation_generator, synthesize
+from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
-from evosynth.synthesis import LayerDecision, generation_generator, synthesize
 from evosynth.task.data import DetectionData, load_dataset
 from evosynth.task.metrics import efficiency, evaluate
 from evosynth.task.model import Architecture, GridDetector
@@ -45,7 +45,7 @@ def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[GridDetector, 
 
 Decide = Callable[[Generation, int], dict[str, LayerDecision]]
 """How an offspring is decided: from its parent and its generation number, the keep-decisions ``compact`` cuts by.
-The evolution decides by stochastic synthesis; the baselines (``evosynth.baselines``) by pruning rules."""
+The evolution decides by stochastic synthesis; the baselines (``evosynth.core.pruning``) by pruning rules."""
 
 
 def parent_layers(parent: Generation) -> list[tuple[str, torch.Tensor]]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from evosynth.study.artifacts import Generation
+from evosynth.storage.runs import Generation
 
 COLUMNS = {
     "generation": "gen",

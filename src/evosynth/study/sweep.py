@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from evosynth.atomic import atomic_write
-from evosynth.benchmark import measured_table
+from evosynth.deploy.benchmark import measured_table
 from evosynth.errors import CheckpointError
-from evosynth.study.artifacts import RunFolder
+from evosynth.storage.files import atomic_write
+from evosynth.storage.runs import RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table

@@ -29,7 +29,7 @@ from numpy.random import Generator
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from evosynth.atomic import atomic_write, exclusive
+from evosynth.storage.files import atomic_write, exclusive
 
 # Bump when the generator changes in any way that alters its output: it is part of the cache key.
 GENERATOR_VERSION = 2

@@ -7,14 +7,16 @@ removed by the next process that takes the folder's lock.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from evosynth.errors import FolderLockedError
+from evosynth.errors import CheckpointError, FolderLockedError
 
 LOCK_FILE = ".lock"
 _TEMPORARY_SUFFIX = ".tmp"
@@ -72,3 +74,18 @@ def exclusive(folder: Path, *, wait: bool, advice: str = "") -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as sorted, indented JSON, atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; a missing or corrupt one is a ``CheckpointError`` naming it."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); delete it to redo this step") from error

@@ -7,15 +7,46 @@ Only this physical removal makes an offspring faster; masked zeros cost the same
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol, Self, TypeVar
+
 import torch
 
-from evosynth.synthesis import LayerDecision
-from evosynth.task.model import GridDetector
+from evosynth.core.synthesis import LayerDecision
+
+
+class Shape(Protocol):
+    """What compaction needs of a network's architecture: its input channels, and itself at other widths."""
+
+    @property
+    def in_channels(self) -> int: ...
+
+    def with_widths(self, widths: tuple[int, ...]) -> Self: ...
+
+
+class Compactable(Protocol):
+    """A network compaction can cut: built from an architecture, listing its prunable layers in data-flow order
+    (head last); each conv's BatchNorm is the sibling ``bn`` of a ``conv`` module. The paper's surgery needs no
+    more of the task's detector than this."""
+
+    def __init__(self, architecture: Any) -> None: ...  # Any: each network takes its own kind of Shape
+
+    @property
+    def architecture(self) -> Shape: ...
+
+    def prunable_layers(self) -> list[tuple[str, torch.nn.Conv2d]]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = ..., assign: bool = ...) -> Any: ...
+
+
+Network = TypeVar("Network", bound=Compactable)
 
 
 def compact(
-    model: GridDetector, decisions: dict[str, LayerDecision]
-) -> tuple[GridDetector, dict[str, torch.Tensor]]:
+    model: Network, decisions: dict[str, LayerDecision]
+) -> tuple[Network, dict[str, torch.Tensor]]:
     """Build the offspring from the parent and per-layer decisions; returns (offspring, offspring masks)."""
     layers = model.prunable_layers()
     missing = [name for name, _ in layers if name not in decisions]
@@ -23,7 +54,7 @@ def compact(
         raise ValueError(f"no decision for layers {missing}")
     keeps = [decisions[name].cluster_keep for name, _ in layers]
     widths = tuple(int(keep.sum()) for keep in keeps[:-1])
-    offspring = GridDetector(model.architecture.with_widths(widths))
+    offspring = type(model)(model.architecture.with_widths(widths))
 
     parent_state = model.state_dict()
     state: dict[str, torch.Tensor] = {}
@@ -46,9 +77,9 @@ def compact(
     return offspring, masks
 
 
-def masked_copy(model: GridDetector, decisions: dict[str, LayerDecision]) -> GridDetector:
+def masked_copy(model: Network, decisions: dict[str, LayerDecision]) -> Network:
     """The full-size parent with the offspring's zeros applied: what compaction must compute identically."""
-    copy = GridDetector(model.architecture)
+    copy = type(model)(model.architecture)
     copy.load_state_dict(model.state_dict())
     with torch.no_grad():
         for name, layer in copy.prunable_layers():

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import torch
 
-from evosynth.synthesis import LayerDecision
+from evosynth.core.synthesis import LayerDecision
 
 IMP_FRACTION = 0.2  # each level removes 20 % of the remaining synapses, the usual rate of iterative pruning
 

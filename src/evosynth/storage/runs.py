@@ -21,8 +21,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from evosynth.atomic import atomic_write, exclusive
 from evosynth.errors import CheckpointError, ConfigMismatchError
+from evosynth.storage.files import atomic_write, exclusive, read_json, write_json
 from evosynth.task.model import Architecture, GridDetector
 
 WEIGHTS = "weights.safetensors"
@@ -35,19 +35,6 @@ MASK_PREFIX = "mask:"
 
 def _copy_bytes(source: Path, destination: Path) -> None:
     destination.write_bytes(source.read_bytes())
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
-
-
-def read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error}); delete it to redo this step") from error
 
 
 @dataclass

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from evosynth.export import (
+from evosynth.deploy.export import (
     ENGINE_MAX_BATCH,
     INPUT_NAME,
     ONNX_FP32,
@@ -45,7 +45,7 @@ from evosynth.export import (
     run_image_size,
     tensorrt_unavailable,
 )
-from evosynth.study.artifacts import Generation, RunFolder, read_json, write_json
+from evosynth.storage.runs import Generation, RunFolder, read_json, write_json
 
 BENCH_FILE = "bench.json"
 DEFAULT_ROUNDS = 15

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from evosynth.environment import Environment
-from evosynth.genetics import cluster_probabilities, cluster_strengths, synapse_probabilities
+from evosynth.core.environment import Environment
+from evosynth.core.genetics import cluster_probabilities, cluster_strengths, synapse_probabilities
 
 
 def generation_generator(seed: int, generation: int) -> torch.Generator:

@@ -1,4 +1,4 @@
-"""DataFrames for the study's notebooks: what the charts in ``evosynth.study.charts`` draw.
+"""DataFrames for the study's notebooks: what the charts in ``evosynth.book.charts`` draw.
 
 Everything here is computed from the library (the genetic encoding, the environment, the synthesis, the
 metrics) so the notebooks only call functions and never repeat the model's logic.
@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evosynth.environment import ENVIRONMENT_MODELS, Environment, Level
-from evosynth.genetics import cluster_probabilities, cluster_strengths, synapse_probabilities
-from evosynth.precision import precision_dtype
-from evosynth.study.artifacts import Generation
+from evosynth.core.environment import ENVIRONMENT_MODELS, Environment, Level
+from evosynth.core.genetics import cluster_probabilities, cluster_strengths, synapse_probabilities
+from evosynth.core.precision import precision_dtype
+from evosynth.core.synthesis import LayerDecision
+from evosynth.storage.runs import Generation
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import synthesis_decider
-from evosynth.synthesis import LayerDecision
 from evosynth.task.data import DetectionSplit
 from evosynth.task.metrics import SCORE_THRESHOLD, predict
 from evosynth.task.model import GridDetector

@@ -19,13 +19,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from evosynth.benchmark import BACKENDS, BENCH_FILE, DEFAULT_ROUNDS, benchmark_run
+from evosynth.book.offline import find_network_references, vendor_is_complete
+from evosynth.deploy.benchmark import BACKENDS, BENCH_FILE, DEFAULT_ROUNDS, benchmark_run
 from evosynth.errors import EvosynthError
 from evosynth.study.config import RunConfig, default_preset
 from evosynth.study.distributed import run_grid
 from evosynth.study.evolution import evolve
 from evosynth.study.grid import SweepGrid, load_sweep
-from evosynth.study.offline import find_network_references, vendor_is_complete
 from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS, run_sweep, sweep_configs
 from evosynth.task.download import PENNFUDAN
 

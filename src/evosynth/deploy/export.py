@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from evosynth.atomic import atomic_write
+from evosynth.core.precision import is_representable
 from evosynth.errors import EvosynthError
-from evosynth.precision import is_representable
-from evosynth.study.artifacts import WEIGHTS, Generation, RunFolder, read_json, write_json
+from evosynth.storage.files import atomic_write
+from evosynth.storage.runs import WEIGHTS, Generation, RunFolder, read_json, write_json
 from evosynth.task.model import GridDetector
 
 ONNX_FP32 = "model.onnx"

@@ -1,8 +1,8 @@
-"""Altair charts of the study: each takes a DataFrame from ``evosynth.study.views`` (or ``report``/``sweep``)
+"""Altair charts of the study: each takes a DataFrame from ``evosynth.book.views`` (or ``report``/``sweep``)
 and returns a titled chart whose axes name their units, readable without the code that made it.
 
 Charts with sliders bind Vega-Lite parameters to range inputs and filter data precomputed in Python, so they
-work in the static book (no kernel). Call ``evosynth.study.offline.enable_offline_altair()`` before showing them.
+work in the static book (no kernel). Call ``evosynth.book.offline.enable_offline_altair()`` before showing them.
 """
 
 from __future__ import annotations

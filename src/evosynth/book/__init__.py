@@ -1,0 +1,2 @@
+"""The book: the Papermill batch (``batch``), the offline Altair renderer and vendored JavaScript (``offline``),
+the charts and the helpers the pages compute with."""
