@@ -96,17 +96,18 @@ def test_the_library_never_imports_the_notebooks_the_cli_or_the_book_from_below(
     assert not [m for m, imported in graph.items() if not m.startswith("evosynth.cli") and "evosynth.cli" in imported]
 
 
-@pytest.mark.parametrize("bad_import, finding", [
-    ("from evosynth.study.evolution import evolve", "evosynth.deploy.export (layer 4) imports evosynth.study.evolution"),
-    ("def later():\n    from evosynth.book import charts", "evosynth.deploy.export (layer 4) imports evosynth.book.charts"),
+@pytest.mark.parametrize("bad_import, imported", [
+    ("from evosynth.study.evolution import evolve", "evosynth.study.evolution"),
+    ("def later():\n    from evosynth.book import charts", "evosynth.book.charts"),
 ])
-def test_the_rule_catches_a_deployment_module_that_imports_the_study(tmp_path, bad_import, finding):
+def test_the_rule_catches_a_deployment_module_that_imports_the_study(tmp_path, bad_import, imported):
     copy = tmp_path / "src"
     for name, path in modules().items():
         target = copy / path.relative_to(SOURCE)
         target.parent.mkdir(parents=True, exist_ok=True)
         text = path.read_text()
         target.write_text(text + "\n" + bad_import + "\n" if name == "evosynth.deploy.export" else text)
+    finding = f"evosynth.deploy.export (layer 4) imports {imported}"
     assert finding in "\n".join(layer_violations(import_graph(copy)))
 
 

@@ -1,5 +1,5 @@
-"""The study's chart builders and views on tiny hand-made inputs: the numbers match the library's math, the charts
-carry their titles, axis titles and slider parameters."""
+"""The study's chart builders and the pages' computations on tiny hand-made inputs: the numbers match the
+library's math, the charts carry their titles, axis titles and slider parameters."""
 
 import struct
 import zlib
@@ -11,14 +11,18 @@ import pandas as pd
 import pytest
 import torch
 
-from evosynth.book import charts, views
+from evosynth.book import charts, display
+from evosynth.book.pages import dna as dna_page
+from evosynth.book.pages import explorer as explorer_page
+from evosynth.book.pages import generation as generation_page
+from evosynth.book.pages import results as results_page
 from evosynth.core.environment import Environment
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
 from evosynth.storage.runs import Generation
-from evosynth.study.capacity import capacity_table
+from evosynth.study.capacity import AS_EVOLVED, capacity_table
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import offspring_of
-from evosynth.task.data import DetectionSplit
+from evosynth.task.dataset import DetectionSplit
 from evosynth.task.model import Architecture, GridDetector
 
 CONFIG = RunConfig(preset="smoke", alpha_synapse=0.8, alpha_cluster=0.7, seed=3, generations=2)
@@ -46,13 +50,13 @@ def lineage() -> tuple[Generation, Generation]:
     return parent, generation(2, child_model, child_masks)
 
 
-# ----------------------------------------------------------------------------------------------- views: the DNA
+# ----------------------------------------------------------------------------------------------- pages: the DNA
 
 
 def test_layer_labels():
-    assert views.layer_label("backbone.0.conv.weight") == "conv 1"
-    assert views.layer_label("backbone.3.conv.weight") == "conv 4"
-    assert views.layer_label("head.weight") == "head"
+    assert display.layer_label("backbone.0.conv.weight") == "conv 1"
+    assert display.layer_label("backbone.3.conv.weight") == "conv 4"
+    assert display.layer_label("head.weight") == "head"
 
 
 @pytest.mark.parametrize("model_name", ["budget", "multiplicative"])
@@ -60,7 +64,7 @@ def test_expected_survivors_match_the_environment(model_name):
     model = tiny_model()
     masks = full_masks(model)
     environment = Environment(model_name, 0.8, 0.6)
-    frame = views.expected_survivors(model, masks, environment)
+    frame = dna_page.expected_survivors(model, masks, environment)
     layers = model.prunable_layers()
     assert list(frame["layer"]) == ["conv 1", "conv 2", "head"]
 
@@ -82,7 +86,7 @@ def test_expected_survivors_match_the_environment(model_name):
 
 def test_budget_keeps_the_alpha_share_of_clusters():
     model = tiny_model(widths=(8, 8))
-    frame = views.expected_survivors(model, full_masks(model), Environment("budget", 0.9, 0.75), total=True)
+    frame = dna_page.expected_survivors(model, full_masks(model), Environment("budget", 0.9, 0.75), total=True)
     backbone = frame[frame["layer"].str.startswith("conv")]
     assert np.allclose(backbone["cluster_fraction"], 0.75)
     assert frame.iloc[-1]["layer"] == "whole network"
@@ -93,7 +97,7 @@ def test_expected_survivors_agree_with_sampled_offspring():
     """The expectation (before guards) is close to the mean of many real syntheses of the same parent."""
     model = tiny_model(widths=(6, 8))
     parent = generation(1, model, full_masks(model))
-    expected = views.expected_survivors(model, parent.masks, CONFIG.make_environment())
+    expected = dna_page.expected_survivors(model, parent.masks, CONFIG.make_environment())
     counts = np.array([
         [int(m.sum()) for m in offspring_of(parent, CONFIG, number)[1].values()] for number in range(2, 202)
     ])
@@ -102,14 +106,14 @@ def test_expected_survivors_agree_with_sampled_offspring():
 
 def test_expected_survivors_grid_covers_every_alpha_pair():
     model = tiny_model()
-    grid = views.expected_survivors_grid(model, full_masks(model), [0.5, 1.0], [0.25, 0.5, 1.0])
+    grid = dna_page.expected_survivors_grid(model, full_masks(model), [0.5, 1.0], [0.25, 0.5, 1.0])
     assert len(grid) == 2 * 2 * 3 * (3 + 1)  # models x alpha_synapse x alpha_cluster x (layers + whole network)
     full = grid[(grid["alpha_synapse"] == 1.0) & (grid["alpha_cluster"] == 1.0) & (grid["environment"] == "budget")]
     assert np.allclose(full["synapse_fraction"], 1.0)  # budget at alpha = 1 keeps everything
 
 
 def test_alpha_grid_is_rounded_and_inclusive():
-    grid = views.alpha_grid(0.05, 1.0, 0.05)
+    grid = dna_page.alpha_grid(0.05, 1.0, 0.05)
     assert len(grid) == 20 and grid[0] == 0.05 and grid[-1] == 1.0 and 0.15 in grid
 
 
@@ -117,10 +121,10 @@ def test_histograms_count_every_surviving_synapse():
     model = tiny_model()
     masks = full_masks(model)
     masks["head.weight"][0] = False
-    weights = views.weight_histograms(model, masks, bins=10)
+    weights = dna_page.weight_histograms(model, masks, bins=10)
     head = weights[weights["layer"] == "head"]
     assert head["count"].sum() == int(masks["head.weight"].sum())
-    probabilities = views.probability_histograms(model, masks, 0.9, 0.9)
+    probabilities = dna_page.probability_histograms(model, masks, 0.9, 0.9)
     assert set(probabilities["series"]) == {"P(.|W) (DNA)", "P(S_g), budget", "P(S_g), multiplicative"}
     dna = probabilities[(probabilities["layer"] == "conv 2") & (probabilities["series"] == "P(.|W) (DNA)")]
     assert dna["count"].sum() == model.backbone[1].conv.weight.numel()
@@ -128,22 +132,22 @@ def test_histograms_count_every_surviving_synapse():
 
 def test_strength_summary_and_law():
     model = tiny_model()
-    summary = views.strength_summary(model, full_masks(model))
+    summary = dna_page.strength_summary(model, full_masks(model))
     assert summary.iloc[-1]["layer"] == "whole network"
     # P(s=1|w) = exp(|w|/Z - 1) is increasing, so the median probability is the law at the median strength
     assert np.allclose(summary["median_probability"], np.exp(summary["median_relative_strength"] - 1), atol=1e-6)
-    law = views.law_frame(11)
+    law = dna_page.law_frame(11)
     assert law["probability"].iloc[0] == pytest.approx(np.exp(-1)) and law["probability"].iloc[-1] == 1.0
 
 
-# ----------------------------------------------------------------------------------------------- views: a generation
+# ----------------------------------------------------------------------------------------------- pages: a generation
 
 
 def test_inheritance_replays_the_offspring(lineage):
     parent, child = lineage
-    fate = views.inheritance(parent, child, CONFIG)
+    fate = generation_page.inheritance(parent, child, CONFIG)
     for name, conv in child.model.prunable_layers():
-        layer = fate[fate["layer"] == views.layer_label(name)]
+        layer = fate[fate["layer"] == display.layer_label(name)]
         assert int(layer["kept"].sum()) == conv.weight.shape[0]
         assert int(layer["synapses_kept"].sum()) == int(child.masks[name].sum())
         assert sorted(layer["rank"]) == list(range(1, len(layer) + 1))
@@ -154,14 +158,14 @@ def test_inheritance_refuses_another_configuration(lineage):
     parent, child = lineage
     other = RunConfig(preset="smoke", alpha_synapse=0.3, alpha_cluster=0.3, seed=11)
     with pytest.raises(RuntimeError, match="does not reproduce"):
-        views.inheritance(parent, child, other)
+        generation_page.inheritance(parent, child, other)
 
 
 def test_lineage_sizes(lineage):
     parent, child = lineage
-    sizes = views.lineage_sizes(child, parent)
+    sizes = generation_page.lineage_sizes(child, parent)
     assert list(sizes["network"].unique()) == ["generation 1 (parent)", "generation 2"]
-    ancestor_only = views.lineage_sizes(parent, None)
+    ancestor_only = generation_page.lineage_sizes(parent, None)
     assert list(ancestor_only["network"].unique()) == ["generation 1"]
     assert ancestor_only["synapses"].sum() == sum(conv.weight.numel() for _, conv in parent.model.prunable_layers())
 
@@ -171,11 +175,11 @@ def test_precision_summary_bounds_the_fp16_rounding():
     with torch.no_grad():
         model.head.weight.fill_(1.0)
         model.head.weight[0, 0] = 2.0 ** -20  # subnormal in FP16
-    summary = views.precision_summary(model, full_masks(model), "fp16").set_index("layer")
+    summary = generation_page.precision_summary(model, full_masks(model), "fp16").set_index("layer")
     assert summary.loc["head", "max_rounding_error"] == pytest.approx(2.0 ** -11)  # half of FP16's spacing at 1
     assert summary.loc["head", "subnormal"] == 1
     assert summary.loc["head", "distinct_values"] == 2
-    assert (views.precision_summary(model, full_masks(model), "fp32")["max_rounding_error"] == 0).all()
+    assert (generation_page.precision_summary(model, full_masks(model), "fp32")["max_rounding_error"] == 0).all()
 
 
 def test_quality_comparison_and_side_by_side():
@@ -185,22 +189,22 @@ def test_quality_comparison_and_side_by_side():
                "clusters": 15, "synapses": 100, "parameters": 120, "macs": 1000, "bytes_fp16": 240,
                "epochs": 5, "train_seconds": 1.23456}
     current = generation(2, model, full_masks(model), **metrics)
-    quality = views.quality_comparison(current).set_index("metric")
+    quality = generation_page.quality_comparison(current).set_index("metric")
     assert quality.loc["precision", "change (points)"] == pytest.approx(-1.0)
     assert "FP16 (restricted)" in quality.columns
-    table = views.metrics_side_by_side(current, generation(1, model, full_masks(model), **metrics))
+    table = generation_page.metrics_side_by_side(current, generation(1, model, full_masks(model), **metrics))
     assert list(table.columns) == ["generation 1 (parent)", "generation 2"]
     assert table.loc["synapses", "generation 2"] == 100 and isinstance(table.loc["synapses", "generation 2"], int)
 
 
 def test_curve_frame():
     curve = {"epochs": [1, 2], "loss": [1.0, 0.5], "val_ap50": [0.1, 0.2], "learning_rate": [1e-3, 5e-4]}
-    assert list(views.curve_frame(curve).columns) == ["epoch", "loss", "val_ap50", "learning_rate"]
+    assert list(generation_page.curve_frame(curve).columns) == ["epoch", "loss", "val_ap50", "learning_rate"]
 
 
 def test_png_bytes_round_trip():
     image = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)  # [C, H, W]
-    png = views.png_bytes(image)
+    png = display.png_bytes(image)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height, depth, color = struct.unpack(">IIBB", png[16:26])
     assert (width, height, depth, color) == (5, 4, 8, 2)
@@ -209,16 +213,16 @@ def test_png_bytes_round_trip():
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(4, 1 + 5 * 3)
     assert (rows[:, 0] == 0).all()
     assert np.array_equal(rows[:, 1:].reshape(4, 5, 3), np.transpose(image, (1, 2, 0)))
-    assert views.png_data_url(image[:1]).startswith("data:image/png;base64,")
+    assert display.png_data_url(image[:1]).startswith("data:image/png;base64,")
     with pytest.raises(ValueError):
-        views.png_bytes(np.zeros((2, 4, 4), dtype=np.uint8))
+        display.png_bytes(np.zeros((2, 4, 4), dtype=np.uint8))
 
 
 def test_detections_frame():
     model = GridDetector(Architecture(in_channels=3, widths=(4,), strides=(4,)))
     images = torch.randint(0, 255, (3, 3, 16, 16), dtype=torch.uint8)
     boxes = [torch.tensor([[1.0, 2.0, 9.0, 10.0]]), torch.zeros(0, 4), torch.tensor([[0.0, 0.0, 4.0, 4.0]])]
-    frame = views.detections_frame(model, DetectionSplit(images, boxes), [0, 2], threshold=0.0)
+    frame = generation_page.detections_frame(model, DetectionSplit(images, boxes), [0, 2], threshold=0.0)
     assert list(frame["image"].unique()) == ["test image 0", "test image 2"]
     pictures = frame[frame["kind"] == "image"]
     assert len(pictures) == 2 and pictures["url"].str.startswith("data:image/png").all()
@@ -228,7 +232,7 @@ def test_detections_frame():
     assert (frame[frame["kind"] == "detection"]["score"] >= 0).all()
 
 
-# ----------------------------------------------------------------------------------------------- views: results
+# ----------------------------------------------------------------------------------------------- pages: results
 
 
 def results_table() -> pd.DataFrame:
@@ -258,7 +262,7 @@ def test_capacity_table_and_chart_compare_each_network_with_generation_1():
     assert list(rows["network"]) == ["as evolved", "trained on", "from scratch"] * 2
     assert rows["ap50_change"].tolist() == pytest.approx([-2.0, -1.0, -3.0, -10.0, -6.0, -8.0])
     assert rows["synapse_reduction"].tolist() == pytest.approx([4.0, 4.0, 1000 / 320, 10.0, 10.0, 1000 / 130])
-    panels = charts.capacity_chart(rows).to_dict()["datasets"]
+    panels = charts.capacity_chart(rows, evolved_label=AS_EVOLVED).to_dict()["datasets"]
     labels = {row["panel"] for data in panels.values() for row in data}
     # a panel is named by its generation as evolved, not by each network's own size
     assert labels == {"gen 5 as evolved: 4.0× fewer synapses, 2.5× fewer MACs",
@@ -266,15 +270,15 @@ def test_capacity_table_and_chart_compare_each_network_with_generation_1():
 
 
 def test_paper_comparison():
-    comparison = views.paper_comparison(results_table()).set_index("quantity")["this run"]
+    comparison = results_page.paper_comparison(results_table()).set_index("quantity")["this run"]
     assert comparison["generations"] == 3
     assert comparison["synapse reduction, generation 1 ÷ last"] == 10.0
     assert comparison["precision change, last − generation 1"] == pytest.approx(3.0)
     assert comparison["recall change, last − generation 1"] == pytest.approx(-3.0)
     speed = "inference speed-up (measured, batch 1), last ÷ generation 1"
     assert comparison[speed] is None  # not benchmarked
-    assert views.paper_comparison(results_table(), 2.5).set_index("quantity").loc[speed, "this run"] == 2.5
-    shown = views.for_display(views.paper_comparison(results_table()), index="quantity")
+    assert results_page.paper_comparison(results_table(), 2.5).set_index("quantity").loc[speed, "this run"] == 2.5
+    shown = display.for_display(results_page.paper_comparison(results_table()), index="quantity")
     assert shown.loc[speed, "this run"] == "not measured"
     assert shown.loc["generations", "paper (reported)"] == 13
 
@@ -289,7 +293,7 @@ def sweep_frame() -> pd.DataFrame:
 
 
 def test_final_generations():
-    final = views.final_generations(sweep_frame())
+    final = explorer_page.final_generations(sweep_frame())
     assert list(final["alpha_cluster"]) == [0.6, 0.9]
     assert list(final["generation"]) == [3, 3]
     assert list(final["synapses"]) == [100, 500]
@@ -297,16 +301,16 @@ def test_final_generations():
 
 def test_for_display():
     frame = pd.DataFrame({"layer": ["conv 1"], "layer_index": [0], "value": [0.123456]})
-    shown = views.for_display(frame)
+    shown = display.for_display(frame)
     assert list(shown.columns) == ["value"] and shown.index.name is None
     assert shown.loc["conv 1", "value"] == 0.123
-    assert views.for_display(frame, decimals=None).loc["conv 1", "value"] == 0.123456
+    assert display.for_display(frame, decimals=None).loc["conv 1", "value"] == 0.123456
 
 
 def test_live_controls_redraw_on_change():
     calls = []
     slider = widgets.FloatSlider(value=0.5, min=0.0, max=1.0)
-    box = views.live_controls(lambda alpha: calls.append(alpha), alpha=slider)
+    box = display.live_controls(lambda alpha: calls.append(alpha), alpha=slider)
     assert calls == []  # nothing is drawn before a slider moves
     slider_, hint, output = box.children
     assert slider_ is slider
@@ -347,29 +351,29 @@ def positional_titles(spec: dict) -> list[tuple[str, object]]:
 def chart_gallery(lineage) -> dict[str, alt.TopLevelMixin]:
     parent, child = lineage
     model, masks = parent.model, parent.masks
-    grid = views.expected_survivors_grid(model, masks, [0.5, 0.75, 1.0], [0.5, 0.75, 1.0])
+    grid = dna_page.expected_survivors_grid(model, masks, [0.5, 0.75, 1.0], [0.5, 0.75, 1.0])
     split = DetectionSplit(torch.zeros(1, 1, 16, 16, dtype=torch.uint8), [torch.tensor([[1.0, 1.0, 5.0, 5.0]])])
-    curve = views.curve_frame({"epochs": [1, 2], "loss": [1.0, 0.5], "val_ap50": [0.1, 0.2],
+    curve = generation_page.curve_frame({"epochs": [1, 2], "loss": [1.0, 0.5], "val_ap50": [0.1, 0.2],
                                "learning_rate": [1e-3, 5e-4]})
     return {
-        "law": charts.law_chart(views.law_frame()),
-        "weights": charts.histogram_chart(views.weight_histograms(model, masks), "Strengths", "|w| (weight units)",
+        "law": charts.law_chart(dna_page.law_frame()),
+        "weights": charts.histogram_chart(dna_page.weight_histograms(model, masks), "Strengths", "|w| (weight units)",
                                           independent_x=True),
-        "probabilities": charts.histogram_chart(views.probability_histograms(model, masks, 0.9, 0.8),
+        "probabilities": charts.histogram_chart(dna_page.probability_histograms(model, masks, 0.9, 0.8),
                                                 "Probabilities", "probability (0–1)"),
         "slider": charts.alpha_slider_chart(grid, 0.74, 0.8),
         "one point": charts.expected_fraction_chart(grid[(grid["alpha_synapse"] == 1.0)
                                                          & (grid["alpha_cluster"] == 0.5)]),
-        "lineage": charts.lineage_chart(views.lineage_sizes(child, parent)),
-        "fate": charts.cluster_fate_chart(views.inheritance(parent, child, CONFIG)),
+        "lineage": charts.lineage_chart(generation_page.lineage_sizes(child, parent)),
+        "fate": charts.cluster_fate_chart(generation_page.inheritance(parent, child, CONFIG)),
         "curve": charts.training_curve_chart(curve, 2),
-        "log weights": charts.log_weight_chart(views.log_weight_histograms(model, masks), 6.1e-5, "fp16"),
-        "detections": charts.detections_chart(views.detections_frame(child.model, split, [0], threshold=0.0)),
+        "log weights": charts.log_weight_chart(generation_page.log_weight_histograms(model, masks), 6.1e-5, "fp16"),
+        "detections": charts.detections_chart(generation_page.detections_frame(child.model, split, [0], threshold=0.0)),
         "efficiency": charts.efficiency_chart(results_table()),
         "quality": charts.quality_chart(results_table()),
         "sweep": charts.sweep_chart(sweep_frame()),
-        "summary": charts.alpha_summary_chart(views.final_generations(sweep_frame())),
-        "capacity": charts.capacity_chart(capacity_rows()),
+        "summary": charts.alpha_summary_chart(explorer_page.final_generations(sweep_frame())),
+        "capacity": charts.capacity_chart(capacity_rows(), evolved_label=AS_EVOLVED),
     }
 
 
@@ -385,7 +389,7 @@ def test_every_chart_is_titled_with_titled_axes(lineage):
 
 def test_alpha_slider_chart_binds_two_range_sliders(lineage):
     parent, _ = lineage
-    grid = views.expected_survivors_grid(parent.model, parent.masks, views.alpha_grid(), views.alpha_grid())
+    grid = dna_page.expected_survivors_grid(parent.model, parent.masks, dna_page.alpha_grid(), dna_page.alpha_grid())
     spec = charts.alpha_slider_chart(grid, 0.96, 0.91).to_dict()
     params = {p["name"]: p for p in spec["params"]}
     assert set(params) == {"alpha_synapse", "alpha_cluster"}
@@ -408,7 +412,7 @@ def test_sweep_chart_picks_the_nearest_run():
 
 def test_histogram_of_several_series_uses_fixed_colours_and_sqrt_scale():
     model = tiny_model()
-    spec = charts.histogram_chart(views.probability_histograms(model, full_masks(model), 0.9, 0.9),
+    spec = charts.histogram_chart(dna_page.probability_histograms(model, full_masks(model), 0.9, 0.9),
                                   "Probabilities", "probability").to_dict()
     assert spec["facet"]["field"] == "layer"
     encoding = spec["spec"]["encoding"]

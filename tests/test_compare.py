@@ -15,6 +15,7 @@ from evosynth.storage.runs import RunFolder
 from evosynth.study import compare
 from evosynth.study.compare import ComparisonPlan, Lineage, question_rows, run_comparison
 from evosynth.study.config import RunConfig
+from evosynth.study.methods import METHODS, get_method
 from evosynth.task.model import Architecture, GridDetector
 
 SMOKE = ComparisonPlan("test", RunConfig(preset="smoke", generations=2), precisions=("fp32", "int8"),
@@ -162,6 +163,32 @@ def test_resuming_a_comparison_redoes_only_unfinished_generations(comparison, da
     again = run_comparison(SMOKE, runs, data_dir)
     assert redone == [2]
     pd.testing.assert_frame_equal(again, table)  # the redone generation replays bit for bit
+
+
+def test_every_registered_method_runs_through_the_same_generation_step(comparison, data_dir):
+    runs, _ = comparison
+    config = SMOKE.reference
+    reference = RunFolder(runs / config.name)
+    parent = reference.load(1)  # the shared ancestor every lineage starts from
+    data = compare.load_task_data(config, data_dir)
+    assert set(METHODS) == {"evolution", *compare.BASELINES}
+    for key in METHODS:
+        lineage = Lineage(key, config)
+        result = compare.run_generation(config, data, 2, parent, lineage.decider(reference))
+        stored = RunFolder(runs / lineage.name).load(2)  # what the lineage bred: the step replays it bit for bit
+        for quantity in ("synapses", "clusters", "macs", "widths", "precision_score", "recall", "ap50"):
+            assert result.metrics[quantity] == stored.metrics[quantity], (key, quantity)
+        assert all(torch.equal(result.masks[name], stored.masks[name]) for name in stored.masks), key
+        assert stored.metrics.get("method", "evolution") == key
+
+
+def test_an_unknown_method_is_refused_with_the_known_ones_listed():
+    known = "choose one of evolution, l1-filter, imp"
+    with pytest.raises(ValueError, match=f"unknown method 'snip'; {known}"):
+        get_method("snip")
+    with pytest.raises(ValueError, match=f"unknown method 'snip'; {known}"):
+        Lineage("snip", SMOKE.reference)
+    assert compare.METHOD_LABELS == {key: method.label for key, method in METHODS.items()}
 
 
 def test_pareto_front_keeps_only_undominated_points():

@@ -11,24 +11,22 @@ import numpy as np
 import pytest
 import torch
 
-from evosynth.task import data
-from evosynth.task.data import (
-    DATASETS,
-    SPLITS,
-    DetectionData,
+from evosynth.task import digits
+from evosynth.task.dataset import SPLITS, DetectionData
+from evosynth.task.digits import (
     DigitsSpec,
-    load_dataset,
     load_digits_detection,
     mnist_digits,
     mnist_split_indices,
     render_split,
 )
+from evosynth.task.registry import DATASETS, load_dataset
 
 SMALL = DigitsSpec(n_train=40, n_val=10, n_test=10, seed=3)
 
 
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, data.RenderedSplit]:
+def rendered() -> dict[str, digits.RenderedSplit]:
     return {split: render_split(SMALL, split, with_masks=True) for split in SPLITS}
 
 
@@ -47,20 +45,20 @@ def test_mnist_source_is_read_as_digits() -> None:
     assert pixels.max() == 255 and (pixels.reshape(5000, -1) > 0).sum(1).min() > 20
 
 
-def test_same_spec_gives_identical_data(rendered: dict[str, data.RenderedSplit]) -> None:
+def test_same_spec_gives_identical_data(rendered: dict[str, digits.RenderedSplit]) -> None:
     again = render_split(SMALL, "train", with_masks=True)
     assert np.array_equal(again.images, rendered["train"].images)
     assert all(np.array_equal(a, b) for a, b in zip(again.boxes, rendered["train"].boxes, strict=True))
     assert all(np.array_equal(a, b) for a, b in zip(again.sources, rendered["train"].sources, strict=True))
 
 
-def test_other_seed_or_split_gives_other_data(rendered: dict[str, data.RenderedSplit]) -> None:
+def test_other_seed_or_split_gives_other_data(rendered: dict[str, digits.RenderedSplit]) -> None:
     other = render_split(replace(SMALL, seed=4), "val")
     assert not np.array_equal(other.images, rendered["val"].images)
     assert not np.array_equal(rendered["val"].images, rendered["test"].images)
 
 
-def test_splits_use_disjoint_mnist_digits(rendered: dict[str, data.RenderedSplit]) -> None:
+def test_splits_use_disjoint_mnist_digits(rendered: dict[str, digits.RenderedSplit]) -> None:
     indices = mnist_split_indices()
     pixels, labels = mnist_digits()
     assert [len(indices[s]) for s in SPLITS] == [3500, 500, 1000]
@@ -75,7 +73,7 @@ def test_splits_use_disjoint_mnist_digits(rendered: dict[str, data.RenderedSplit
     assert not any(pixels[i].tobytes() in train_rows for i in held_out)
 
 
-def test_boxes_are_inside_and_tight_around_visible_ink(rendered: dict[str, data.RenderedSplit]) -> None:
+def test_boxes_are_inside_and_tight_around_visible_ink(rendered: dict[str, digits.RenderedSplit]) -> None:
     size = SMALL.canvas
     for split in SPLITS:
         r = rendered[split]
@@ -94,7 +92,7 @@ def test_boxes_are_inside_and_tight_around_visible_ink(rendered: dict[str, data.
                 assert deviation.max() < 40
 
 
-def test_box_counts_and_sizes_in_range(rendered: dict[str, data.RenderedSplit]) -> None:
+def test_box_counts_and_sizes_in_range(rendered: dict[str, digits.RenderedSplit]) -> None:
     counts = np.array([len(b) for r in rendered.values() for b in r.boxes])
     assert counts.max() <= SMALL.digits[1]
     assert (counts >= SMALL.digits[0]).mean() > 0.9  # a few digits may lose their box to occlusion
@@ -123,7 +121,7 @@ def test_cache_round_trip_equals_fresh_generation(tmp_path: Path, monkeypatch: p
     def no_generation(*_: object, **__: object) -> None:
         raise AssertionError("a cached data set must not be generated again")
 
-    monkeypatch.setattr(data, "render_split", no_generation)
+    monkeypatch.setattr(digits, "render_split", no_generation)
     cached = load_digits_detection(SMALL, tmp_path)
     assert_same(fresh, cached)
     for split in SPLITS:

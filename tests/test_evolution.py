@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from evosynth.book.views import inheritance
+from evosynth.book.pages.generation import inheritance
 from evosynth.core.precision import is_representable
 from evosynth.errors import CheckpointError, ConfigMismatchError
 from evosynth.storage.runs import RunFolder

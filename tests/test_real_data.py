@@ -21,10 +21,11 @@ from evosynth.study.config import PRESETS, Preset, RunConfig
 from evosynth.study.evolution import evolve
 from evosynth.task import download, imageset
 from evosynth.task.coco import load_coco
-from evosynth.task.data import DATASETS, SPLITS, DetectionData, load_dataset
+from evosynth.task.dataset import SPLITS, DetectionData
 from evosynth.task.download import PENNFUDAN, Archive
 from evosynth.task.imageset import ImageSetSpec, split_indices
 from evosynth.task.pennfudan import load_pennfudan, read_pennfudan
+from evosynth.task.registry import DATASETS, load_dataset
 from evosynth.task.training import TrainingBudget
 
 # The workplace's copy beside the checkout (../shared/data), wherever the checkout is; EVOSYNTH_PENNFUDAN overrides.

@@ -17,19 +17,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evosynth.core.environment import ENVIRONMENT_MODELS
-from evosynth.core.precision import PRECISIONS
 from evosynth.errors import EvosynthError
-from evosynth.study.config import (
-    CHANNEL_MULTIPLES,
-    DEFAULT_ALPHA_CLUSTER,
-    DEFAULT_ALPHA_SYNAPSE,
-    DEFAULT_ENVIRONMENT,
-    PRESETS,
-    RunConfig,
-    default_preset,
-)
-from evosynth.task.data import DATASETS
+from evosynth.study.config import RunConfig
 
 
 def _alphas(text: str) -> tuple[float, ...]:
@@ -45,45 +34,12 @@ def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--generations", type=int, default=13, help="generations including the ancestor (13)")
-    parser.add_argument("--alpha-synapse", type=float, default=DEFAULT_ALPHA_SYNAPSE,
-                        help=f"environmental factor for synapses, in (0, 1] ({DEFAULT_ALPHA_SYNAPSE})")
-    parser.add_argument("--alpha-cluster", type=float, default=DEFAULT_ALPHA_CLUSTER,
-                        help=f"environmental factor for clusters (filters), in (0, 1] ({DEFAULT_ALPHA_CLUSTER})")
-    parser.add_argument("--environment", choices=ENVIRONMENT_MODELS, default=DEFAULT_ENVIRONMENT,
-                        help=f"how alpha acts on the probabilities ({DEFAULT_ENVIRONMENT})")
-    parser.add_argument("--seed", type=int, default=0, help="run seed: same seed, same offspring (0)")
-    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp16",
-                        help="synaptic precision restriction after training (fp16; fp32 = none)")
-    parser.add_argument("--preset", choices=list(PRESETS), default=None,
-                        help="paper = the full study; smoke = tiny and fast, for tests; pedestrians = photographs "
-                             "(the first made for --data: paper for digits, pedestrians for pennfudan and coco)")
-    parser.add_argument("--data", choices=list(DATASETS), default="digits",
-                        help="digits = generated (default); pennfudan, coco = read from --data-dir")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="the data set's folder, for pennfudan (PennFudanPed/) and coco (annotations.json and "
-                             "its images)")
-    parser.add_argument("--category", default=None,
-                        help="coco: the category that is the one class (default: the only one)")
-    parser.add_argument("--channel-multiple", type=int, choices=CHANNEL_MULTIPLES, default=1,
-                        help="round each layer's kept filters to a multiple of this, by strength (1 = off)")
+    RunConfig.add_arguments(parser)  # one option per run setting, derived from RunConfig's fields
     _add_cache_dir(parser)
 
 
 def _config(arguments: argparse.Namespace) -> RunConfig:
-    return RunConfig(
-        preset=arguments.preset or default_preset(arguments.data),
-        environment=arguments.environment,
-        alpha_synapse=arguments.alpha_synapse,
-        alpha_cluster=arguments.alpha_cluster,
-        precision=arguments.precision,
-        seed=arguments.seed,
-        generations=arguments.generations,
-        data=arguments.data,
-        data_root=None if arguments.data_dir is None else str(arguments.data_dir),
-        category=arguments.category,
-        channel_multiple=arguments.channel_multiple,
-    )
+    return RunConfig.from_parameters(vars(arguments))
 
 
 def _evolve(arguments: argparse.Namespace) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import evosynth.storage.runs
-import evosynth.task.data
+import evosynth.task.cache
 from evosynth.cli import main
 from evosynth.storage.files import atomic_write
 
@@ -47,7 +47,7 @@ def _arm_writes(kind: str, target: int) -> None:
 
         return atomic_write(path, half_then_die)
 
-    for module in (evosynth.storage.runs, evosynth.task.data):
+    for module in (evosynth.storage.runs, evosynth.task.cache):
         module.atomic_write = faulty_write  # type: ignore[attr-defined]
 
 

@@ -1,8 +1,9 @@
-"""The study batch: Papermill executes the generation notebook once per generation, then the other notebooks,
-into the book's source tree; Jupyter Book renders them as they are.
+"""The study batch: every run is computed by the library (``evolve``), then Papermill executes the generation
+notebook once per generation and the other notebooks into the book's source tree; Jupyter Book renders them as
+they are.
 
-A generation notebook performs its generation through the library (or loads it when the run has it), so the
-batch resumes like the evolution does: a rerun skips the generation notebooks that finished and redoes the rest.
+Runs resume generation by generation, and a rerun of the batch skips the generation notebooks that finished.
+A generation notebook opened on its own computes its generation when the run lacks it, through the same library.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,11 @@ class NotebookFailed(EvosynthError):
 
 
 KERNEL_START_LIMIT_S = 120  # a kernel starts in 2-5 s here; longer means it will not start
-# How long one cell may run, per notebook, in seconds. Sized from measured cell times (2-core CPU): the slowest
-# generation cell trains the ancestor (about 150 s on the AMD EPYC kind, 300 s on the Intel Xeon kind); the
-# chapters' slowest cells (the reduced comparison's lineages, the DNA page's probability grid) take under a
-# minute on the AMD kind. Six times the slowest measured cell leaves room for a slower machine and a loaded one;
-# a cell that is still running then is not going to end, and the batch says so instead of waiting for ever.
+# How long one cell may run, per notebook, in seconds, sized from measured times on the 2-core CPU kinds: the
+# slowest generation cell (where the run lacks the generation) trains the ancestor, 150 s on the AMD EPYC kind and
+# 300 s on the Intel Xeon kind; the five chapters of the default study took 2 min 50 s together on the AMD kind,
+# the reduced comparison's cell (it trains its lineages) the most of it. Six times the slowest leaves room for a
+# slower or loaded machine; a cell still running then is not going to end, and the batch says so.
 GENERATION_CELL_LIMIT_S = 1800
 CHAPTER_CELL_LIMIT_S = 900
 # The full comparison computes 13 generations of every lineage (each with its own ancestors) in one cell: about an
@@ -87,7 +88,7 @@ def execute(job: NotebookJob, cwd: Path = REPO_ROOT) -> None:
     A failing cell, a cell past its limit and a kernel that died or did not start are all a ``NotebookFailed``
     naming the notebook and the cell, with the executed copy kept (and marked failed, so a rerun redoes it).
     A notebook that timed out is not retried automatically: with live widgets kept out of headless runs (see
-    ``views.live_controls``) nothing here is known to hang by chance, so a timeout means a machine too slow for
+    ``display.live_controls``) nothing here is known to hang by chance, so a timeout means a machine too slow for
     the limit or a regression, and a retry would only double the wait; the batch resumes, so rerunning the
     command redoes just this notebook.
     """
@@ -163,8 +164,8 @@ def execute_all(jobs: Sequence[NotebookJob], cwd: Path = REPO_ROOT, skip_done: b
 
 
 def generation_jobs(config: RunConfig, run_dir: Path, cache_dir: Path, generated: Path) -> list[NotebookJob]:
-    """One job per generation; the notebook's parameters are the run configuration's fields."""
-    common = {**asdict(config), "run_dir": str(run_dir.resolve()), "cache_dir": str(cache_dir.resolve())}
+    """One job per generation; the notebook's parameters are the run configuration's settings."""
+    common = {**config.parameters(), "run_dir": str(run_dir.resolve()), "cache_dir": str(cache_dir.resolve())}
     return [
         NotebookJob(NOTEBOOKS / "generation.md", generated / f"gen_{number:02d}.ipynb",
                     {**common, "generation": number}, GENERATION_CELL_LIMIT_S)
@@ -273,12 +274,15 @@ def alpha_explorer_sweep(plan: StudyPlan, grid: SweepGrid | None) -> dict[str, A
 
 
 def run_study(plan: StudyPlan) -> Path:
-    """Evolve through the generation notebooks, run the sweep, measure speed, execute the study notebooks, build
-    the book."""
+    """Compute every run the study shows, measure speed, execute the pages, build the book.
+
+    Every run, on every data set, is computed one way: by ``evolve`` (resumable, generation by generation). The
+    pages only read what the runs hold, so a page's execution never trains.
+    """
     grid = load_sweep(plan.sweep_file) if plan.sweep_file else None  # a bad sweep file fails before any work
     run_dir = plan.runs_dir / plan.config.name
     generated = plan.book_dir / "generated"
-    execute_all(generation_jobs(plan.config, run_dir, plan.cache_dir, generated), skip_done=True)
+    evolve(plan.config, run_dir, plan.cache_dir)
     explorer = alpha_explorer_sweep(plan, grid)
     if not (run_dir / BENCH_FILE).is_file():  # a rerun keeps the measurement; `evosynth bench` redoes it
         benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
@@ -287,5 +291,6 @@ def run_study(plan: StudyPlan) -> Path:
         pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)
         pedestrians_dir = plan.runs_dir / pedestrians.name
         evolve(pedestrians, pedestrians_dir, plan.cache_dir)
+    execute_all(generation_jobs(plan.config, run_dir, plan.cache_dir, generated), skip_done=True)
     execute_all(study_jobs(plan, run_dir, explorer, generated, pedestrians_dir))
     return build_book(plan.book_dir)

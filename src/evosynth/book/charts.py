@@ -1,5 +1,6 @@
-"""Altair charts of the study: each takes a DataFrame from ``evosynth.book.views`` (or ``report``/``sweep``)
-and returns a titled chart whose axes name their units, readable without the code that made it.
+"""Altair charts of the study: each takes a DataFrame from a page module (``evosynth.book.pages``) or from the
+study (``report``, ``sweep``, ``capacity``) and returns a titled chart whose axes name their units, readable
+without the code that made it.
 
 Charts with sliders bind Vega-Lite parameters to range inputs and filter data precomputed in Python, so they
 work in the static book (no kernel). Call ``evosynth.book.offline.enable_offline_altair()`` before showing them.
@@ -11,8 +12,6 @@ from collections.abc import Sequence
 
 import altair as alt
 import pandas as pd
-
-from evosynth.study.capacity import AS_EVOLVED
 
 # one colour per meaning, the same on every page
 PARENT_COLOR = "#9e9e9e"
@@ -33,7 +32,7 @@ def _layer_order(frame: pd.DataFrame) -> list[str]:
 
 
 def law_chart(frame: pd.DataFrame) -> alt.Chart:
-    """The synapse law P(s=1|w) = exp(|w|/Z - 1) (``views.law_frame``)."""
+    """The synapse law P(s=1|w) = exp(|w|/Z - 1) (``pages.dna.law_frame``)."""
     return (
         alt.Chart(frame, title=alt.Title("The synaptic DNA: P(s=1|w) = exp(|w|/Z − 1)",
                                          subtitle="Z: the layer's largest surviving |w|"))
@@ -121,7 +120,7 @@ def _fraction_panels(base: alt.Chart, order: list[str]) -> tuple[alt.Chart, alt.
 
 
 def expected_fraction_chart(grid: pd.DataFrame) -> alt.HConcatChart:
-    """Expected fraction kept per layer for one pair of alphas (a one-point ``views.expected_survivors_grid``)."""
+    """Expected fraction kept per layer for one pair of alphas (a one-point ``pages.dna.expected_survivors_grid``)."""
     alpha_s, alpha_c = float(grid["alpha_synapse"].iloc[0]), float(grid["alpha_cluster"].iloc[0])
     clusters, synapses = _fraction_panels(alt.Chart(grid), _layer_order(grid))
     return alt.hconcat(clusters, synapses).properties(title=alt.Title(
@@ -132,7 +131,7 @@ def expected_fraction_chart(grid: pd.DataFrame) -> alt.HConcatChart:
 def alpha_slider_chart(grid: pd.DataFrame, alpha_synapse: float, alpha_cluster: float) -> alt.HConcatChart:
     """Expected fraction of clusters and synapses kept per layer, both environment models, under two sliders.
 
-    ``grid`` comes from ``views.expected_survivors_grid``; the sliders start at the given alphas and pick the
+    ``grid`` comes from ``pages.dna.expected_survivors_grid``; the sliders start at the given alphas and pick the
     nearest precomputed grid point in the browser, so the chart needs no kernel.
     """
     alphas_s = sorted(grid["alpha_synapse"].unique())
@@ -170,7 +169,7 @@ def _half_step(values: Sequence[float]) -> float:
 
 
 def lineage_chart(sizes: pd.DataFrame) -> alt.HConcatChart:
-    """Clusters and synapses per layer of a generation next to its parent's (``views.lineage_sizes``)."""
+    """Clusters and synapses per layer of a generation next to its parent's (``pages.generation.lineage_sizes``)."""
     networks = list(sizes["network"].drop_duplicates())
     colors = [PARENT_COLOR, CHILD_COLOR] if len(networks) == 2 else [CHILD_COLOR]
     order = _layer_order(sizes)
@@ -226,7 +225,7 @@ def cluster_fate_chart(frame: pd.DataFrame) -> alt.Chart:
 
 
 def training_curve_chart(curve: pd.DataFrame, best_epoch: int | None = None) -> alt.HConcatChart:
-    """Training loss and validation AP50 per epoch (``views.curve_frame``); a rule marks the kept epoch."""
+    """Training loss and validation AP50 per epoch (``pages.generation.curve_frame``); a rule marks the kept epoch."""
     epoch_axis = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
 
     def panel(
@@ -276,7 +275,7 @@ def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str
 
 
 def detections_chart(frame: pd.DataFrame, columns: int = 4, size: int = 130) -> alt.FacetChart:
-    """Test images with ground-truth boxes and detections (``views.detections_frame``)."""
+    """Test images with ground-truth boxes and detections (``pages.generation.detections_frame``)."""
     width = float(frame.loc[frame["kind"] == "image", "x2"].max())
     height = float(frame.loc[frame["kind"] == "image", "y2"].max())
     x = alt.X("x1:Q", title="x (pixels)", scale=alt.Scale(domain=[0, width], nice=False))
@@ -364,10 +363,12 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
     )
 
 
-def capacity_chart(table: pd.DataFrame, tolerance: float = 2.0) -> alt.FacetChart:
+def capacity_chart(table: pd.DataFrame, *, evolved_label: str, tolerance: float = 2.0) -> alt.FacetChart:
     """Size or synthesis? Change in precision, recall and AP50 against generation 1 for each generation as evolved,
-    trained on to convergence and rebuilt from scratch (``capacity.capacity_table``); the band is ±``tolerance``."""
-    evolved = table[table["network"] == AS_EVOLVED].set_index("generation")
+    trained on to convergence and rebuilt from scratch (``capacity.capacity_table``); the band is ±``tolerance``.
+    ``evolved_label`` is the table's ``network`` of each generation as the run bred it (``capacity.AS_EVOLVED``):
+    its sizes name the panels."""
+    evolved = table[table["network"] == evolved_label].set_index("generation")
     frame = table.assign(panel=[f"gen {g} as evolved: {evolved.at[g, 'synapse_reduction']:.1f}× fewer synapses, "
                                 f"{evolved.at[g, 'mac_reduction']:.1f}× fewer MACs" for g in table["generation"]])
     order = list(dict.fromkeys(frame["network"]))
@@ -453,7 +454,7 @@ def sweep_chart(sweep: pd.DataFrame, start: float | None = None) -> alt.HConcatC
 
 
 def alpha_summary_chart(final: pd.DataFrame) -> alt.HConcatChart:
-    """Final synapse reduction, MAC reduction and AP50 against alpha_cluster (``views.final_generations``)."""
+    """Final synapse reduction, MAC reduction and AP50 against alpha_cluster (``pages.explorer.final_generations``)."""
     x = alt.X("alpha_cluster:Q", title="α cluster", scale=alt.Scale(zero=False))
 
     def panel(field: str, title: str, y_title: str, color: str, domain: list[float] | None = None) -> alt.Chart:

@@ -30,6 +30,9 @@ ARCHITECTURE = "architecture.json"
 CURVE = "curve.json"
 METRICS = "metrics.json"
 CONFIG = "config.json"
+# The layout of config.json (its identity's keys included); a folder of another version, or of none, is refused
+# rather than read. Raise it with any change to what a run folder holds or how its identity is keyed.
+FORMAT_VERSION = 1
 MASK_PREFIX = "mask:"
 
 
@@ -83,17 +86,14 @@ class RunFolder:
                 "configuration; restore that file, or delete the folder to start over"
             )
         config = {**identity, "generations": generations} if generations is not None else identity
-        write_json(path, {"identity": identity, "config": config})
+        write_json(path, {"format_version": FORMAT_VERSION, "identity": identity, "config": config})
 
     def identity_differences(self, identity: dict[str, Any]) -> list[str]:
         """The keys in which the stored run's identity differs from ``identity`` (empty: the same run).
 
-        Raises CheckpointError when config.json is missing, unreadable or not a run configuration."""
-        path = self.root / CONFIG
-        stored = read_json(path)
-        if not isinstance(stored, dict) or not isinstance(stored.get("identity"), dict):
-            raise CheckpointError(f"{path} is not a run configuration (no identity); restore it or delete the run")
-        stored_identity = stored["identity"]
+        Raises CheckpointError when config.json is missing, unreadable, not a run configuration or of another
+        format version."""
+        stored_identity = self._read_config()["identity"]
         identity = json.loads(json.dumps(identity))
         return sorted(k for k in set(identity) | set(stored_identity) if identity.get(k) != stored_identity.get(k))
 
@@ -111,7 +111,22 @@ class RunFolder:
                 f"{self.root} is not a run folder (it has no {CONFIG}); give a folder written by `evosynth evolve`, "
                 "such as runs/<run name>"
             )
-        return read_json(self.root / CONFIG)
+        return self._read_config()
+
+    def _read_config(self) -> dict[str, Any]:
+        """config.json, checked: a run configuration (it has an identity) of this format version."""
+        path = self.root / CONFIG
+        stored = read_json(path)
+        if not isinstance(stored, dict) or not isinstance(stored.get("identity"), dict):
+            raise CheckpointError(f"{path} is not a run configuration (no identity); restore it or delete the run")
+        version = stored.get("format_version")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            found = "has no format_version" if version is None else f"has format_version {version!r}"
+            raise CheckpointError(
+                f"{path} {found}; this evosynth reads run folders of format_version {FORMAT_VERSION} only: delete "
+                f"{self.root} to compute the run again"
+            )
+        return stored
 
     def check_lineage(self) -> None:
         """Refuse a folder whose finished generations have a gap: a later generation bred from a parent that is

@@ -25,7 +25,7 @@ from evosynth.errors import CheckpointError
 from evosynth.storage.runs import Generation, RunFolder, read_json, write_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import load_run, load_task_data, restrict_and_measure
-from evosynth.task.data import DetectionData
+from evosynth.task.dataset import DetectionData
 from evosynth.task.model import GridDetector
 from evosynth.task.training import train
 

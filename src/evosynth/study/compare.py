@@ -15,73 +15,37 @@ restriction, the same measurement); lineages differ only in how each offspring i
 ``imp``
     iterative magnitude pruning, 20 % of the remaining synapses per generation and layer, masks only.
 
-A baseline lineage is an ordinary resumable run folder keyed by its parameters: its generation 1 is adopted from
-the evolution run it follows (which shares the study's ancestor), and a rerun loads the generations it has.
+Each method, and each ablation axis, is a small strategy object in ``evosynth.study.methods`` (``METHODS``,
+``ABLATIONS``) that this module looks up. A baseline lineage is an ordinary resumable run folder keyed by its
+parameters: its generation 1 is adopted from the evolution run it follows (which shares the study's ancestor), and a
+rerun loads the generations it has.
 ``run_comparison`` runs every lineage of a plan and writes one tidy table, one row per lineage and generation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
-from evosynth.core.synthesis import LayerDecision
 from evosynth.deploy.benchmark import measured_table
 from evosynth.storage.files import atomic_write
-from evosynth.storage.runs import ARCHITECTURE, METRICS, Generation, RunFolder, read_json
+from evosynth.storage.runs import METRICS, Generation, RunFolder, read_json
 from evosynth.study.config import RunConfig
-from evosynth.study.evolution import (
-    Decide,
-    breed,
-    evolve,
-    load_task_data,
-    parent_layers,
-    run_generation,
-    save_result,
-)
-from evosynth.task.data import DetectionData
-from evosynth.task.model import Architecture
+from evosynth.study.evolution import Decide, breed, evolve, load_task_data, run_generation, save_result
+from evosynth.study.methods import ABLATIONS, METHODS, Method, get_method
+from evosynth.task.dataset import DetectionData
 
-METHOD_LABELS = {
-    "evolution": "evolutionary synthesis",
-    "l1-filter": "L1-norm filter pruning",
-    "imp": "iterative magnitude pruning (masks only)",
-}
-BASELINES: tuple[str, ...] = ("l1-filter", "imp")
-LEVELS: tuple[str, ...] = ("both", "synapse", "cluster")
+METHOD_LABELS = {key: method.label for key, method in METHODS.items()}
+BASELINES: tuple[str, ...] = tuple(key for key, method in METHODS.items() if method.follows)
 SPEED_BACKEND = "torch-eager-fp32"  # runs everywhere; ``evosynth bench`` measures it for every generation
 SPEED_COLUMNS: tuple[str, ...] = ("latency_ms_batch1", "throughput_fps_batch32")
 QUALITY_COLUMNS = {"precision_score": "precision", "recall": "recall", "ap50": "AP50"}
-QUESTIONS: tuple[str, ...] = ("methods", "precision", "level", "seed")
-
-
-def level_config(config: RunConfig, level: str) -> RunConfig:
-    """The run that synthesizes at one level only: an alpha of 1 in the budget environment keeps every entry."""
-    if level not in LEVELS:
-        raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
-    if level != "both" and config.environment != "budget":
-        raise ValueError("a level is switched off by alpha = 1, which keeps every entry only in the budget "
-                         f"environment, not in {config.environment!r}")
-    if level == "synapse":
-        return replace(config, alpha_cluster=1.0)
-    if level == "cluster":
-        return replace(config, alpha_synapse=1.0)
-    return config
-
-
-def level_of(alpha_synapse: float, alpha_cluster: float) -> str:
-    """Which levels a budget-environment run synthesizes at (the inverse of ``level_config``)."""
-    if alpha_cluster == 1.0 and alpha_synapse < 1.0:
-        return "synapse"
-    if alpha_synapse == 1.0 and alpha_cluster < 1.0:
-        return "cluster"
-    return "both"
+QUESTIONS: tuple[str, ...] = ("methods", *ABLATIONS)
 
 
 @dataclass(frozen=True)
@@ -93,53 +57,48 @@ class Lineage:
     config: RunConfig
 
     def __post_init__(self) -> None:
-        if self.method not in METHOD_LABELS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHOD_LABELS)}")
+        get_method(self.method)  # an unknown method is refused, the known ones listed
+
+    @property
+    def strategy(self) -> Method:
+        """The method's strategy object (``methods.METHODS``)."""
+        return METHODS[self.method]
 
     @property
     def name(self) -> str:
         """The run folder's name: the evolution's own, or the baseline's parameters."""
-        config = self.config
-        if self.method == "l1-filter":
-            return f"l1filter-{config.name}"
-        if self.method == "imp":  # no environment: it depends on the ancestor (and the preset's budgets) only
-            return f"imp{IMP_FRACTION:g}-layerwise-{config.ancestor_name}"
-        return config.name
+        return self.strategy.run_name(self.config)
 
     def identity(self) -> dict[str, Any]:
         """What a baseline's generations depend on (an evolution's identity is its config's)."""
-        if self.method == "l1-filter":
-            return {"method": self.method, "norm": "L1 over the synapses left (greedy)",
-                    "widths_of": self.config.identity()}
-        if self.method == "imp":
-            shared = {k: v for k, v in self.config.identity().items()
-                      if k not in ("environment", "alpha_synapse", "alpha_cluster")}
-            return {"method": self.method, "fraction": IMP_FRACTION, "scope": "layer-wise", **shared}
-        return self.config.identity()
+        return self.strategy.identity(self.config)
 
     def metrics_fields(self) -> dict[str, Any]:
         """What a baseline's metrics say about the method (its environment and alphas do not apply)."""
-        return {"method": self.method, "environment": None, "alpha_synapse": None, "alpha_cluster": None,
-                "follows": self.config.name, **({"prune_fraction": IMP_FRACTION} if self.method == "imp" else {})}
+        return self.strategy.metrics_fields(self.config)
 
     def decider(self, reference: RunFolder) -> Decide:
-        """How this baseline decides generation ``number`` from its parent."""
-        if self.method == "l1-filter":
-            def by_l1_norm(parent: Generation, number: int) -> dict[str, LayerDecision]:
-                widths = Architecture.from_json(read_json(reference.generation_dir(number) / ARCHITECTURE)).widths
-                return l1_filter_decisions(parent_layers(parent), parent.masks, widths)
+        """How this lineage decides generation ``number`` from its parent (``reference``: its evolution's folder)."""
+        return self.strategy.decider(self.config, reference)
 
-            return by_l1_norm
-        if self.method == "imp":
-            return lambda parent, _: magnitude_decisions(parent_layers(parent), parent.masks, IMP_FRACTION)
-        raise ValueError("an evolution lineage decides by stochastic synthesis; run it with `evolve`")
+    @property
+    def level(self) -> str:
+        return self.strategy.level(self.config)
+
+    def label(self, reference: RunConfig) -> str:
+        """A legend entry: the method, and how an evolution run differs from the reference."""
+        return self.strategy.legend(self.config, reference)
+
+    def is_reference(self, reference: RunConfig) -> bool:
+        """Whether this lineage is the reference evolution run itself."""
+        return not self.strategy.follows and self.config == reference
 
 
 def run_lineage(lineage: Lineage, runs_dir: Path, cache_dir: Path) -> Path:
     """Run (or resume) one lineage into ``runs_dir/<lineage name>``; finished generations are loaded, not redone."""
     reference = RunFolder(runs_dir / lineage.config.name)
     evolve(lineage.config, reference.root, cache_dir)  # the ancestor, and the widths L1 follows
-    if lineage.method == "evolution":
+    if not lineage.strategy.follows:  # the lineage is that evolution run itself
         return reference.root
     folder = RunFolder(runs_dir / lineage.name)
     decide = lineage.decider(reference)
@@ -178,13 +137,14 @@ class ComparisonPlan:
     def lineages(self) -> list[Lineage]:
         """The reference first, then the ablations (each differing from it in one thing), then the baselines."""
         reference = self.reference
-        variants = [
-            *(replace(reference, precision=precision) for precision in self.precisions),
-            *(level_config(reference, level) for level in self.levels),
-            *(replace(reference, seed=seed) for seed in self.seeds),
-        ]
+        variants = [ABLATIONS[axis].vary(reference, value) for axis, values in self.ablations().items()
+                    for value in values]
         evolutions = [reference, *dict.fromkeys(v for v in variants if v != reference)]
         return [Lineage("evolution", c) for c in evolutions] + [Lineage(m, reference) for m in self.baselines]
+
+    def ablations(self) -> dict[str, tuple[Any, ...]]:
+        """Per ablation axis (``methods.ABLATIONS``, in its order), the values the plan varies the reference to."""
+        return {"precision": self.precisions, "level": self.levels, "seed": self.seeds}
 
 
 COMPARISONS: dict[str, ComparisonPlan] = {
@@ -210,18 +170,6 @@ def get_comparison(name: str) -> ComparisonPlan:
 
 def table_path(plan: ComparisonPlan, runs_dir: Path) -> Path:
     return runs_dir / f"comparison-{plan.name}.csv"
-
-
-def _label(lineage: Lineage, reference: RunConfig) -> str:
-    """A legend entry: the method, and how an evolution run differs from the reference."""
-    config = lineage.config
-    if lineage.method != "evolution" or config == reference:
-        return METHOD_LABELS[lineage.method]
-    if config.precision != reference.precision:
-        return f"evolutionary synthesis, {config.precision.upper()}"
-    if config.seed != reference.seed:
-        return f"evolutionary synthesis, seed {config.seed}"
-    return f"evolutionary synthesis, {level_of(config.alpha_synapse, config.alpha_cluster)} level only"
 
 
 def _speeds(folder: Path) -> dict[int, dict[str, float]]:
@@ -252,14 +200,12 @@ def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
         folder = RunFolder(runs_dir / lineage.name)
         speeds = _speeds(folder.root)
         config = lineage.config
-        level = level_of(config.alpha_synapse, config.alpha_cluster) if lineage.method == "evolution" else (
-            "cluster" if lineage.method == "l1-filter" else "synapse")
         for number in range(1, plan.generations + 1):
             metrics = read_json(folder.generation_dir(number) / METRICS)
             rows.append({
-                "method": lineage.method, "label": _label(lineage, plan.reference), "run": lineage.name,
-                "reference": lineage.method == "evolution" and config == plan.reference,
-                "seed": config.seed, "precision": config.precision, "level": level,
+                "method": lineage.method, "label": lineage.label(plan.reference), "run": lineage.name,
+                "reference": lineage.is_reference(plan.reference),
+                "seed": config.seed, "precision": config.precision, "level": lineage.level,
                 "alpha_synapse": metrics["alpha_synapse"], "alpha_cluster": metrics["alpha_cluster"],
                 "generation": number,
                 **{key: metrics[key] for key in ("synapses", "clusters", "parameters", "macs", *QUALITY_COLUMNS)},
@@ -293,11 +239,12 @@ def question_rows(table: pd.DataFrame, question: str) -> pd.DataFrame:
     """
     if question not in QUESTIONS:
         raise ValueError(f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}")
+    follows = table["method"].map(lambda method: get_method(method).follows).astype(bool)
     if question == "methods":
-        return table[(table["method"] != "evolution") | table["reference"]].reset_index(drop=True)
+        return table[follows | table["reference"]].reset_index(drop=True)
     reference = table[table["reference"]].iloc[0]
-    keep = table["method"] == "evolution"
-    for column in ("precision", "level", "seed"):
+    keep = ~follows
+    for column in ABLATIONS:
         if column != question:
             keep &= table[column] == reference[column]
     return table[keep].reset_index(drop=True)

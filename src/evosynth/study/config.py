@@ -2,21 +2,32 @@
 
 A run's identity is everything except the number of generations, so that a longer run resumes a shorter one,
 while a run with other alphas, seed, precision, preset or data set can never write into the same folder.
+
+``RunConfig`` is the one declaration of the run settings (in the manner of open_lth's ``hparams``): each field's
+metadata (``setting``) carries its help text, its choices and how it enters the identity and the sweep files, and
+everything else derives from the dataclass: the CLI options (``add_arguments``), the generation notebook's
+parameters (``parameters``, ``from_parameters``), ``config.json`` (``identity``, ``from_json``) and the sweep-file
+keys (``run_settings``). A new setting is one field.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, replace
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_type_hints
 
-from evosynth.core.environment import Environment, check_alpha
-from evosynth.core.precision import precision_dtype
-from evosynth.task.data import DATASETS, FOLDER_DATASETS, DigitsSpec
+from evosynth.core.environment import ENVIRONMENT_MODELS, Environment, check_alpha
+from evosynth.core.precision import PRECISIONS, precision_dtype
+from evosynth.task.digits import DigitsSpec
 from evosynth.task.imageset import ImageSetSpec
+from evosynth.task.registry import DATASETS, FOLDER_DATASETS
 from evosynth.task.training import TrainingBudget
 
 
@@ -103,23 +114,70 @@ def default_preset(data: str) -> str:
 # Channel rounding: off, or the block sizes that vector units and tensor cores work in.
 CHANNEL_MULTIPLES = (1, 4, 8, 16)
 
-# The fields that name where a run's data comes from; unset for generated digits.
-_SOURCE_FIELDS = ("data_root", "category")
+# How a setting enters a run's identity: always; only where it differs from its default (so that a run that does
+# not use it has the identity, name and ancestor it has without it); or never (how many generations run).
+IdentityRule = Literal["always", "unless_default", "never"]
+# The tables of a sweep file a setting's key may appear in: an axis of [grid], or a key of a [[datasets]] entry.
+SweepTable = Literal["grid", "datasets"]
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    flag: str | None = None,
+    identity: IdentityRule = "always",
+    ancestor: bool = False,
+    sweep: tuple[SweepTable, ...] = ("grid",),
+    fallback: Callable[[Mapping[str, Any]], Any] | None = None,
+) -> Any:
+    """A field of RunConfig and what the front ends derive from it.
+
+    ``help``: the CLI option's help text. ``choices``: the allowed values (from their registry). ``flag``: the CLI
+    option (``--`` and the name with dashes). ``identity``: see ``IdentityRule``. ``ancestor``: generation 1 depends
+    on it. ``sweep``: see ``SweepTable``. ``fallback``: where a front end leaves the setting unset (None), its value
+    is ``fallback(the other settings)`` rather than the default.
+    """
+    metadata = {"help": help, "choices": choices, "flag": flag, "identity": identity, "ancestor": ancestor,
+                "sweep": sweep, "fallback": fallback}
+    return field(default=default, metadata=metadata)
+
+
+def _first_preset_for_data(values: Mapping[str, Any]) -> str:
+    return default_preset(values["data"])
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    preset: str = "paper"
-    environment: str = DEFAULT_ENVIRONMENT
-    alpha_synapse: float = DEFAULT_ALPHA_SYNAPSE
-    alpha_cluster: float = DEFAULT_ALPHA_CLUSTER
-    precision: str = "fp16"
-    seed: int = 0
-    generations: int = 13
-    data: str = "digits"
-    data_root: str | None = None  # the data set's folder, for those read from one (pennfudan, coco); made absolute
-    category: str | None = None  # coco: the category that is the one class (default: the only one)
-    channel_multiple: int = 1  # round every backbone layer's kept clusters to a multiple of this (1 = off)
+    preset: str = setting(
+        "paper", "paper = the full study; smoke = tiny and fast, for tests; pedestrians = photographs (the first made "
+        "for --data: paper for digits, pedestrians for pennfudan and coco)",
+        choices=tuple(PRESETS), sweep=("grid", "datasets"), fallback=_first_preset_for_data)
+    environment: str = setting(
+        DEFAULT_ENVIRONMENT, f"how alpha acts on the probabilities ({DEFAULT_ENVIRONMENT})",
+        choices=ENVIRONMENT_MODELS)
+    alpha_synapse: float = setting(
+        DEFAULT_ALPHA_SYNAPSE, f"environmental factor for synapses, in (0, 1] ({DEFAULT_ALPHA_SYNAPSE})")
+    alpha_cluster: float = setting(
+        DEFAULT_ALPHA_CLUSTER, f"environmental factor for clusters (filters), in (0, 1] ({DEFAULT_ALPHA_CLUSTER})")
+    precision: str = setting(
+        "fp16", "synaptic precision restriction after training (fp16; fp32 = none)", choices=tuple(PRECISIONS),
+        ancestor=True)
+    seed: int = setting(0, "run seed: same seed, same offspring (0)", ancestor=True)
+    generations: int = setting(13, "generations including the ancestor (13)", identity="never")
+    data: str = setting(
+        "digits", "digits = generated (default); pennfudan, coco = read from --data-dir", choices=tuple(DATASETS),
+        ancestor=True, sweep=("datasets",))
+    data_root: str | None = setting(  # made absolute
+        None, "the data set's folder, for pennfudan (PennFudanPed/) and coco (annotations.json and its images)",
+        flag="--data-dir", identity="unless_default", ancestor=True, sweep=("datasets",))
+    category: str | None = setting(
+        None, "coco: the category that is the one class (default: the only one)", identity="unless_default",
+        ancestor=True, sweep=("datasets",))
+    channel_multiple: int = setting(  # every backbone layer's kept clusters
+        1, "round each layer's kept filters to a multiple of this, by strength (1 = off)", choices=CHANNEL_MULTIPLES,
+        identity="unless_default")
 
     def __post_init__(self) -> None:
         self._check_data(get_preset(self.preset))
@@ -180,20 +238,19 @@ class RunConfig:
     def default_out(self) -> Path:
         return Path("runs") / self.name
 
-    def _source_identity(self) -> dict[str, str]:
-        """data_root and category where set: a digits run keeps the identity it had before other data sets
-        existed, so that its existing run folders still resume."""
-        return {name: getattr(self, name) for name in _SOURCE_FIELDS if getattr(self, name) is not None}
+    def _identity_values(self, *, ancestor: bool = False) -> dict[str, Any]:
+        """The settings in the identity by their rule (of the ancestor's settings only, with ``ancestor``)."""
+        return {s.name: getattr(self, s.name) for s in run_settings()
+                if s.identity == "always" or (s.identity == "unless_default" and getattr(self, s.name) != s.default)
+                if s.ancestor or not ancestor}
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes the result of a generation (not how many generations run)."""
-        values = {key: value for key, value in asdict(self).items()
-                  if key not in ("generations", "channel_multiple", *_SOURCE_FIELDS)}
-        values.update(self._source_identity())
-        if self.channel_multiple > 1:  # absent when off, so runs made before the option existed still resume
-            values["channel_multiple"] = self.channel_multiple
-        values["preset_definition"] = self.resolved_preset.to_json()
-        return values
+        return {**self._identity_values(), "preset_definition": self.resolved_preset.to_json()}
+
+    def parameters(self) -> dict[str, Any]:
+        """Every setting by name: the generation notebook's parameters (``from_parameters`` reads them back)."""
+        return {s.name: getattr(self, s.name) for s in run_settings()}
 
     def with_generations(self, generations: int) -> RunConfig:
         return replace(self, generations=generations)
@@ -205,9 +262,8 @@ class RunConfig:
         """
         preset = self.resolved_preset
         identity = {
-            "data": self.data, "seed": self.seed, "precision": self.precision, "data_spec": asdict(preset.data),
-            "widths": preset.widths, "strides": preset.strides, "ancestor_budget": asdict(preset.ancestor),
-            **self._source_identity(),
+            **self._identity_values(ancestor=True), "data_spec": asdict(preset.data), "widths": preset.widths,
+            "strides": preset.strides, "ancestor_budget": asdict(preset.ancestor),
         }
         return json.loads(json.dumps(identity))
 
@@ -223,10 +279,71 @@ class RunConfig:
         return int(number)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunConfig:
-        """The configuration stored in a run folder's config.json."""
-        fields = {key: data[key] for key in ("preset", "environment", "alpha_synapse", "alpha_cluster",
-                                              "precision", "seed", "generations", "data", "channel_multiple",
-                                              *_SOURCE_FIELDS)
-                  if key in data}
-        return cls(**fields)
+    def from_json(cls, data: Mapping[str, Any]) -> RunConfig:
+        """The configuration stored in a run folder's config.json (its identity, and the run's length): a setting
+        the identity leaves out takes its default, one it always holds must be there."""
+        missing = [s.name for s in run_settings() if s.identity == "always" and s.name not in data]
+        if missing:
+            raise ValueError(f"a stored run configuration lacks {', '.join(missing)}")
+        return cls(**{s.name: data[s.name] for s in run_settings() if s.name in data})
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, Any]) -> RunConfig:
+        """The configuration of the settings in ``values`` (parsed CLI options, a notebook's globals, a sweep-file
+        point; other keys are ignored): one missing takes its default, and one with a fallback that is missing or
+        None takes the fallback's value."""
+        given = {s.name: values[s.name] for s in run_settings()
+                 if s.name in values and not (s.fallback is not None and values[s.name] is None)}
+        settled = {s.name: given.get(s.name, s.default) for s in run_settings()}
+        for s in run_settings():
+            if s.fallback is not None and s.name not in given:
+                given[s.name] = s.fallback(settled)
+        return cls(**given)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """A CLI option per setting: its flag, type, default (None where it has a fallback), choices and help."""
+        for s in run_settings():
+            options: dict[str, Any] = {"type": s.kind, "default": None if s.fallback else s.default, "help": s.help}
+            if s.choices is not None:
+                options["choices"] = list(s.choices)
+            else:
+                options["metavar"] = s.flag.removeprefix("--").upper().replace("-", "_")
+            parser.add_argument(s.flag, dest=s.name, **options)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One run setting, as RunConfig declares it: its field, type and ``setting`` metadata."""
+
+    name: str
+    kind: type  # str, int or float; the value may also be None where the default is
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None
+    flag: str
+    identity: IdentityRule
+    ancestor: bool
+    sweep: tuple[SweepTable, ...]
+    fallback: Callable[[Mapping[str, Any]], Any] | None
+
+
+def _value_type(annotation: Any) -> type:
+    """``float`` of ``float``, ``str`` of ``str | None``."""
+    if isinstance(annotation, types.UnionType):
+        [kind] = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return kind
+    return annotation
+
+
+@functools.cache
+def run_settings() -> tuple[Setting, ...]:
+    """RunConfig's settings in field order (the order of the CLI options, parameters and sweep axes)."""
+    hints = get_type_hints(RunConfig)
+    return tuple(
+        Setting(name=f.name, kind=_value_type(hints[f.name]), default=f.default, help=f.metadata["help"],
+                choices=f.metadata["choices"], flag=f.metadata["flag"] or "--" + f.name.replace("_", "-"),
+                identity=f.metadata["identity"], ancestor=f.metadata["ancestor"], sweep=f.metadata["sweep"],
+                fallback=f.metadata["fallback"])
+        for f in fields(RunConfig)
+    )

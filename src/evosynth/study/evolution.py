@@ -21,9 +21,10 @@ from evosynth.core.precision import restrict, rounded, rounding_error, storage_n
 from evosynth.core.synthesis import LayerDecision, generation_generator, synthesize
 from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
-from evosynth.task.data import DetectionData, load_dataset
+from evosynth.task.dataset import DetectionData
 from evosynth.task.metrics import efficiency, evaluate
 from evosynth.task.model import Architecture, GridDetector
+from evosynth.task.registry import load_dataset
 from evosynth.task.training import train
 
 TRAINING_STREAM = 7_919  # offsets the training random stream from the synthesis stream of the same generation

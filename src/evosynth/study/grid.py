@@ -23,6 +23,9 @@ A data set's keys (``data``, ``data_root``, ``category``) go together, so they a
 than axes of their own (a product of data sets and folders would pair folders with the wrong data set). Keys
 left out take ``RunConfig``'s defaults; the preset defaults to the first one made for the data set, as in
 ``evosynth evolve``. Every mistake is refused before anything runs, naming the file and the key.
+
+The keys, their types, their choices and which table they belong in derive from ``RunConfig``'s fields
+(``run_settings``): a new run setting is a new key here without an edit.
 """
 
 from __future__ import annotations
@@ -38,14 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from evosynth.errors import EvosynthError
-from evosynth.study.config import RunConfig, default_preset
+from evosynth.study.config import RunConfig, run_settings
 
 # Grid axes and the type of their values, in RunConfig's field order (the order the points are listed in).
-AXES: dict[str, type] = {
-    "preset": str, "environment": str, "alpha_synapse": float, "alpha_cluster": float, "precision": str,
-    "seed": int, "generations": int, "channel_multiple": int,
-}
-DATASET_KEYS: dict[str, type] = {"data": str, "data_root": str, "category": str, "preset": str}
+AXES: dict[str, type] = {s.name: s.kind for s in run_settings() if "grid" in s.sweep}
+DATASET_KEYS: dict[str, type] = {s.name: s.kind for s in run_settings() if "datasets" in s.sweep}
+_CHOICES: dict[str, tuple[Any, ...]] = {s.name: s.choices for s in run_settings() if s.choices is not None}
 TOP_LEVEL_KEYS = ("name", "grid", "datasets")
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -87,8 +88,7 @@ def load_sweep(path: Path) -> SweepGrid:
     for dataset, values in itertools.product(datasets, itertools.product(*axes.values())):
         fields = {**dict(zip(axes, values, strict=True)), **dataset}
         try:
-            fields.setdefault("preset", default_preset(fields["data"]))  # as `evosynth evolve` picks it
-            points.append(RunConfig(**fields))
+            points.append(RunConfig.from_parameters(fields))  # the preset, where unset, as `evosynth evolve` picks it
         except ValueError as error:
             described = ", ".join(f"{key}={value!r}" for key, value in fields.items())
             raise SweepFileError(f"{path}: the grid point ({described}) is invalid: {error}") from None
@@ -129,17 +129,19 @@ def _values(path: Path, key: str, value: Any) -> list[Any]:
     values = value if isinstance(value, list) else [value]
     if not values:
         raise SweepFileError(f"{path}: {where} is an empty list; give at least one value")
-    checked = [_typed(path, where, item, kind) for item in values]
+    checked = [_typed(path, where, item, kind, key) for item in values]
     if len(set(checked)) != len(checked):
         raise SweepFileError(f"{path}: {where} lists a value twice: {value!r}")
     return checked
 
 
-def _typed(path: Path, where: str, value: Any, kind: type) -> Any:
+def _typed(path: Path, where: str, value: Any, kind: type, key: str) -> Any:
     # bool is an int in Python, but `seed = true` is a mistake; an int is a fine float (alpha = 1).
     accepted = (int, float) if kind is float else (kind,)
     if isinstance(value, bool) or not isinstance(value, accepted):
         raise SweepFileError(f"{path}: {where} must be {_KIND_NAMES[kind]}, got {value!r}")
+    if key in _CHOICES and kind(value) not in _CHOICES[key]:
+        raise SweepFileError(f"{path}: {where} must be one of {', '.join(map(str, _CHOICES[key]))}, got {value!r}")
     return kind(value)
 
 
@@ -153,7 +155,7 @@ def _datasets(path: Path, entries: Any, preset_in_grid: bool) -> list[dict[str, 
         entry = _table(path, where, entry)
         if "data" not in entry:
             raise SweepFileError(f"{path}: {where} has no data (the data set's name)")
-        dataset = {key: _typed(path, f"{where}.{key}", value, _known(path, f"{where}.{key}", key, DATASET_KEYS))
+        dataset = {key: _typed(path, f"{where}.{key}", value, _known(path, f"{where}.{key}", key, DATASET_KEYS), key)
                    for key, value in entry.items()}
         if preset_in_grid and "preset" in dataset:
             raise SweepFileError(f"{path}: preset is given in [grid] and in {where}; give it in one place")

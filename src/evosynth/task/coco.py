@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from evosynth.errors import DataSetError
-from evosynth.task.data import DetectionData
+from evosynth.task.dataset import DetectionData
 from evosynth.task.imageset import AnnotatedImage, ImageSetSpec, load_image_set
 
 ANNOTATIONS = "annotations.json"

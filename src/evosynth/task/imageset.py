@@ -28,7 +28,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from evosynth.errors import DataSetError
-from evosynth.task.data import SPLITS, DetectionData, DetectionSplit, load_cached
+from evosynth.task.cache import load_cached
+from evosynth.task.dataset import SPLITS, DetectionData, DetectionSplit
 
 # Bump when decoding, resizing or the split rule changes: it is part of the cache key.
 IMAGESET_VERSION = 1

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evosynth.task.data import DetectionSplit
+from evosynth.task.dataset import DetectionSplit
 from evosynth.task.model import GridDetector, count_macs
 from evosynth.task.targets import box_iou, decode
 

