@@ -210,3 +210,22 @@ def test_a_call_past_its_limit_returns_instead_of_waiting_and_errors_reach_the_c
     assert call_within(5, "a quick call", lambda: None) is True
     with pytest.raises(ZeroDivisionError):
         call_within(5, "a failing call", lambda: 1 / 0)
+
+
+def test_a_ray_start_past_its_limit_is_stopped_and_named(monkeypatch):
+    import time
+    import types
+
+    import evosynth.study.distributed as distributed
+
+    def stuck_init(**options):
+        time.sleep(60)
+
+    killed = []
+    monkeypatch.setattr(distributed, "RAY_START_LIMIT_S", 1)
+    monkeypatch.setattr(distributed, "_import_ray", lambda: types.SimpleNamespace(init=stuck_init))
+    monkeypatch.setattr(distributed, "stop_local_ray_processes", lambda: killed.append(True) or [])
+    started = time.monotonic()
+    with pytest.raises(distributed.RayStuckError, match="Ray did not start within 1 s"):
+        distributed.start_ray(address="local")
+    assert time.monotonic() - started < 10 and killed == [True]

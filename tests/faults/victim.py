@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
+import evosynth.files
 import evosynth.storage.runs
 import evosynth.task.cache
 from evosynth.cli import main
-from evosynth.storage.files import atomic_write
+from evosynth.files import atomic_write
 
 
 def _die() -> None:
@@ -47,7 +48,7 @@ def _arm_writes(kind: str, target: int) -> None:
 
         return atomic_write(path, half_then_die)
 
-    for module in (evosynth.storage.runs, evosynth.task.cache):
+    for module in (evosynth.files, evosynth.storage.runs, evosynth.task.cache):  # every writer's name
         module.atomic_write = faulty_write  # type: ignore[attr-defined]
 
 

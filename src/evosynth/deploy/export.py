@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from evosynth.core.precision import is_representable
 from evosynth.errors import EvosynthError
-from evosynth.storage.files import atomic_write
+from evosynth.files import atomic_write
 from evosynth.storage.runs import WEIGHTS, Generation, RunFolder, read_json, write_json
 from evosynth.task.model import GridDetector
 

@@ -1,2 +1,2 @@
-"""Storage: ``files`` (atomic writes, folder locks, JSON: below everything) and ``runs`` (a run folder and its
-generations' files, read back into networks)."""
+"""Storage: a run folder and its generations' files (``runs``), read back into networks; written through
+``evosynth.files`` (atomic writes, folder locks, JSON)."""

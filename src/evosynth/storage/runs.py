@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from evosynth.errors import CheckpointError, ConfigMismatchError
-from evosynth.storage.files import atomic_write, exclusive, read_json, write_json
+from evosynth.files import atomic_write, exclusive, read_json, write_json
 from evosynth.task.model import Architecture, GridDetector
 
 WEIGHTS = "weights.safetensors"

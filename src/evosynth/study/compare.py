@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from evosynth.deploy.benchmark import measured_table
-from evosynth.storage.files import atomic_write
+from evosynth.files import atomic_write
 from evosynth.storage.runs import METRICS, Generation, RunFolder, read_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import Decide, breed, evolve, load_task_data, run_generation, save_result

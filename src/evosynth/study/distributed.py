@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -209,13 +210,6 @@ def call_within(limit_s: float, what: str, call: Callable[[], object]) -> bool:
     return not worker.is_alive()
 
 
-class _NotOnMainThread(logging.Filter):
-    """Ray warns that it sets no SIGTERM handler when started outside the main thread; ``call_within`` does that."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "SIGTERM handler is not set" not in record.getMessage()
-
-
 # What the command lines of a local Ray instance's processes contain (its GCS server, raylet, agents and workers).
 RAY_PROCESS_MARKERS = ("gcs_server", "raylet", "ray/_private/", "ray/dashboard/", "ray/autoscaler/", "ray::")
 
@@ -237,18 +231,33 @@ def stop_local_ray_processes() -> list[str]:
 
 
 def start_ray(**init_options: object) -> None:
-    """``ray.init`` within ``RAY_START_LIMIT_S``; a start that hangs is stopped and named."""
+    """``ray.init`` within ``RAY_START_LIMIT_S``; a start that hangs is stopped and named.
+
+    ``ray.init`` runs on the calling thread: Ray's processes die with the thread that started them (Linux's
+    parent-death signal), so it cannot run in a helper thread like ``stop_ray``'s shutdown. A watchdog kills a stuck
+    start's processes and interrupts the waiting thread with SIGINT instead.
+    """
     ray = _import_ray()
-    quiet = _NotOnMainThread()
-    logging.getLogger("ray._private.worker").addFilter(quiet)
-    try:
-        started = call_within(RAY_START_LIMIT_S, "ray.init", lambda: ray.init(**init_options))
-    finally:
-        logging.getLogger("ray._private.worker").removeFilter(quiet)
-    if not started:
+    expired = threading.Event()
+    caller = threading.get_ident()
+
+    def give_up() -> None:
+        expired.set()
         stop_local_ray_processes()
+        signal.pthread_kill(caller, signal.SIGINT)
+
+    watchdog = threading.Timer(RAY_START_LIMIT_S, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        ray.init(**init_options)
+    except (KeyboardInterrupt, Exception) as error:
+        if not expired.is_set():
+            raise
         raise RayStuckError(f"Ray did not start within {RAY_START_LIMIT_S} s (options {init_options}); its logs are "
-                            "under /tmp/ray/session_latest/logs")
+                            "under /tmp/ray/session_latest/logs") from error
+    finally:
+        watchdog.cancel()
 
 
 def stop_ray() -> None:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from evosynth.deploy.benchmark import measured_table
 from evosynth.errors import CheckpointError
-from evosynth.storage.files import atomic_write
+from evosynth.files import atomic_write
 from evosynth.storage.runs import RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run

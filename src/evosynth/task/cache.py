@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from evosynth.storage.files import atomic_write, exclusive
+from evosynth.files import atomic_write, exclusive
 from evosynth.task.dataset import SPLITS, DetectionData, DetectionSplit
 
 CACHE_DATA = "data.safetensors"

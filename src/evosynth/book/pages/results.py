@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from evosynth.deploy.benchmark import BENCH_FILE, bench_table
-from evosynth.storage.files import read_json
+from evosynth.files import read_json
 
 # The paper's own reported numbers (Parse-27k, Jetson TX1): quoted, never computed here.
 PAPER_GENERATIONS = 13
