@@ -26,6 +26,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+STALL_S = 30.0
 
 
 def busy(stop_at: float) -> None:
@@ -53,19 +54,28 @@ def prepare(work: Path) -> dict[str, dict[str, object]]:
     }
 
 
-def execute_once(name: str, parameters: dict[str, object], cell_limit: float, scratch: Path) -> str:
-    """One headless execution: 'passed', 'hung' (a cell ran past ``cell_limit``), or 'failed: ...'."""
-    source = scratch / f"{name}.ipynb"
+def slowest_cell(executed: Path) -> float:
+    """The longest cell of an executed notebook, in seconds (Papermill records each cell's duration)."""
+    if not executed.is_file():
+        return float("nan")
+    cells = json.loads(executed.read_text())["cells"]
+    return max((cell["metadata"].get("papermill", {}).get("duration") or 0.0 for cell in cells), default=0.0)
+
+
+def execute_once(name: str, parameters: dict[str, object], cell_limit: float, scratch: Path) -> tuple[str, float]:
+    """One headless execution: 'passed', 'hung' (a cell ran past ``cell_limit``) or 'failed: ...', and its
+    slowest cell in seconds (every cell of these pages takes well under 10 s when nothing waits)."""
+    source, executed = scratch / f"{name}.ipynb", scratch / f"{name}-out.ipynb"
+    executed.unlink(missing_ok=True)
     jupytext.write(jupytext.read(NOTEBOOKS / f"{name}.md"), source)
     try:
-        papermill.execute_notebook(str(source), str(scratch / f"{name}-out.ipynb"), parameters=parameters,
-                                   kernel_name="python3", progress_bar=False, execution_timeout=cell_limit,
-                                   start_timeout=120)
+        papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name="python3",
+                                   progress_bar=False, execution_timeout=cell_limit, start_timeout=120)
     except CellTimeoutError:
-        return "hung"
+        return "hung", slowest_cell(executed)
     except (PapermillExecutionError, DeadKernelError, RuntimeError) as error:
-        return f"failed: {type(error).__name__}: {str(error)[:200]}"
-    return "passed"
+        return f"failed: {type(error).__name__}: {str(error)[:200]}", slowest_cell(executed)
+    return "passed", slowest_cell(executed)
 
 
 def main() -> None:
@@ -92,21 +102,24 @@ def main() -> None:
                 for process in load:
                     process.start()
             started = time.perf_counter()
-            outcome = execute_once(name, parameters[name], arguments.cell_limit, Path(scratch))
+            outcome, slowest = execute_once(name, parameters[name], arguments.cell_limit, Path(scratch))
             seconds = time.perf_counter() - started
             for process in load:
                 process.terminate()
                 process.join()
-            outcomes.append({"notebook": name, "loaded": loaded, "outcome": outcome, "seconds": round(seconds, 1)})
+            outcomes.append({"notebook": name, "loaded": loaded, "outcome": outcome, "seconds": round(seconds, 1),
+                             "slowest_cell_s": round(slowest, 1)})
             print(f"{index + 1:3d}/{arguments.executions} {name:15} {'loaded' if loaded else 'idle  '} "
-                  f"{outcome} ({seconds:.1f} s)", flush=True)
+                  f"{outcome} ({seconds:.1f} s, slowest cell {slowest:.1f} s)", flush=True)
     counts = Counter(str(o["outcome"]).split(":")[0] for o in outcomes)
+    # a cell that waited this long without hanging is a stall: the same lost message, recovered by chance
+    stalled = sum(1 for o in outcomes if o["outcome"] == "passed" and float(o["slowest_cell_s"]) > STALL_S)
     from evosynth.deploy.benchmark import describe_machine
 
     report = {"machine": describe_machine(), "cell_limit_s": arguments.cell_limit, "executions": len(outcomes),
-              "counts": dict(counts), "outcomes": outcomes}
+              "counts": dict(counts), "stalled_over_s": STALL_S, "stalled": stalled, "outcomes": outcomes}
     print(f"{len(outcomes)} executions: {counts.get('passed', 0)} passed, {counts.get('hung', 0)} hung, "
-          f"{counts.get('failed', 0)} failed")
+          f"{counts.get('failed', 0)} failed; {stalled} passed after a cell stalled over {STALL_S:g} s")
     if arguments.report:
         arguments.report.write_text(json.dumps(report, indent=2))
 
