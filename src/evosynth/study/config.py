@@ -18,7 +18,7 @@ import hashlib
 import json
 import re
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
@@ -125,7 +125,7 @@ def setting(
     default: Any,
     help: str,
     *,
-    choices: tuple[Any, ...] | None = None,
+    choices: Collection[Any] | None = None,
     flag: str | None = None,
     identity: IdentityRule = "always",
     ancestor: bool = False,
@@ -153,7 +153,7 @@ class RunConfig:
     preset: str = setting(
         "paper", "paper = the full study; smoke = tiny and fast, for tests; pedestrians = photographs (the first made "
         "for --data: paper for digits, pedestrians for pennfudan and coco)",
-        choices=tuple(PRESETS), sweep=("grid", "datasets"), fallback=_first_preset_for_data)
+        choices=PRESETS, sweep=("grid", "datasets"), fallback=_first_preset_for_data)
     environment: str = setting(
         DEFAULT_ENVIRONMENT, f"how alpha acts on the probabilities ({DEFAULT_ENVIRONMENT})",
         choices=ENVIRONMENT_MODELS)
@@ -162,12 +162,12 @@ class RunConfig:
     alpha_cluster: float = setting(
         DEFAULT_ALPHA_CLUSTER, f"environmental factor for clusters (filters), in (0, 1] ({DEFAULT_ALPHA_CLUSTER})")
     precision: str = setting(
-        "fp16", "synaptic precision restriction after training (fp16; fp32 = none)", choices=tuple(PRECISIONS),
+        "fp16", "synaptic precision restriction after training (fp16; fp32 = none)", choices=PRECISIONS,
         ancestor=True)
     seed: int = setting(0, "run seed: same seed, same offspring (0)", ancestor=True)
     generations: int = setting(13, "generations including the ancestor (13)", identity="never")
     data: str = setting(
-        "digits", "digits = generated (default); pennfudan, coco = read from --data-dir", choices=tuple(DATASETS),
+        "digits", "digits = generated (default); pennfudan, coco = read from --data-dir", choices=DATASETS,
         ancestor=True, sweep=("datasets",))
     data_root: str | None = setting(  # made absolute
         None, "the data set's folder, for pennfudan (PennFudanPed/) and coco (annotations.json and its images)",
@@ -320,7 +320,7 @@ class Setting:
     kind: type  # str, int or float; the value may also be None where the default is
     default: Any
     help: str
-    choices: tuple[Any, ...] | None
+    choices: Collection[Any] | None  # the registry itself, read when used: a registered preset counts
     flag: str
     identity: IdentityRule
     ancestor: bool

@@ -230,34 +230,48 @@ def stop_local_ray_processes() -> list[str]:
     return killed
 
 
+class _StartInterrupted(BaseException):
+    """Raised in the thread waiting for ``ray.init`` by ``start_ray``'s watchdog (a BaseException, so that no
+    ``except Exception`` inside Ray swallows it)."""
+
+
 def start_ray(**init_options: object) -> None:
     """``ray.init`` within ``RAY_START_LIMIT_S``; a start that hangs is stopped and named.
 
     ``ray.init`` runs on the calling thread: Ray's processes die with the thread that started them (Linux's
     parent-death signal), so it cannot run in a helper thread like ``stop_ray``'s shutdown. A watchdog kills a stuck
-    start's processes and interrupts the waiting thread with SIGINT instead.
+    start's processes and, on the main thread, interrupts the wait with a signal of its own (SIGUSR1, whatever
+    SIGINT's handler is at the time).
     """
     ray = _import_ray()
-    expired = threading.Event()
-    caller = threading.get_ident()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    returned = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _StartInterrupted
 
     def give_up() -> None:
-        expired.set()
+        if returned.is_set():
+            return
         stop_local_ray_processes()
-        signal.pthread_kill(caller, signal.SIGINT)
+        if on_main_thread:
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
 
+    previous = signal.signal(signal.SIGUSR1, interrupt) if on_main_thread else None
     watchdog = threading.Timer(RAY_START_LIMIT_S, give_up)
     watchdog.daemon = True
     watchdog.start()
     try:
         ray.init(**init_options)
-    except (KeyboardInterrupt, Exception) as error:
-        if not expired.is_set():
-            raise
+        returned.set()
+    except _StartInterrupted:
         raise RayStuckError(f"Ray did not start within {RAY_START_LIMIT_S} s (options {init_options}); its logs are "
-                            "under /tmp/ray/session_latest/logs") from error
+                            "under /tmp/ray/session_latest/logs") from None
     finally:
+        returned.set()
         watchdog.cancel()
+        if on_main_thread:
+            signal.signal(signal.SIGUSR1, previous if previous is not None else signal.SIG_DFL)
 
 
 def stop_ray() -> None:

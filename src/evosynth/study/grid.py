@@ -46,7 +46,6 @@ from evosynth.study.config import RunConfig, run_settings
 # Grid axes and the type of their values, in RunConfig's field order (the order the points are listed in).
 AXES: dict[str, type] = {s.name: s.kind for s in run_settings() if "grid" in s.sweep}
 DATASET_KEYS: dict[str, type] = {s.name: s.kind for s in run_settings() if "datasets" in s.sweep}
-_CHOICES: dict[str, tuple[Any, ...]] = {s.name: s.choices for s in run_settings() if s.choices is not None}
 TOP_LEVEL_KEYS = ("name", "grid", "datasets")
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -140,8 +139,9 @@ def _typed(path: Path, where: str, value: Any, kind: type, key: str) -> Any:
     accepted = (int, float) if kind is float else (kind,)
     if isinstance(value, bool) or not isinstance(value, accepted):
         raise SweepFileError(f"{path}: {where} must be {_KIND_NAMES[kind]}, got {value!r}")
-    if key in _CHOICES and kind(value) not in _CHOICES[key]:
-        raise SweepFileError(f"{path}: {where} must be one of {', '.join(map(str, _CHOICES[key]))}, got {value!r}")
+    choices = next((s.choices for s in run_settings() if s.name == key), None)  # read now: registries can grow
+    if choices is not None and kind(value) not in choices:
+        raise SweepFileError(f"{path}: {where} must be one of {', '.join(map(str, choices))}, got {value!r}")
     return kind(value)
 
 
