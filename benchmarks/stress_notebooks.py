@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -103,6 +104,10 @@ def main() -> None:
                     process.start()
             started = time.perf_counter()
             outcome, slowest = execute_once(name, parameters[name], arguments.cell_limit, Path(scratch))
+            if outcome != "passed" or slowest > STALL_S:  # kept for inspection
+                executed = Path(scratch) / f"{name}-out.ipynb"
+                if executed.is_file():
+                    shutil.copy(executed, arguments.work / f"execution-{index + 1:02d}-{name}.ipynb")
             seconds = time.perf_counter() - started
             for process in load:
                 process.terminate()
