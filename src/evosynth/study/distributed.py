@@ -191,8 +191,8 @@ def _import_ray() -> ModuleType:
 def call_within(limit_s: float, what: str, call: Callable[[], object]) -> bool:
     """Run ``call`` in a helper thread and wait for it at most ``limit_s``: True if it returned in time.
 
-    Its exception, if it raised in time, is raised here. Ray's calls block in C, where no signal reaches them, so a
-    thread is the one way to put a limit on them.
+    Its exception, if it raised in time, is raised here. For calls that may run on any thread (``ray.shutdown``);
+    ``ray.init`` may not, see ``start_ray``.
     """
     raised: list[BaseException] = []
 
@@ -263,7 +263,6 @@ def start_ray(**init_options: object) -> None:
     watchdog.start()
     try:
         ray.init(**init_options)
-        returned.set()
     except _StartInterrupted:
         raise RayStuckError(f"Ray did not start within {RAY_START_LIMIT_S} s (options {init_options}); its logs are "
                             "under /tmp/ray/session_latest/logs") from None
