@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from evosynth.core.environment import Environment
+from evosynth.core.environment import CostModel, Environment, budget, cost_alphas
+from evosynth.task.model import Architecture, GridDetector, cost_model, count_macs
 
 
 @pytest.mark.parametrize("alpha", [0.1, 0.37, 0.8, 0.95, 1.0])
@@ -39,3 +40,57 @@ def test_alpha_outside_unit_interval_is_refused(alpha):
 def test_unknown_environment_model_is_named():
     with pytest.raises(ValueError, match="unknown environment model 'famine'"):
         Environment("famine")
+
+
+def _three_layer_cost() -> CostModel:
+    # Layer 0 sees 4x the positions of layer 1 (stride 2), so its filters are dearer: 9 * 64 vs 9 * 16 per pair.
+    return CostModel(factors=(9.0 * 64, 9.0 * 16, 16.0), in_channels=3, head_outputs=5)
+
+
+def test_the_cost_environment_keeps_alpha_of_the_parents_cost_in_expectation():
+    laws = [torch.linspace(0.05, 1.0, 32), torch.linspace(0.05, 1.0, 48)]
+    cost = _three_layer_cost()
+    for alpha in (0.3, 0.7, 0.9):
+        fractions = cost_alphas(laws, cost, alpha)
+        expected = [fraction * len(law) for fraction, law in zip(fractions, laws, strict=True)]
+        assert cost.cost(expected) == pytest.approx(alpha * cost.cost([32, 48]), rel=1e-6)
+    assert cost_alphas(laws, cost, 1.0) == pytest.approx([1.0, 1.0])
+
+
+def test_the_cost_environment_cuts_the_dearer_layer_more_and_keeps_the_strongest_first():
+    law = torch.linspace(0.05, 1.0, 32)
+    cost = _three_layer_cost()
+    dear, cheap = cost.prices([32, 32])
+    assert dear > cheap
+    fractions = cost_alphas([law, law.clone()], cost, 0.6)
+    assert fractions[0] < fractions[1]  # the same DNA, but a filter of layer 0 costs more
+    environments = Environment("cost", 0.9, 0.6).layer_environments([law, law.clone(), torch.ones(5)], cost)
+    kept = environments[0].apply(law, "cluster")
+    assert environments[0].model == "budget" and torch.all(kept[1:] >= kept[:-1])  # ranking by strength kept
+    assert environments[2].alpha_cluster == 1.0  # the head is never cut
+
+
+def test_the_cost_environment_needs_the_network_and_acts_on_synapses_as_the_budget():
+    environment = Environment("cost", 0.8, 0.5)
+    law = torch.linspace(0.1, 1.0, 10)
+    with pytest.raises(ValueError, match="cost model"):
+        environment.layer_environments([law, law], None)
+    with pytest.raises(ValueError, match="whole network"):
+        environment.apply(law, "cluster")
+    assert torch.equal(environment.apply(law, "synapse"), budget(law, 0.8))
+
+
+def test_the_cost_model_counts_the_detectors_macs():
+    architecture = Architecture(3, (32, 48, 64), (2, 2, 2))
+    for size in ((96, 96), (480, 640)):
+        model = GridDetector(architecture)
+        macs = 0
+
+        def count(module, inputs, output):
+            nonlocal macs
+            macs += output.numel() // output.shape[0] * module.in_channels * module.kernel_size[0] ** 2
+
+        for layer in [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]:
+            layer.register_forward_hook(count)
+        model(torch.zeros(1, 3, *size))
+        assert count_macs(architecture, size) == macs == cost_model(architecture, size).cost(architecture.widths)

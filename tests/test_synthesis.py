@@ -73,24 +73,31 @@ def test_synthesize_chains_input_channels():
     assert not decisions["head"].synapse_mask[:, ~decisions["b"].cluster_keep].any()
 
 
-def test_channel_rounding_moves_the_count_to_the_nearest_multiple_by_strength():
+def test_channel_rounding_moves_the_count_to_a_neighbouring_multiple_by_strength_keeping_its_expectation():
     strength = torch.arange(20, dtype=torch.float32)  # cluster c has strength c
     eligible = torch.ones(20, dtype=torch.bool)
     drawn = torch.zeros(20, dtype=torch.bool)
-    drawn[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]] = True  # 12 kept: rounds up to 16
-    rounded = round_cluster_count(drawn, strength, eligible, 8)
-    assert int(rounded.sum()) == 16
-    assert rounded[drawn].all() and rounded[[19, 18, 17, 16]].all()  # the strongest removed come back
-    drawn = torch.zeros(20, dtype=torch.bool)
-    drawn[[2, 5, 7, 9, 11, 13, 15, 17, 19, 1, 3]] = True  # 11 kept: rounds down to 8
-    rounded = round_cluster_count(drawn, strength, eligible, 8)
-    assert int(rounded.sum()) == 8 and not rounded[[1, 2, 3]].any()  # the weakest kept go
+    drawn[[2, 5, 7, 9, 11, 13, 15, 17, 19, 1, 3]] = True  # 11 kept: 8 or 16, 16 with probability 3/8
+    generator = torch.Generator().manual_seed(0)
+    counts = []
+    for _ in range(4000):
+        rounded = round_cluster_count(drawn, strength, eligible, 8, generator)
+        counts.append(int(rounded.sum()))
+        if counts[-1] == 16:
+            assert rounded[drawn].all() and rounded[[18, 16, 14, 12, 10]].all()  # the strongest removed come back
+        else:
+            assert counts[-1] == 8 and not rounded[[1, 2, 3]].any()  # the weakest kept go
+    assert abs(sum(counts) / len(counts) - 11) < 0.2  # the environment's expected shrink is kept
+    on_a_multiple = torch.zeros(20, dtype=torch.bool)
+    on_a_multiple[4:12] = True
+    assert torch.equal(round_cluster_count(on_a_multiple, strength, eligible, 8, generator), on_a_multiple)
     few = torch.zeros(20, dtype=torch.bool)
     few[:3] = True
-    assert int(round_cluster_count(few, strength, eligible, 8).sum()) == 8  # never below one multiple
+    assert all(int(round_cluster_count(few, strength, eligible, 8, generator).sum()) == 8
+               for _ in range(50))  # never below one multiple
     only_six = torch.zeros(20, dtype=torch.bool)
     only_six[:6] = True
-    assert torch.equal(round_cluster_count(few, strength, only_six, 8), only_six)  # cannot exceed the eligible
+    assert torch.equal(round_cluster_count(few, strength, only_six, 8, generator), only_six)  # cannot exceed
 
 
 def test_synthesis_with_channel_rounding_keeps_multiples_of_eight():
@@ -104,3 +111,24 @@ def test_synthesis_with_channel_rounding_keeps_multiples_of_eight():
         assert [int(d.cluster_keep.sum()) % 8 for d in list(decisions.values())[:-1]] == [0, 0]
         assert int(decisions["head"].cluster_keep.sum()) == 5
         assert any(int(plain[n].cluster_keep.sum()) % 8 for n in ("a", "b"))  # rounding did something
+
+
+def test_offspring_of_the_cost_environment_keep_alpha_of_the_parents_macs_on_average():
+    from evosynth.task.model import Architecture, GridDetector, cost_model, count_macs
+
+    torch.manual_seed(0)
+    architecture = Architecture(3, (32, 48, 64, 96), (2, 2, 2, 2))
+    model = GridDetector(architecture)
+    layers = [(name, layer.weight.detach()) for name, layer in model.prunable_layers()]
+    environment = Environment("cost", alpha_synapse=0.9, alpha_cluster=0.6)
+    ratios, first_layer_kept, last_layer_kept = [], [], []
+    for seed in range(40):
+        decisions = list(synthesize(layers, {}, environment, generation_generator(seed, 2),
+                                    cost=cost_model(architecture)).values())
+        widths = tuple(int(d.cluster_keep.sum()) for d in decisions[:-1])
+        ratios.append(count_macs(architecture.with_widths(widths), (96, 96)) / count_macs(architecture, (96, 96)))
+        first_layer_kept.append(widths[0] / 32)
+        last_layer_kept.append(widths[-1] / 96)
+    assert abs(sum(ratios) / len(ratios) - 0.6) < 0.03
+    # The last backbone layer's filters feed only the 5-channel head: the cheapest to keep.
+    assert sum(last_layer_kept) > sum(first_layer_kept)

@@ -12,19 +12,31 @@ Two models of the environment, applied separately to clusters and to synapses:
     c is solved so that sum_i min(1, c * P_i) = alpha * N over the N surviving entries. The ranking by strength is
     kept (the strongest are inherited first, with certainty if the budget allows) and alpha reads directly as
     "keep this fraction", which is what a slider should mean.
+
+``cost`` (clusters; synapses as in ``budget``)
+    The paper's computational environment: alpha_cluster is the fraction of the parent's *cost* the offspring may
+    keep, cost being the multiply-accumulates of the network (``CostModel``). Each cluster has a price, the MACs
+    one more filter of its layer costs (its own convolution and its share of the next layer's); survival is
+    min(1, c * P / price), with c solved so that the expected cost is alpha times the parent's. Within a layer the
+    ranking by strength is the budget's; across layers, a filter of a dear layer must be stronger to survive, so
+    the environment decides how strongly each layer is cut and the offspring are drawn toward what runs fast.
+    The cost is analytical, not measured: a run then replays bit for bit on any machine (measured per-layer times
+    on a shared 2-core machine vary by 5-15 %), and dense MACs are what a compacted network computes. Channel
+    blocks (vector widths) are ``channel_multiple``'s business, not the price's.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 
-EnvironmentModel = Literal["budget", "multiplicative"]
 Level = Literal["synapse", "cluster"]
-ENVIRONMENT_MODELS: tuple[str, ...] = ("budget", "multiplicative")
+COST_MODEL = "cost"
+COST_SOLVE_STEPS = 100  # bisection steps on log c: far below float64's resolution of the expected cost
 
 
 def check_alpha(name: str, value: float) -> float:
@@ -67,7 +79,57 @@ def budget(probabilities: torch.Tensor, alpha: float) -> torch.Tensor:
     return (flat * c).clamp(0.0, 1.0).reshape(probabilities.shape).to(probabilities.dtype)
 
 
-_MODELS = {"budget": budget, "multiplicative": multiplicative}
+LAYER_MODELS = {"budget": budget, "multiplicative": multiplicative}  # a law that acts on one layer by itself
+ENVIRONMENT_MODELS: tuple[str, ...] = (*LAYER_MODELS, COST_MODEL)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The multiply-accumulates of a chain of convolutions as a function of its widths.
+
+    Layer l (data-flow order, head last) costs ``factors[l] * width[l-1] * width[l]``, width[-1] being the input's
+    channels and the head's width its fixed outputs; ``factors[l]`` is its output positions times kernel area.
+    """
+
+    factors: tuple[float, ...]
+    in_channels: int
+    head_outputs: int
+
+    def cost(self, widths: Sequence[float]) -> float:
+        """MACs of the network with these backbone widths (expected, fractional widths allowed)."""
+        chain = [self.in_channels, *widths, self.head_outputs]
+        if len(chain) != len(self.factors) + 1:
+            raise ValueError(f"the cost model has {len(self.factors) - 1} backbone layers, got {len(widths)} widths")
+        return sum(factor * chain[i] * chain[i + 1] for i, factor in enumerate(self.factors))
+
+    def prices(self, widths: Sequence[float]) -> list[float]:
+        """The MACs one more filter of each backbone layer costs: its own convolution and the next layer's input."""
+        chain = [self.in_channels, *widths, self.head_outputs]
+        return [self.factors[i] * chain[i] + self.factors[i + 1] * chain[i + 2] for i in range(len(widths))]
+
+
+def cost_alphas(cluster_probabilities: Sequence[torch.Tensor], cost: CostModel, alpha: float) -> list[float]:
+    """Per backbone layer, the fraction of its clusters the cost environment keeps (expected), so that the
+    offspring's expected cost is ``alpha`` times the parent's. ``cluster_probabilities[l]`` is layer l's DNA, 0
+    for clusters already gone."""
+    laws = [p.reshape(-1).to(torch.float64) for p in cluster_probabilities]
+    widths = [int((p > 0).sum()) for p in laws]
+    prices = cost.prices(widths)
+    mean_price = sum(prices) / len(prices)
+    relative = [law * (mean_price / price) for law, price in zip(laws, prices, strict=True)]
+    target = alpha * cost.cost(widths)
+
+    def expected_widths(log_c: float) -> list[float]:
+        return [float((law * math.exp(log_c)).clamp(max=1.0).sum()) for law in relative]
+
+    low, high = -60.0, 60.0  # c from e^-60 (nothing survives) to e^60 (everything does)
+    for _ in range(COST_SOLVE_STEPS):
+        middle = (low + high) / 2
+        if cost.cost(expected_widths(middle)) < target:
+            low = middle
+        else:
+            high = middle
+    return [kept / width if width else 1.0 for kept, width in zip(expected_widths(high), widths, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -79,7 +141,7 @@ class Environment:
     alpha_cluster: float = 0.9
 
     def __post_init__(self) -> None:
-        if self.model not in _MODELS:
+        if self.model not in ENVIRONMENT_MODELS:
             raise ValueError(
                 f"unknown environment model {self.model!r}; choose one of {', '.join(ENVIRONMENT_MODELS)}"
             )
@@ -95,4 +157,21 @@ class Environment:
 
     def apply(self, probabilities: torch.Tensor, level: Level = "synapse") -> torch.Tensor:
         """P(S_g) from P(S_g | W_{g-1}): impose this environment on one layer's synapse or cluster probabilities."""
-        return _MODELS[self.model](probabilities, self.alpha(level))
+        if self.model == COST_MODEL:
+            if level == "cluster":
+                raise ValueError("the cost environment decides clusters for the whole network (layer_environments)")
+            return budget(probabilities, self.alpha_synapse)
+        return LAYER_MODELS[self.model](probabilities, self.alpha(level))
+
+    def layer_environments(
+        self, cluster_probabilities: Sequence[torch.Tensor], cost: CostModel | None
+    ) -> list[Environment]:
+        """The environment each layer (data-flow order, head last) is sampled in: this one, except under the cost
+        environment, where each backbone layer gets the budget whose cluster alpha the network's cost decided
+        (``cost_alphas``) and the head, whose clusters are never removed, the plain budget."""
+        if self.model != COST_MODEL:
+            return [self] * len(cluster_probabilities)
+        if cost is None:
+            raise ValueError("the cost environment needs the network's cost model")
+        alphas = cost_alphas(cluster_probabilities[:-1], cost, self.alpha_cluster)
+        return [replace(self, model="budget", alpha_cluster=max(alpha, 1e-9)) for alpha in (*alphas, 1.0)]

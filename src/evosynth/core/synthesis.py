@@ -12,9 +12,12 @@ Guards, so that an offspring is always a working detector:
   a backbone cluster that has no surviving synapse left on the kept inputs is removed.
 
 Channel rounding (``channel_multiple``, off by default): CPU and GPU convolution kernels work on channel blocks
-(8 floats per AVX2 register, tensor-core tiles of 8), so a width of 33 costs about as much as 40. With rounding,
-each backbone layer's kept-cluster count is moved to the nearest multiple by strength: the strongest clusters the
-draw removed are added back, or the weakest kept ones removed. The draw still decides which clusters compete.
+(8 floats per AVX2 register, 16 per AVX-512 register, tensor-core tiles of 8), so a width of 33 costs about as
+much as 48. With rounding, each backbone layer's kept-cluster count is moved to one of its two neighbouring
+multiples, by strength: the strongest clusters the draw removed are added back, or the weakest kept ones removed.
+The multiple is chosen at random so that the expected count is the draw's: the environment's shrink per
+generation is kept (rounding to the nearest multiple would hold a layer of 32 whose draw keeps about 29 at 32 for
+ever). The draw still decides which clusters compete.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evosynth.core.environment import Environment
+from evosynth.core.environment import CostModel, Environment
 from evosynth.core.genetics import cluster_probabilities, cluster_strengths, synapse_probabilities
 
 
@@ -45,17 +48,21 @@ def _strongest_synapse(weight: torch.Tensor, allowed: torch.Tensor) -> torch.Ten
 
 
 def round_cluster_count(
-    cluster_keep: torch.Tensor, strength: torch.Tensor, eligible: torch.Tensor, multiple: int
+    cluster_keep: torch.Tensor, strength: torch.Tensor, eligible: torch.Tensor, multiple: int,
+    generator: torch.Generator,
 ) -> torch.Tensor:
-    """Move the number of kept clusters to the nearest multiple of ``multiple`` (halves round up, at least one
-    multiple), adding the strongest eligible removed clusters or dropping the weakest kept ones.
+    """Move the number of kept clusters to a neighbouring multiple of ``multiple`` (the one above with probability
+    (count - the one below) / multiple, so the expected count is unchanged; at least one multiple), adding the
+    strongest eligible removed clusters or dropping the weakest kept ones.
 
     When fewer than ``multiple`` clusters are eligible, all of them are kept; the count cannot exceed the eligible.
     """
     if multiple < 1:
         raise ValueError(f"channel multiple must be at least 1, got {multiple}")
     count, available = int(cluster_keep.sum()), int(eligible.sum())
-    target = max(multiple, (count + multiple // 2) // multiple * multiple)
+    below = count // multiple * multiple
+    round_up = bool(torch.rand((), generator=generator) < (count - below) / multiple)
+    target = max(multiple, below + multiple * round_up)
     target = min(target, available // multiple * multiple) or available
     keep = cluster_keep.clone()
     if target > count:
@@ -111,7 +118,7 @@ def sample_layer(
             cluster_keep[candidates.argmax()] = True
         if channel_multiple > 1:
             strength = cluster_strengths(weight, alive_on_inputs)
-            cluster_keep = round_cluster_count(cluster_keep, strength, has_synapse_left, channel_multiple)
+            cluster_keep = round_cluster_count(cluster_keep, strength, has_synapse_left, channel_multiple, generator)
 
     view = (-1,) + (1,) * (weight.dim() - 1)
     synapse_mask = synapse_draw & alive_on_inputs & cluster_keep.reshape(view)
@@ -134,15 +141,23 @@ def synthesize(
     environment: Environment,
     generator: torch.Generator,
     channel_multiple: int = 1,
+    cost: CostModel | None = None,
 ) -> dict[str, LayerDecision]:
-    """Decide a whole offspring from the parent's prunable layers, given in data-flow order (head last)."""
+    """Decide a whole offspring from the parent's prunable layers, given in data-flow order (head last).
+
+    ``cost`` is the parent's cost model, which the cost environment needs to decide how strongly each layer is cut.
+    """
+    alive = [torch.ones_like(weight, dtype=torch.bool) if masks.get(name) is None else masks[name].to(torch.bool)
+             for name, weight in layers]
+    laws = [cluster_probabilities(weight, mask) for (_, weight), mask in zip(layers, alive, strict=True)]
+    environments = environment.layer_environments(laws, cost)
     decisions: dict[str, LayerDecision] = {}
     input_keep: torch.Tensor | None = None
     for index, (name, weight) in enumerate(layers):
         cluster_keep, synapse_mask = sample_layer(
             weight,
             masks.get(name),
-            environment,
+            environments[index],
             generator,
             input_keep=input_keep,
             keep_all_clusters=index == len(layers) - 1,

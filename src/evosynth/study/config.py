@@ -155,7 +155,9 @@ class RunConfig:
         "for --data: paper for digits, pedestrians for pennfudan and coco)",
         choices=PRESETS, sweep=("grid", "datasets"), fallback=_first_preset_for_data)
     environment: str = setting(
-        DEFAULT_ENVIRONMENT, f"how alpha acts on the probabilities ({DEFAULT_ENVIRONMENT})",
+        DEFAULT_ENVIRONMENT, "how alpha acts on the probabilities: budget = keep this fraction of the count, "
+        "multiplicative = scale every probability, cost = alpha_cluster is the fraction of the parent's "
+        f"multiply-accumulates kept ({DEFAULT_ENVIRONMENT})",
         choices=ENVIRONMENT_MODELS)
     alpha_synapse: float = setting(
         DEFAULT_ALPHA_SYNAPSE, f"environmental factor for synapses, in (0, 1] ({DEFAULT_ALPHA_SYNAPSE})")

@@ -23,7 +23,7 @@ from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.task.dataset import DetectionData
 from evosynth.task.metrics import efficiency, evaluate
-from evosynth.task.model import Architecture, GridDetector
+from evosynth.task.model import Architecture, GridDetector, cost_model
 from evosynth.task.registry import load_dataset
 from evosynth.task.training import train
 
@@ -60,7 +60,7 @@ def synthesis_decider(config: RunConfig) -> Decide:
 
     def decide(parent: Generation, number: int) -> dict[str, LayerDecision]:
         return synthesize(parent_layers(parent), parent.masks, environment, generation_generator(config.seed, number),
-                          config.channel_multiple)
+                          config.channel_multiple, cost_model(parent.model.architecture))
 
     return decide
 

@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from evosynth.core.environment import CostModel
+
 HEAD_OUTPUTS = 5  # coverage logit + (left, top, right, bottom)
+FRAME_SIZE = (480, 640)  # height, width of the camera frame a deployed detector runs on (the paper's unit of fps)
 
 
 @dataclass(frozen=True)
@@ -97,16 +100,19 @@ class GridDetector(nn.Module):
         return layers
 
 
-def count_macs(architecture: Architecture, image_size: tuple[int, int]) -> int:
-    """Dense multiply-accumulates of one forward pass: what the compacted network really computes."""
+def cost_model(architecture: Architecture, image_size: tuple[int, int] = FRAME_SIZE) -> CostModel:
+    """The detector's multiply-accumulates as a function of its widths, on images of ``image_size``."""
     height, width = image_size
-    macs = 0
-    in_channels = architecture.in_channels
     k = architecture.kernel_size
-    for out_channels, stride in zip(architecture.widths, architecture.strides, strict=True):
+    factors = []
+    for stride in architecture.strides:
         height = (height + 2 * (k // 2) - k) // stride + 1
         width = (width + 2 * (k // 2) - k) // stride + 1
-        macs += height * width * out_channels * in_channels * k * k
-        in_channels = out_channels
-    macs += height * width * architecture.head_outputs * in_channels
-    return macs
+        factors.append(float(height * width * k * k))
+    factors.append(float(height * width))  # the 1x1 head
+    return CostModel(tuple(factors), architecture.in_channels, architecture.head_outputs)
+
+
+def count_macs(architecture: Architecture, image_size: tuple[int, int]) -> int:
+    """Dense multiply-accumulates of one forward pass: what the compacted network really computes."""
+    return round(cost_model(architecture, image_size).cost(architecture.widths))

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from evosynth.book.display import histogram, layer_label, prunable_weights
-from evosynth.core.environment import ENVIRONMENT_MODELS, Environment, Level
+from evosynth.core.environment import LAYER_MODELS, Environment, Level
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
 from evosynth.storage.runs import Generation
 from evosynth.task.model import GridDetector
@@ -63,7 +63,7 @@ def probability_histograms(
             dna = cluster_probabilities(weight, mask)
             alive = mask.reshape(weight.shape[0], -1).any(dim=1)
         series = {"P(.|W) (DNA)": dna}
-        for model_name in ENVIRONMENT_MODELS:
+        for model_name in LAYER_MODELS:
             series[f"P(S_g), {model_name}"] = Environment(model_name, alpha_synapse, alpha_cluster).apply(dna, level)
         for label, values in series.items():
             frame = histogram(values[alive].numpy(), bins, 0.0, 1.0)
@@ -207,7 +207,7 @@ def expected_survivors_grid(
     masks: Mapping[str, torch.Tensor],
     alphas_synapse: Sequence[float],
     alphas_cluster: Sequence[float],
-    models: Sequence[str] = ENVIRONMENT_MODELS,
+    models: Sequence[str] = tuple(LAYER_MODELS),
 ) -> pd.DataFrame:
     """``expected_survivors`` (with the whole-network row) for every environment model and pair of alphas."""
     laws = _layer_laws(model, masks)
