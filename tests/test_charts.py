@@ -275,9 +275,11 @@ def test_paper_comparison():
     assert comparison["synapse reduction, generation 1 ÷ last"] == 10.0
     assert comparison["precision change, last − generation 1"] == pytest.approx(3.0)
     assert comparison["recall change, last − generation 1"] == pytest.approx(-3.0)
-    speed = "inference speed-up (measured, batch 1), last ÷ generation 1"
-    assert comparison[speed] is None  # not benchmarked
-    assert results_page.paper_comparison(results_table(), 2.5).set_index("quantity").loc[speed, "this run"] == 2.5
+    speed = "inference speed-up (measured, whole frames, batch 1), last ÷ generation 1"
+    assert comparison[speed] is None and comparison["frames per second, generation 1"] is None  # not benchmarked
+    measured = results_page.paper_comparison(results_table(), (10.0, 25.0)).set_index("quantity")
+    assert measured.loc[speed, "this run"] == 2.5 and measured.loc[speed, "paper (reported)"] == pytest.approx(37 / 7)
+    assert measured.loc["frames per second, last generation", ["paper (reported)", "this run"]].tolist() == [37, 25]
     shown = display.for_display(results_page.paper_comparison(results_table()), index="quantity")
     assert shown.loc[speed, "this run"] == "not measured"
     assert shown.loc["generations", "paper (reported)"] == 13
@@ -374,7 +376,35 @@ def chart_gallery(lineage) -> dict[str, alt.TopLevelMixin]:
         "sweep": charts.sweep_chart(sweep_frame()),
         "summary": charts.alpha_summary_chart(explorer_page.final_generations(sweep_frame())),
         "capacity": charts.capacity_chart(capacity_rows(), evolved_label=AS_EVOLVED),
+        "speed": charts.speed_chart(bench_rows(), "a CPU, 2 cores"),
     }
+
+
+def bench_rows() -> pd.DataFrame:
+    """Two backends on two workloads: "slow-start" gains more from generation 1 to 2, "fast" runs generation 2
+    faster (a deployer picks "fast")."""
+    milliseconds = {("fast", 1): 10.0, ("fast", 2): 4.0, ("slow-start", 1): 40.0, ("slow-start", 2): 5.0}
+    rows = []
+    for workload, (batch, height, width) in {"frame": (1, 480, 640), "thumbnail": (1, 96, 96)}.items():
+        scale = 1.0 if workload == "frame" else 0.05
+        for (backend, generation), ms in milliseconds.items():
+            first = milliseconds[backend, 1] * scale
+            rows.append({"generation": generation, "backend": backend, "workload": workload, "batch_size": batch,
+                         "height": height, "width": width, "macs": 100 // generation, "median_ms": ms * scale,
+                         "q1_ms": ms * scale, "q3_ms": ms * scale, "throughput_fps": batch * 1e3 / (ms * scale),
+                         "speedup_vs_gen1": first / (ms * scale), "mac_reduction": float(generation),
+                         "speedup_per_mac_reduction": first / (ms * scale) / generation})
+    return pd.DataFrame(rows)
+
+
+def test_the_speed_reported_is_the_deployers_choice_the_backend_fastest_on_the_last_generation():
+    chosen = results_page.deployed_speedup(bench_rows(), "frame")
+    assert chosen["backend"] == "fast" and chosen["speedup_vs_gen1"] == pytest.approx(2.5)
+    first = results_page.first_generation_row(bench_rows(), "fast", "frame")
+    assert first["throughput_fps"] == pytest.approx(100.0)
+    spec = charts.speed_chart(bench_rows(), "a CPU").to_dict()
+    assert [panel["title"] for panel in spec["hconcat"]] == ["640×480, batch 1", "96×96, batch 1"]
+    assert spec["hconcat"][0]["encoding"]["y"]["title"] == "frames per second (median)"
 
 
 def test_every_chart_is_titled_with_titled_axes(lineage):

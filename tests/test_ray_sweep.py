@@ -10,6 +10,7 @@ import pytest
 
 from evosynth.book.batch import NOTEBOOKS, NotebookJob, StudyPlan, alpha_explorer_sweep, execute
 from evosynth.cli import main
+from evosynth.deploy.benchmark import SCHEMA_VERSION
 from evosynth.study.config import RunConfig
 from evosynth.study.distributed import (
     QUIET_RAY_ENVIRONMENT,
@@ -72,7 +73,8 @@ def test_a_tiny_sweep_fills_its_table_and_a_rerun_resumes_only_the_missing_run(l
     shutil.rmtree(resumed / "gen_02")
     untouched = {folder: (folder / "gen_02" / "metrics.json").stat().st_mtime_ns for folder in others}
     kept_parent = (resumed / "gen_01" / "metrics.json").stat().st_mtime_ns
-    bench = {"results": [{"generation": 2, "backend": "torch-eager-fp32", "batch_size": 1, "speedup_vs_gen1": 1.5}]}
+    bench = {"schema": SCHEMA_VERSION,
+             "results": [{"generation": 2, "backend": "torch-eager-fp32", "workload": "frame", "speedup_vs_gen1": 1.5}]}
     (others[0] / "bench.json").write_text(json.dumps(bench))
 
     again = run_grid(grid, runs, data_dir)
@@ -82,8 +84,8 @@ def test_a_tiny_sweep_fills_its_table_and_a_rerun_resumes_only_the_missing_run(l
     table = read_sweep_table(again.table).set_index("run")
     assert len(table) == 4 and (resumed / "gen_02" / "metrics.json").is_file()
     assert (resumed / "gen_01" / "metrics.json").stat().st_mtime_ns == kept_parent  # resumed, not redone
-    assert table.loc[others[0].name, "speedup_torch-eager-fp32_b1"] == 1.5
-    assert table["speedup_torch-eager-fp32_b1"].isna().sum() == 3
+    assert table.loc[others[0].name, "speedup_torch-eager-fp32_frame"] == 1.5
+    assert table["speedup_torch-eager-fp32_frame"].isna().sum() == 3
 
     explorer = explorer_runs([], str(again.table))  # the alpha explorer's slice: one run per alpha_cluster
     assert sorted(folder.name for folder in explorer) == sorted(table.index[table["seed"] == 0])

@@ -32,7 +32,7 @@ import evosynth.study.evolution as evolution
 import evosynth.task.training as training
 from evosynth.core.precision import int8_scale, is_representable, restrict, rounded, storage_note
 from evosynth.core.pruning import IMP_FRACTION
-from evosynth.deploy.benchmark import BENCH_FILE, Backend, benchmark_run
+from evosynth.deploy.benchmark import BENCH_FILE, WORKLOADS, Backend, Workload, benchmark_run
 from evosynth.deploy.export import (
     CHECK_BATCHES,
     EXPORT_RECORD,
@@ -50,7 +50,7 @@ from evosynth.study.compare import Lineage, run_lineage
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_task_data, restrict_and_measure
 from evosynth.task.metrics import Quality, evaluate
-from evosynth.task.model import GridDetector
+from evosynth.task.model import FRAME_SIZE, GridDetector
 
 IMAGE_SIZE = (48, 48)  # the smoke preset's canvas
 QUALITY_KEYS = ("precision_score", "recall", "ap50")
@@ -358,28 +358,33 @@ def exported(tmp_path_factory, smoke_run):
     return run, export_run(run)
 
 
-def _onnx_error(path: Path, images: torch.Tensor, reference: torch.Tensor, dtype) -> float:
+def _onnx_error(path: Path, model: GridDetector, inputs: list[torch.Tensor], dtype) -> float:
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     error = 0.0
-    for batch in CHECK_BATCHES:
-        (output,) = session.run(None, {"images": images[:batch].numpy().astype(dtype)})
-        error = max(error, float(np.abs(output.astype(np.float32) - reference[:batch].numpy()).max()))
+    for images in inputs:
+        with torch.inference_mode():
+            reference = model(images)
+        (output,) = session.run(None, {"images": images.numpy().astype(dtype)})
+        error = max(error, float(np.abs(output.astype(np.float32) - reference.numpy()).max()))
     return error
 
 
 def _check_export_record(generation, directory: Path) -> dict:
+    """The record holds the deviations of the graphs on the thumbnails of every check batch and on a frame."""
     record = read(directory / EXPORT_RECORD)
     model = copy.deepcopy(generation.model).eval()
-    shape = (max(CHECK_BATCHES), model.architecture.in_channels, *IMAGE_SIZE)
-    images = torch.rand(shape, generator=torch.Generator().manual_seed(generation.number))
+    channels = model.architecture.in_channels
+    random = torch.Generator().manual_seed(generation.number)
+    images = torch.rand((max(CHECK_BATCHES), channels, *IMAGE_SIZE), generator=random)
+    inputs = [images[:batch] for batch in CHECK_BATCHES] + [torch.rand((1, channels, *FRAME_SIZE), generator=random)]
     with torch.inference_mode():
-        reference = model(images)
+        largest = max(float(model(x).abs().max()) for x in inputs)
     assert record["generation"] == generation.number and record["image_size"] == list(IMAGE_SIZE)
-    assert record["max_abs_error_fp32"] == _onnx_error(directory / ONNX_FP32, images, reference, np.float32)
-    assert record["max_abs_error_fp16"] == _onnx_error(directory / ONNX_FP16, images, reference, np.float16)
+    assert record["max_abs_error_fp32"] == _onnx_error(directory / ONNX_FP32, model, inputs, np.float32)
+    assert record["max_abs_error_fp16"] == _onnx_error(directory / ONNX_FP16, model, inputs, np.float16)
     assert record["max_abs_error_fp16"] > 0  # FP16 activations always move the output
     assert record["fp32_tolerance"] == FP32_TOLERANCE
-    assert record["fp16_tolerance"] == FP16_RELATIVE_TOLERANCE * max(1.0, float(reference.abs().max()))
+    assert record["fp16_tolerance"] == FP16_RELATIVE_TOLERANCE * max(1.0, largest)
     floats = [t for t in model.state_dict().values() if t.is_floating_point()]
     assert record["weights_fp16_exact"] == all(is_representable(t, "fp16") for t in floats)
     assert record["tensorrt"] == (tensorrt_unavailable() or "built")
@@ -422,8 +427,8 @@ def test_bench_json_attributes_each_timing_to_its_own_cell(smoke_run, tmp_path, 
 
     def fake(name):
         def load(target):
-            def prepare(batch):
-                seconds = FAKE_MS[name, target.generation.number] * batch / 1e3
+            def prepare(shape):
+                seconds = FAKE_MS[name, target.generation.number] * shape[0] / 1e3
 
                 def step():
                     clock.now += seconds
@@ -436,15 +441,19 @@ def test_bench_json_attributes_each_timing_to_its_own_cell(smoke_run, tmp_path, 
 
     for name in ("fake-a", "fake-b"):
         monkeypatch.setitem(benchmark.BACKENDS, name, fake(name))
-    bench = benchmark_run(run, backends=("fake-a", "fake-b"), batch_sizes=(1, 4), rounds=3, threads=1,
+    monkeypatch.setitem(benchmark.WORKLOADS, "four", Workload(4, None, "four thumbnails"))
+    bench = benchmark_run(run, backends=("fake-a", "fake-b"), workloads=("thumbnail", "four"), rounds=3, threads=1,
                           sample_ms=10.4, warmup_ms=5.0)
     assert read(run / BENCH_FILE) == json.loads(json.dumps(bench))
     folder = RunFolder(run)
     metrics = {n: folder.load(n).metrics for n in (1, 2)}
-    cells = {(r["backend"], r["generation"], r["batch_size"]): r for r in bench["results"]}
-    assert set(cells) == {(b, g, n) for b in ("fake-a", "fake-b") for g in (1, 2) for n in (1, 4)}
+    cells = {(r["backend"], r["generation"], r["workload"]): r for r in bench["results"]}
+    assert set(cells) == {(b, g, w) for b in ("fake-a", "fake-b") for g in (1, 2) for w in ("thumbnail", "four")}
     timed = 0.0
-    for (backend, generation, batch), cell in cells.items():
+    for (backend, generation, workload), cell in cells.items():
+        batch = WORKLOADS[workload].batch
+        assert (cell["batch_size"], cell["height"], cell["width"]) == (batch, *IMAGE_SIZE)
+        assert cell["macs"] == metrics[generation]["macs"]  # at the training size, what the run recorded
         ms = FAKE_MS[backend, generation] * batch
         approx = pytest.approx(ms, rel=1e-6)
         assert cell["first_call_ms"] == approx and cell["samples_ms"] == [approx] * 3
@@ -459,11 +468,15 @@ def test_bench_json_attributes_each_timing_to_its_own_cell(smoke_run, tmp_path, 
         timed += ms * (1 + 3 * cell["iterations"])
     assert bench["seconds"] * 1e3 >= timed * (1 - 1e-9)  # every timed call happened within the bench's time
     assert bench["generations"] == [
-        {"generation": n, "widths": list(folder.load(n).model.architecture.widths), "macs": metrics[n]["macs"],
-         "parameters": metrics[n]["parameters"]} for n in (1, 2)]
-    assert bench["settings"] == {"threads": 1, "torch_threads": 1, "onnxruntime_intra_op_threads": 1,
-                                 "batch_sizes": [1, 4], "rounds": 3, "sample_ms": 10.4, "warmup_ms": 5.0,
-                                 "image_size": list(IMAGE_SIZE), "baseline_generation": 1}
+        {"generation": n, "widths": list(folder.load(n).model.architecture.widths),
+         "macs_training_size": metrics[n]["macs"], "parameters": metrics[n]["parameters"]} for n in (1, 2)]
+    assert bench["settings"] == {
+        "threads": 1, "rounds": 3, "sample_ms": 10.4, "warmup_ms": 5.0, "training_size": list(IMAGE_SIZE),
+        "baseline_generation": 1,
+        "workloads": {"thumbnail": {"batch_size": 1, "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1],
+                                    "description": WORKLOADS["thumbnail"].description},
+                      "four": {"batch_size": 4, "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1],
+                               "description": "four thumbnails"}}}
     assert bench["backends"] == {n: {"arithmetic": f"{n} arithmetic"} for n in ("fake-a", "fake-b")}
     assert bench["skipped"] == {}
 
@@ -473,10 +486,10 @@ def test_bench_json_summaries_are_of_the_recorded_samples(smoke_run, tmp_path):
     run = shutil.copytree(out, tmp_path / "run")
     started_at = datetime.datetime.now(datetime.UTC)
     started = time.perf_counter()
-    bench = benchmark_run(run, backends=("torch-eager-fp32",), batch_sizes=(1, 2), rounds=4, threads=1,
-                          sample_ms=1.0, warmup_ms=1.0)
+    bench = benchmark_run(run, backends=("torch-eager-fp32",), workloads=("thumbnail", "frame"), rounds=4,
+                          threads=1, sample_ms=1.0, warmup_ms=1.0)
     wall = time.perf_counter() - started
-    cells = {(r["generation"], r["batch_size"]): r for r in bench["results"]}
+    cells = {(r["generation"], r["workload"]): r for r in bench["results"]}
     for (_, batch), cell in cells.items():
         samples = cell["samples_ms"]
         assert len(samples) == 4
@@ -484,7 +497,9 @@ def test_bench_json_summaries_are_of_the_recorded_samples(smoke_run, tmp_path):
         assert (cell["q1_ms"], cell["median_ms"], cell["q3_ms"]) == (q1, median, q3)
         assert (cell["min_ms"], cell["max_ms"]) == (min(samples), max(samples))
         assert cell["speedup_vs_gen1"] == cells[1, batch]["median_ms"] / cell["median_ms"]
-    assert cells[1, 1]["samples_ms"] != cells[2, 1]["samples_ms"]  # timed separately, not copied
+    assert cells[1, "thumbnail"]["samples_ms"] != cells[2, "thumbnail"]["samples_ms"]  # timed separately, not copied
+    assert (cells[1, "frame"]["height"], cells[1, "frame"]["width"]) == (480, 640)
+    assert cells[1, "frame"]["median_ms"] > cells[1, "thumbnail"]["median_ms"]  # 33 times the pixels
     all_samples = sum(sum(c["samples_ms"]) + c["first_call_ms"] for c in cells.values())
     assert all_samples <= bench["seconds"] * 1e3 and bench["seconds"] <= wall
     created = datetime.datetime.fromisoformat(bench["created"])

@@ -88,15 +88,14 @@ def _export(arguments: argparse.Namespace) -> None:
 
 
 def _bench(arguments: argparse.Namespace) -> None:
-    from evosynth.deploy.benchmark import BENCH_FILE, benchmark_run, format_bench_table
+    from evosynth.deploy.benchmark import BENCH_FILE, benchmark_run, format_bench_table, machine_summary
 
-    bench = benchmark_run(arguments.run_dir, backends=arguments.backends, rounds=arguments.rounds,
-                          threads=arguments.threads)
+    bench = benchmark_run(arguments.run_dir, backends=arguments.backends, workloads=arguments.workloads,
+                          rounds=arguments.rounds, threads=arguments.threads)
     print(format_bench_table(bench))
     for name, reason in bench["skipped"].items():
         print(f"skipped {name}: {reason}")
-    machine = bench["machine"]
-    print(f"\n{machine['cpu']}, {bench['settings']['threads']} threads, {bench['seconds']:.0f} s; "
+    print(f"\n{machine_summary(bench['machine'])}; {bench['settings']['threads']} threads, {bench['seconds']:.0f} s; "
           f"written to {arguments.run_dir / BENCH_FILE}")
 
 
@@ -130,7 +129,7 @@ def _download(arguments: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from evosynth.book.batch import BOOK_DIR
-    from evosynth.deploy.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS
+    from evosynth.deploy.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS, DEFAULT_WORKLOADS, WORKLOADS
     from evosynth.study.compare import COMPARISONS
     from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS
     from evosynth.task.download import ARCHIVES
@@ -175,16 +174,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.set_defaults(handler=_export)
 
     bench = commands.add_parser("bench", help="measure inference speed of every generation, write bench.json",
-                                description="Latency and throughput per generation, backend and batch size, "
-                                            "generations interleaved; speed-up vs generation 1 and vs MAC reduction.")
+                                description="Latency and throughput per generation, backend and workload (a "
+                                            "640x480 frame, a thumbnail, 32 thumbnails), generations interleaved; "
+                                            "speed-up vs generation 1 and vs MAC reduction.")
     bench.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
     bench.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(DEFAULT_BACKENDS), metavar="NAME",
                        help=f"runtimes to time, of {', '.join(BACKENDS)} (all; those that cannot run here "
                             "are skipped with the reason)")
+    bench.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(DEFAULT_WORKLOADS),
+                       metavar="NAME", help="inputs to time, of " + "; ".join(
+                           f"{name} = {workload.description}" for name, workload in WORKLOADS.items()) + " (all)")
     bench.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
                        help=f"timing rounds, generations interleaved ({DEFAULT_ROUNDS})")
     bench.add_argument("--threads", type=int, default=None,
-                       help="threads for torch and onnxruntime alike (torch's default)")
+                       help="threads for torch, onnxruntime and OpenVINO alike (torch's default)")
     bench.set_defaults(handler=_bench)
 
     compare = commands.add_parser("compare", help="evolution vs pruning baselines, and its ablations, in one table",

@@ -21,7 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from evosynth.book.offline import find_network_references, vendor_is_complete
-from evosynth.deploy.benchmark import BACKENDS, BENCH_FILE, DEFAULT_ROUNDS, benchmark_run
+from evosynth.deploy.benchmark import BACKENDS, DEFAULT_ROUNDS, bench_is_current, benchmark_run
 from evosynth.errors import EvosynthError
 from evosynth.study.config import RunConfig, default_preset
 from evosynth.study.distributed import run_grid
@@ -230,8 +230,8 @@ def build_book(book_dir: Path, config_file: Path = REPO_ROOT / "_config.yml") ->
     return html / "index.html"
 
 
-# The study's Figure 2 times eager PyTorch, onnxruntime and, on a GPU, CUDA and TensorRT; torch.compile would add
-# about a minute of compilation to a study that must fit 20 minutes on 2 cores (`evosynth bench` times it too).
+# The study's Figure 2 times eager PyTorch, onnxruntime, OpenVINO and, on a GPU, CUDA and TensorRT; torch.compile
+# would add minutes of compilation (a graph per generation and input shape; `evosynth bench` times it too).
 STUDY_BACKENDS = tuple(name for name in BACKENDS if not name.startswith("torch-compile"))
 
 
@@ -284,7 +284,7 @@ def run_study(plan: StudyPlan) -> Path:
     generated = plan.book_dir / "generated"
     evolve(plan.config, run_dir, plan.cache_dir)
     explorer = alpha_explorer_sweep(plan, grid)
-    if not (run_dir / BENCH_FILE).is_file():  # a rerun keeps the measurement; `evosynth bench` redoes it
+    if not bench_is_current(run_dir):  # a rerun keeps the measurement; `evosynth bench` redoes it
         benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
     pedestrians_dir = None
     if plan.pedestrians_root is not None:

@@ -478,26 +478,32 @@ def alpha_summary_chart(final: pd.DataFrame) -> alt.HConcatChart:
     ).properties(title=alt.Title("Where each run of the sweep ends", subtitle="last generation of every run"))
 
 
-def speed_chart(bench_rows: pd.DataFrame, hardware: str, title: str = "Measured inference speed, per generation"
-                ) -> alt.HConcatChart:
-    """The paper's Figure 2 speed axis, measured: throughput per generation per backend, one panel per batch size.
+def speed_chart(bench_rows: pd.DataFrame, hardware: str,
+                title: str = "Measured inference speed, per generation (the paper's Figure 2)") -> alt.HConcatChart:
+    """The paper's Figure 2 speed axis, measured: frames (images) per second per generation and backend, one panel
+    per workload, whole 640×480 frames first (the paper's unit).
 
     ``bench_rows`` is ``benchmark.bench_table(bench)``; ``hardware`` names the machine in the subtitle.
     """
     panels = []
-    for batch in sorted(bench_rows["batch_size"].unique()):
-        rows = bench_rows[bench_rows["batch_size"] == batch]
+    order = {"frame": 0, "thumbnail": 1, "thumbnail-b32": 2}
+    for workload in sorted(bench_rows["workload"].unique(), key=lambda name: order.get(name, len(order))):
+        rows = bench_rows[bench_rows["workload"] == workload]
+        first = rows.iloc[0]
+        batch, size = int(first["batch_size"]), f"{int(first['width'])}×{int(first['height'])}"
+        unit = "frames per second" if batch == 1 else "images per second"
         panels.append(
             alt.Chart(rows)
             .mark_line(point=True)
             .encode(
                 x=alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0)),
-                y=alt.Y("throughput_fps:Q", title="images per second (median)", scale=alt.Scale(zero=True)),
+                y=alt.Y("throughput_fps:Q", title=f"{unit} (median)", scale=alt.Scale(zero=True)),
                 color=alt.Color("backend:N", title="backend"),
                 tooltip=["generation:O", "backend:N", alt.Tooltip("median_ms:Q", format=".3f", title="median ms"),
-                         alt.Tooltip("throughput_fps:Q", format=",.0f", title="images/s"),
-                         alt.Tooltip("speedup_vs_gen1:Q", format=".2f", title="speed-up vs gen 1")],
+                         alt.Tooltip("throughput_fps:Q", format=",.0f", title=unit),
+                         alt.Tooltip("speedup_vs_gen1:Q", format=".2f", title="speed-up vs gen 1"),
+                         alt.Tooltip("mac_reduction:Q", format=".2f", title="MAC reduction vs gen 1")],
             )
-            .properties(width=250, height=220, title=f"batch {batch}")
+            .properties(width=250, height=220, title=f"{size}, batch {batch}")
         )
     return alt.hconcat(*panels).properties(title=alt.TitleParams(title, subtitle=hardware))

@@ -17,8 +17,8 @@ FRONT_COLOR = "#000000"
 COSTS = {  # column -> (short name, axis title, what it is, factor applied before plotting)
     "macs": ("MACs", "MACs per image (millions, log)", "MACs: multiply-accumulates one image costs", 1e-6),
     "synapses": ("synapses", "synapses (log scale)", "synapses: unmasked weights", 1.0),
-    "latency_ms_batch1": ("latency", "ms per image (log scale)",
-                          "latency: measured median at batch 1, PyTorch eager FP32", 1.0),
+    "latency_ms_frame": ("latency", "ms per 640×480 frame (log scale)",
+                         "latency: measured median on one 640×480 frame, PyTorch eager FP32", 1.0),
 }
 QUANTITIES = {  # column -> (panel title, axis title); scores on a linear axis, synapses on a log axis
     **{key: (f"{label} on the test split", f"{label} (0–1)") for key, label in QUALITY_COLUMNS.items()},

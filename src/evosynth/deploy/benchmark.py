@@ -1,12 +1,17 @@
-"""Real inference speed of every generation, per runtime ("backend") and batch size, written to ``bench.json``.
+"""Real inference speed of every generation, per runtime ("backend") and workload, written to ``bench.json``.
+
+Workloads (``WORKLOADS``): one 640x480 camera frame, the paper's unit of frames per second (the detector is fully
+convolutional, so its grid just grows; on 2 cores the ancestor takes 10-20 ms there, compute-bound), one
+training-size thumbnail (0.3-0.5 ms, bound by per-layer overheads) and a batch of 32 thumbnails.
 
 Only ratios measured in one process are meaningful on a shared machine, so the method is built for ratios:
-every (generation, backend, batch size) cell is warmed up and given a fixed number of iterations per sample
+every (generation, backend, workload) cell is warmed up and given a fixed number of iterations per sample
 (enough for ``sample_ms``), then the cells are timed in ``rounds``, generations interleaved within each round
 (in alternating order) so that drift and load spikes hit all generations alike. Each cell reports the median
 per-forward latency over rounds, its quartiles and extremes, and ``speedup_vs_gen1`` = median of generation 1
-/ median of this generation, computed per backend and batch size. Dividing by the MAC reduction says how much
-of the arithmetic saved turns into time saved.
+/ median of this generation, computed per backend and workload. Dividing by the MAC reduction says how much
+of the arithmetic saved turns into time saved. Thread pools do not spin between calls (onnxruntime's is told
+not to; OpenVINO's and torch's sleep when idle), so that interleaved sessions do not steal the cores.
 
 Backends live in ``BACKENDS`` (name -> ``Backend``); adding one is one entry. All run by default; those that
 cannot run here (TensorRT without a GPU) are skipped with the reason. ``torch-compile-*`` compile every
@@ -45,16 +50,44 @@ from evosynth.deploy.export import (
     run_image_size,
     tensorrt_unavailable,
 )
+from evosynth.errors import EvosynthError
 from evosynth.storage.runs import Generation, RunFolder, read_json, write_json
+from evosynth.task.model import FRAME_SIZE, count_macs
 
 BENCH_FILE = "bench.json"
 DEFAULT_ROUNDS = 15
 SAMPLE_LIMIT = 5  # a sample stops after 5 x sample_ms even if its iterations are not done
 BUSY_LOAD_PER_CORE = 0.6  # 1-minute load average per core above which other work shares the machine
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: workloads (frame, thumbnail, thumbnail batch); bench.json of another schema is refused
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16")  # what decides the kernels
 
+Shape = tuple[int, int, int, int]  # batch, channels, height, width
 Step = Callable[[], object]  # one forward pass on an input bound in advance
-Prepare = Callable[[int], Step]  # batch size -> its step
+Prepare = Callable[[Shape], Step]  # input shape -> its step
+
+
+class BenchFormatError(EvosynthError):
+    """A bench.json this version cannot read: measure again."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One input every generation is timed on: a batch of images of one size (None: the run's training size)."""
+
+    batch: int
+    size: tuple[int, int] | None
+    description: str
+
+    def image_size(self, training_size: tuple[int, int]) -> tuple[int, int]:
+        return self.size or training_size
+
+
+WORKLOADS: dict[str, Workload] = {
+    "frame": Workload(1, FRAME_SIZE, f"one {FRAME_SIZE[1]}x{FRAME_SIZE[0]} camera frame"),
+    "thumbnail": Workload(1, None, "one training-size thumbnail"),
+    "thumbnail-b32": Workload(32, None, "32 training-size thumbnails"),
+}
+DEFAULT_WORKLOADS = tuple(WORKLOADS)
 
 
 @dataclass(frozen=True)
@@ -63,7 +96,6 @@ class Target:
 
     generation: Generation
     directory: Path  # the generation's folder, holding its exports
-    image_shape: tuple[int, int, int]  # channels, height, width
     threads: int
 
 
@@ -77,9 +109,9 @@ class Backend:
     unavailable: Callable[[], str | None] = lambda: None
 
 
-def _torch_prepare(model: Callable[[torch.Tensor], torch.Tensor], target: Target, bf16: bool = False) -> Prepare:
-    def prepare(batch: int) -> Step:
-        images = torch.rand(batch, *target.image_shape)
+def _torch_prepare(model: Callable[[torch.Tensor], torch.Tensor], bf16: bool = False) -> Prepare:
+    def prepare(shape: Shape) -> Step:
+        images = torch.rand(shape)
 
         def step() -> object:
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -95,12 +127,12 @@ def _eval_copy(target: Target) -> torch.nn.Module:
 
 
 def _torch_eager(target: Target) -> Prepare:
-    return _torch_prepare(_eval_copy(target), target)
+    return _torch_prepare(_eval_copy(target))
 
 
 def _torch_compile(target: Target, bf16: bool) -> Prepare:
-    # dynamic=False: one specialised graph per batch size, as a deployment would compile it.
-    return _torch_prepare(torch.compile(_eval_copy(target), dynamic=False), target, bf16)
+    # dynamic=False: one specialised graph per input shape, as a deployment would compile it.
+    return _torch_prepare(torch.compile(_eval_copy(target), dynamic=False), bf16)
 
 
 def _onnxruntime(target: Target) -> Prepare:
@@ -117,9 +149,33 @@ def _onnxruntime(target: Target) -> Prepare:
         str(target.directory / ONNX_FP32), options, providers=["CPUExecutionProvider"]
     )
 
-    def prepare(batch: int) -> Step:
-        feed = {INPUT_NAME: np.random.default_rng(batch).random((batch, *target.image_shape), dtype=np.float32)}
+    def prepare(shape: Shape) -> Step:
+        feed = {INPUT_NAME: np.random.default_rng(shape[0]).random(shape, dtype=np.float32)}
         return lambda: session.run([OUTPUT_NAME], feed)
+
+    return prepare
+
+
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # ours -> INFERENCE_PRECISION_HINT
+OPENVINO_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}  # the CPU plugin's name for native support of each
+
+
+def _openvino(target: Target, precision: str) -> Prepare:
+    """The FP32 ONNX export compiled by OpenVINO's CPU plugin, computing in ``precision`` (its inference precision
+    hint: bf16 / f16 convert weights and activations inside the plugin), one compiled model per input shape."""
+    import openvino
+
+    core = openvino.Core()
+
+    def prepare(shape: Shape) -> Step:
+        model = core.read_model(str(target.directory / ONNX_FP32))
+        model.reshape(list(shape))  # a static shape, as a deployment would compile it
+        compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision], "INFERENCE_NUM_THREADS": target.threads,
+            "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+        images = np.random.default_rng(shape[0]).random(shape, dtype=np.float32)
+        return lambda: request.infer({0: images})
 
     return prepare
 
@@ -132,10 +188,10 @@ def _tensorrt(target: Target) -> Prepare:
     context = engine.create_execution_context()
     stream = torch.cuda.Stream()
 
-    def prepare(batch: int) -> Step:
-        if batch > ENGINE_MAX_BATCH:
-            raise ValueError(f"the TensorRT engine was built for batches up to {ENGINE_MAX_BATCH}, not {batch}")
-        images = torch.rand(batch, *target.image_shape, device="cuda", dtype=torch.float16)
+    def prepare(shape: Shape) -> Step:
+        if shape[0] > ENGINE_MAX_BATCH:
+            raise ValueError(f"the TensorRT engine was built for batches up to {ENGINE_MAX_BATCH}, not {shape[0]}")
+        images = torch.rand(shape, device="cuda", dtype=torch.float16)
         context.set_input_shape(INPUT_NAME, tuple(images.shape))
         maps = torch.empty(tuple(context.get_tensor_shape(OUTPUT_NAME)), device="cuda", dtype=torch.float16)
 
@@ -156,8 +212,8 @@ def _tensorrt(target: Target) -> Prepare:
 def _torch_cuda_fp16(target: Target) -> Prepare:
     model = _eval_copy(target).half().cuda()
 
-    def prepare(batch: int) -> Step:
-        images = torch.rand(batch, *target.image_shape, device="cuda", dtype=torch.float16)
+    def prepare(shape: Shape) -> Step:
+        images = torch.rand(shape, device="cuda", dtype=torch.float16)
 
         def step() -> object:
             with torch.inference_mode():
@@ -176,8 +232,8 @@ def _torch_cuda_graph_fp16(target: Target) -> Prepare:
     hides what compaction saves on the GPU."""
     model = _eval_copy(target).half().cuda()
 
-    def prepare(batch: int) -> Step:
-        images = torch.rand(batch, *target.image_shape, device="cuda", dtype=torch.float16)
+    def prepare(shape: Shape) -> Step:
+        images = torch.rand(shape, device="cuda", dtype=torch.float16)
         graph = torch.cuda.CUDAGraph()
         with torch.no_grad():
             warm_up = torch.cuda.Stream()  # capture needs the lazy cuDNN/cuBLAS set-up done on a side stream
@@ -211,6 +267,26 @@ def _onnxruntime_unavailable() -> str | None:
     return None
 
 
+def _openvino_unavailable(precision: str) -> str | None:
+    """Why OpenVINO cannot compute in ``precision`` on this CPU, or None. Its CPU plugin lists the precisions the
+    CPU computes natively; asked for one it lacks, it would silently compute in FP32."""
+    try:
+        import openvino
+    except ImportError as error:
+        return f"openvino is not importable ({error}); install the 'openvino' extra"
+    capability = OPENVINO_CAPABILITY.get(precision)
+    if capability is None:
+        return None
+    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if capability in capabilities:
+        return None
+    if precision == "fp16":
+        return ("this CPU has no native FP16 arithmetic (no avx512_fp16 / amx_fp16): FP16 is storage only here, "
+                "its FP16-rounded weights computed in FP32 (openvino-fp32)")
+    return (f"this CPU has no native {precision.upper()} arithmetic "
+            f"(OpenVINO's CPU capabilities: {', '.join(capabilities)})")
+
+
 FP32_ON_FP16 = "FP32 arithmetic on the FP16-rounded weights"
 BACKENDS: dict[str, Backend] = {
     "torch-eager-fp32": Backend(_torch_eager, FP32_ON_FP16),
@@ -219,6 +295,14 @@ BACKENDS: dict[str, Backend] = {
                                   "BF16 autocast arithmetic (weights and activations cast to bfloat16)"),
     "onnxruntime-cpu": Backend(_onnxruntime, FP32_ON_FP16 + " (model.onnx, BatchNorm folded)", needs_exports=True,
                                unavailable=_onnxruntime_unavailable),
+    "openvino-fp32": Backend(lambda t: _openvino(t, "fp32"), FP32_ON_FP16 + " (OpenVINO CPU, model.onnx)",
+                             needs_exports=True, unavailable=lambda: _openvino_unavailable("fp32")),
+    "openvino-bf16": Backend(lambda t: _openvino(t, "bf16"),
+                             "BF16 arithmetic (OpenVINO CPU, inference precision bf16: weights and activations)",
+                             needs_exports=True, unavailable=lambda: _openvino_unavailable("bf16")),
+    "openvino-fp16": Backend(lambda t: _openvino(t, "fp16"),
+                             "FP16 arithmetic (OpenVINO CPU, inference precision f16: weights and activations)",
+                             needs_exports=True, unavailable=lambda: _openvino_unavailable("fp16")),
     "torch-cuda-fp16": Backend(_torch_cuda_fp16, "FP16 arithmetic on the GPU (PyTorch eager, weights and activations)",
                                unavailable=_cuda_unavailable),
     "torch-cuda-graph-fp16": Backend(_torch_cuda_graph_fp16,
@@ -254,13 +338,25 @@ def describe_machine() -> dict[str, Any]:
         "cpu": name,
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "isa": {flag: flag in flags for flag in ISA_FLAGS},
         "avx512_flags": sorted(flag for flag in flags if flag.startswith(("avx512", "amx"))),
-        "native_fp16_arithmetic": "avx512_fp16" in flags,
+        "native_fp16_arithmetic": "avx512_fp16" in flags or "amx_fp16" in flags,
+        "native_bf16_arithmetic": "avx512_bf16" in flags or "amx_bf16" in flags,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": {package: _version(package) for package in ("torch", "onnxruntime", "onnx", "numpy", "tensorrt")},
+        "versions": {package: _version(package)
+                     for package in ("torch", "onnxruntime", "onnx", "openvino", "numpy", "tensorrt")},
     }
+
+
+def machine_summary(machine: dict[str, Any]) -> str:
+    """The CPU, its cores and the ISA flags that decide the kernels, in one line for captions and notes."""
+    isa = machine.get("isa", {})
+    present = [flag for flag in ISA_FLAGS if isa.get(flag)]
+    missing = [flag for flag in ISA_FLAGS if flag in isa and not isa[flag]]
+    return (f"{machine['cpu']}, {machine['usable_cores']} cores; {', '.join(present) or 'no AVX2/AVX-512'}"
+            + (f"; no {', '.join(missing)}" if missing else ""))
 
 
 @contextlib.contextmanager
@@ -300,7 +396,7 @@ def _time_ms(step: Step, iterations: int, limit_ms: float = float("inf")) -> flo
 class _Cell:
     generation: int
     backend: str
-    batch: int
+    workload: str
     step: Step
     first_call_ms: float = 0.0
     iterations: int = 1
@@ -329,24 +425,26 @@ def _summary(samples: list[float]) -> dict[str, float]:
 def benchmark_run(
     run_dir: Path,
     backends: Sequence[str] = DEFAULT_BACKENDS,
-    batch_sizes: Sequence[int] = (1, 32),
+    workloads: Sequence[str] = DEFAULT_WORKLOADS,
     rounds: int = DEFAULT_ROUNDS,
     threads: int | None = None,
     sample_ms: float = 20.0,
     warmup_ms: float = 100.0,
 ) -> dict[str, Any]:
-    """Time every finished generation of a run on each backend and batch size; writes and returns bench.json.
+    """Time every finished generation of a run on each backend and workload; writes and returns bench.json.
 
-    ``threads`` (default: torch's current count) is applied to torch and to onnxruntime's intra-op pool alike.
-    Backends that cannot run here (no GPU for TensorRT) are listed under ``skipped`` with the reason. The time
-    taken is about compile + warm-up + rounds x cells x max(sample_ms, one forward pass): under 2 minutes for the
-    default 13-generation run with every CPU backend on 2 cores (1 minute of it compiling).
+    ``threads`` (default: torch's current count) is applied to torch, onnxruntime and OpenVINO alike. Backends
+    that cannot run here (no GPU for TensorRT, no native half precision) are listed under ``skipped`` with the
+    reason. The time taken is about compile + warm-up + rounds x cells x max(sample_ms, one forward pass): about
+    3 minutes for the default 13-generation run with the study's backends on 2 cores.
     """
     unknown = [name for name in backends if name not in BACKENDS]
+    unknown += [name for name in workloads if name not in WORKLOADS]
     if unknown:
-        raise ValueError(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
-    if rounds < 1 or not batch_sizes or min(batch_sizes) < 1:
-        raise ValueError(f"need rounds >= 1 and positive batch sizes, got rounds={rounds}, batch_sizes={batch_sizes}")
+        raise ValueError(f"unknown backend(s) or workload(s) {', '.join(unknown)}; choose backends from "
+                         f"{', '.join(BACKENDS)} and workloads from {', '.join(WORKLOADS)}")
+    if rounds < 1 or not workloads:
+        raise ValueError(f"need rounds >= 1 and at least one workload, got rounds={rounds}, workloads={workloads}")
     started = time.perf_counter()
     load_before = os.getloadavg()
     threads = threads or torch.get_num_threads()
@@ -355,7 +453,7 @@ def benchmark_run(
         tqdm.write(f"machine busy (load average {load_before[0]:.1f}): timings will be noisy, torch's the most "
                    "(fewer threads, e.g. 1, suffer less)", file=sys.stderr)
     folder = RunFolder(Path(run_dir))
-    image_size = run_image_size(folder.root)
+    training_size = run_image_size(folder.root)
     skipped = {name: reason for name in backends if (reason := BACKENDS[name].unavailable())}
     chosen = [name for name in backends if name not in skipped]
     if any(BACKENDS[name].needs_exports for name in chosen):
@@ -363,38 +461,46 @@ def benchmark_run(
     generations = [folder.load(number) for number in folder.finished()]
     if not generations:
         raise ValueError(f"{folder.root} has no finished generation to benchmark")
+    sizes = {name: WORKLOADS[name].image_size(training_size) for name in workloads}
 
     with _torch_settings(threads):
         cells: list[_Cell] = []
-        for name in chosen:
+        for name in tqdm(chosen, desc="load backends", unit="backend"):
             for generation in generations:
-                target = Target(generation, folder.generation_dir(generation.number),
-                                (generation.model.architecture.in_channels, *image_size), threads)
+                target = Target(generation, folder.generation_dir(generation.number), threads)
                 prepare = BACKENDS[name].load(target)
-                cells.extend(_Cell(generation.number, name, batch, prepare(batch)) for batch in batch_sizes)
+                channels = generation.model.architecture.in_channels
+                cells.extend(_Cell(generation.number, name, workload,
+                                   prepare((WORKLOADS[workload].batch, channels, *sizes[workload])))
+                             for workload in workloads)
         for cell in tqdm(cells, desc="warm-up", unit="cell"):
             _warm_up(cell, warmup_ms, sample_ms)
         for round_number in tqdm(range(rounds), desc="bench rounds", unit="round"):
-            # Cells are ordered backend, generation, batch; time each (backend, batch) across generations together.
+            # Cells are ordered backend, generation, workload; time each (backend, workload) across generations.
             for name in chosen:
-                for batch in batch_sizes:
-                    row = [c for c in cells if c.backend == name and c.batch == batch]
+                for workload in workloads:
+                    row = [c for c in cells if c.backend == name and c.workload == workload]
                     for cell in row if round_number % 2 == 0 else reversed(row):
                         cell.samples.append(_time_ms(cell.step, cell.iterations, SAMPLE_LIMIT * sample_ms))
 
-    macs = {g.number: int(g.metrics["macs"]) for g in generations}
+    architectures = {g.number: g.model.architecture for g in generations}
+    macs = {(number, workload): count_macs(architecture, sizes[workload])
+            for number, architecture in architectures.items() for workload in workloads}
     baseline = generations[0].number
     summaries = {id(cell): _summary(cell.samples) for cell in cells}
-    medians = {(c.backend, c.batch, c.generation): summaries[id(c)]["median_ms"] for c in cells}
+    medians = {(c.backend, c.workload, c.generation): summaries[id(c)]["median_ms"] for c in cells}
     results = []
     for cell in cells:
         summary = summaries[id(cell)]
-        speedup = medians[cell.backend, cell.batch, baseline] / summary["median_ms"]
-        mac_reduction = macs[baseline] / macs[cell.generation]
+        shape = WORKLOADS[cell.workload]
+        speedup = medians[cell.backend, cell.workload, baseline] / summary["median_ms"]
+        mac_reduction = macs[baseline, cell.workload] / macs[cell.generation, cell.workload]
         results.append({
-            "generation": cell.generation, "backend": cell.backend, "batch_size": cell.batch,
-            "iterations": cell.iterations, "first_call_ms": cell.first_call_ms, "samples_ms": cell.samples, **summary,
-            "throughput_fps": cell.batch * 1e3 / summary["median_ms"], "speedup_vs_gen1": speedup,
+            "generation": cell.generation, "backend": cell.backend, "workload": cell.workload,
+            "batch_size": shape.batch, "height": sizes[cell.workload][0], "width": sizes[cell.workload][1],
+            "macs": macs[cell.generation, cell.workload], "iterations": cell.iterations,
+            "first_call_ms": cell.first_call_ms, "samples_ms": cell.samples, **summary,
+            "throughput_fps": shape.batch * 1e3 / summary["median_ms"], "speedup_vs_gen1": speedup,
             "mac_reduction": mac_reduction, "speedup_per_mac_reduction": speedup / mac_reduction,
         })
 
@@ -402,13 +508,16 @@ def benchmark_run(
         "schema": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {**describe_machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
-        "settings": {"threads": threads, "torch_threads": threads, "onnxruntime_intra_op_threads": threads,
-                     "batch_sizes": list(batch_sizes), "rounds": rounds, "sample_ms": sample_ms,
-                     "warmup_ms": warmup_ms, "image_size": list(image_size), "baseline_generation": baseline},
+        "settings": {"threads": threads, "rounds": rounds, "sample_ms": sample_ms, "warmup_ms": warmup_ms,
+                     "training_size": list(training_size), "baseline_generation": baseline,
+                     "workloads": {name: {"batch_size": WORKLOADS[name].batch, "height": sizes[name][0],
+                                          "width": sizes[name][1], "description": WORKLOADS[name].description}
+                                   for name in workloads}},
         "backends": {name: {"arithmetic": BACKENDS[name].arithmetic} for name in chosen},
         "skipped": skipped,
-        "generations": [{"generation": g.number, "widths": list(g.model.architecture.widths), "macs": macs[g.number],
-                         "parameters": g.metrics.get("parameters")} for g in generations],
+        "generations": [{"generation": g.number, "widths": list(g.model.architecture.widths),
+                         "macs_training_size": int(g.metrics["macs"]), "parameters": g.metrics.get("parameters")}
+                        for g in generations],
         "results": results,
         "seconds": time.perf_counter() - started,
     }
@@ -416,22 +525,40 @@ def benchmark_run(
     return bench
 
 
+def read_bench(path: Path) -> dict[str, Any]:
+    """A bench.json of this schema; another is refused with what to do (measure again)."""
+    bench = read_json(path)
+    if bench.get("schema") != SCHEMA_VERSION:
+        raise BenchFormatError(f"{path} is of bench schema {bench.get('schema')!r}; this evosynth reads schema "
+                               f"{SCHEMA_VERSION} only: measure again with `evosynth bench {path.parent}`")
+    return bench
+
+
+def bench_is_current(run_dir: Path) -> bool:
+    """The run has a bench.json of this schema."""
+    path = Path(run_dir) / BENCH_FILE
+    return path.is_file() and read_json(path).get("schema") == SCHEMA_VERSION
+
+
 def measured_table(run_dir: Path) -> pd.DataFrame | None:
     """``bench_table`` of a run folder's bench.json, or None where the run was not benchmarked."""
     path = Path(run_dir) / BENCH_FILE
-    return bench_table(read_json(path)) if path.is_file() else None
+    return bench_table(read_bench(path)) if path.is_file() else None
+
+
+BENCH_COLUMNS = ["generation", "backend", "workload", "batch_size", "height", "width", "macs", "median_ms", "q1_ms",
+                 "q3_ms", "throughput_fps", "speedup_vs_gen1", "mac_reduction", "speedup_per_mac_reduction"]
 
 
 def bench_table(bench: dict[str, Any]) -> pd.DataFrame:
-    """One row per (generation, backend, batch size): what the CLI prints and the results notebook plots."""
-    columns = ["generation", "backend", "batch_size", "median_ms", "q1_ms", "q3_ms", "throughput_fps",
-               "speedup_vs_gen1", "mac_reduction", "speedup_per_mac_reduction"]
-    return pd.DataFrame(bench["results"], columns=columns).sort_values(["backend", "batch_size", "generation"])
+    """One row per (generation, backend, workload): what the CLI prints and the results notebook plots."""
+    return pd.DataFrame(bench["results"], columns=BENCH_COLUMNS).sort_values(["workload", "backend", "generation"])
 
 
 def format_bench_table(bench: dict[str, Any]) -> str:
-    shown = bench_table(bench).drop(columns=["q1_ms", "q3_ms"]).rename(columns={
-        "generation": "gen", "batch_size": "batch", "median_ms": "median ms", "throughput_fps": "img/s",
+    hidden = ["q1_ms", "q3_ms", "batch_size", "height", "width", "macs"]
+    shown = bench_table(bench).drop(columns=hidden).rename(columns={
+        "generation": "gen", "median_ms": "median ms", "throughput_fps": "img/s",
         "speedup_vs_gen1": "speed-up", "mac_reduction": "MAC ÷", "speedup_per_mac_reduction": "speed-up / MAC ÷"})
     formats = {"median ms": "{:.2f}".format, "img/s": "{:.0f}".format, "speed-up": "{:.2f}x".format,
                "MAC ÷": "{:.2f}x".format, "speed-up / MAC ÷": "{:.2f}".format}

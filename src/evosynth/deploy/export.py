@@ -9,9 +9,10 @@ Per generation folder:
 - ``model_fp16.engine``: a TensorRT FP16 engine, only where ``tensorrt`` imports and a CUDA device exists.
 - ``export.json``: what was checked (largest deviation from PyTorch per graph) and whether TensorRT ran.
 
-Both graphs have a dynamic batch axis and are checked against the PyTorch model with onnxruntime before they
-replace anything on disk. Exporting folds BatchNorm into the convolutions, which is why the FP32 graph agrees
-with PyTorch to about 1e-5 rather than bit for bit.
+Both graphs have dynamic batch, height and width axes (the detector is fully convolutional: the same graph runs a
+training-size thumbnail and a whole camera frame) and are checked against the PyTorch model with onnxruntime, at
+the training size and at the frame size, before they replace anything on disk. Exporting folds BatchNorm into the
+convolutions, which is why the FP32 graph agrees with PyTorch to about 1e-5 rather than bit for bit.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from evosynth.core.precision import is_representable
 from evosynth.errors import EvosynthError
 from evosynth.files import atomic_write
 from evosynth.storage.runs import WEIGHTS, Generation, RunFolder, read_json, write_json
-from evosynth.task.model import GridDetector
+from evosynth.task.model import FRAME_SIZE, GridDetector
 
 ONNX_FP32 = "model.onnx"
 ONNX_FP16 = "model_fp16.onnx"
@@ -47,9 +48,10 @@ FP32_TOLERANCE = 1e-4  # absolute; BatchNorm folding and kernel order differ fro
 # FP16 graph: every activation is rounded to 11 significant bits (relative step 2^-11 ~ 4.9e-4) after each of
 # the six layers, so outputs drift by a few 1e-3 of their scale; 1e-2 of max(1, largest |output|) leaves headroom.
 FP16_RELATIVE_TOLERANCE = 1e-2
-ENGINE_MAX_BATCH = 64  # the TensorRT optimisation profile covers batch 1..64, tuned for 32
+ENGINE_MAX_BATCH = 64  # the TensorRT optimisation profile covers batch 1..64 up to the frame size, tuned for 32
 ENGINE_OPT_BATCH = 32
 CHECK_BATCHES = (1, 3)  # 1 and 3 images exercise the dynamic batch axis (3: not a specialised size)
+EXPORT_FORMAT = 2  # 2: dynamic height and width; exports of another format are made again
 
 
 class ExportError(EvosynthError):
@@ -128,23 +130,27 @@ def _onnx_bytes(model: GridDetector, example: torch.Tensor) -> bytes:
     with _quiet_exporter():
         program = torch.onnx.export(
             model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1)}}, dynamo=True, verbose=False,
+            dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1), 2: torch.export.Dim("height", min=8),
+                                       3: torch.export.Dim("width", min=8)}},
+            dynamo=True, verbose=False,
         )
     assert program is not None
     return program.model_proto.SerializeToString()
 
 
-def _max_abs_error(graph: bytes, images: torch.Tensor, reference: torch.Tensor, dtype: type[np.generic]) -> float:
-    """Largest |onnxruntime - PyTorch| over every check batch size, run on onnxruntime's CPU provider."""
+def _max_abs_error(graph: bytes, model: GridDetector, inputs: list[torch.Tensor], dtype: type[np.generic]) -> float:
+    """Largest |onnxruntime - PyTorch| over every check input, run on onnxruntime's CPU provider."""
     import onnxruntime
 
     session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
     error = 0.0
-    for batch in CHECK_BATCHES:
-        (output,) = session.run([OUTPUT_NAME], {INPUT_NAME: images[:batch].numpy().astype(dtype)})
-        if output.shape != tuple(reference[:batch].shape):
-            raise ExportError(f"ONNX output shape {output.shape} != PyTorch {tuple(reference[:batch].shape)}")
-        error = max(error, float(np.abs(output.astype(np.float32) - reference[:batch].numpy()).max()))
+    for images in inputs:
+        with torch.inference_mode():
+            reference = model(images)
+        (output,) = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy().astype(dtype)})
+        if output.shape != tuple(reference.shape):
+            raise ExportError(f"ONNX output shape {output.shape} != PyTorch {tuple(reference.shape)}")
+        error = max(error, float(np.abs(output.astype(np.float32) - reference.numpy()).max()))
     return error
 
 
@@ -162,7 +168,9 @@ def _build_engine(onnx_fp16: bytes, image_shape: tuple[int, int, int]) -> bytes:
         raise ExportError(f"TensorRT could not parse {ONNX_FP16}: {problems}")
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_NAME, (1, *image_shape), (ENGINE_OPT_BATCH, *image_shape), (ENGINE_MAX_BATCH, *image_shape))
+    channels, height, width = image_shape
+    largest = (ENGINE_MAX_BATCH, channels, max(height, FRAME_SIZE[0]), max(width, FRAME_SIZE[1]))
+    profile.set_shape(INPUT_NAME, (1, *image_shape), (ENGINE_OPT_BATCH, *image_shape), largest)
     config.add_optimization_profile(profile)
     engine = builder.build_serialized_network(network, config)
     if engine is None:
@@ -178,7 +186,8 @@ def _record_is_fresh(directory: Path, image_size: tuple[int, int], with_engine: 
         return False
     weights = (directory / WEIGHTS).stat().st_mtime
     record = read_json(directory / EXPORT_RECORD)
-    return min(path.stat().st_mtime for path in paths) >= weights and record.get("image_size") == list(image_size)
+    return (min(path.stat().st_mtime for path in paths) >= weights and record.get("image_size") == list(image_size)
+            and record.get("format") == EXPORT_FORMAT)
 
 
 def _reused(number: int, directory: Path, with_engine: bool) -> ExportResult:
@@ -211,17 +220,20 @@ def export_generation(
     directory = Path(directory)
     model = copy.deepcopy(generation.model).eval()
     image_shape = (model.architecture.in_channels, *image_size)
-    images = torch.rand((max(CHECK_BATCHES), *image_shape), generator=torch.Generator().manual_seed(generation.number))
+    random = torch.Generator().manual_seed(generation.number)
+    images = torch.rand((max(CHECK_BATCHES), *image_shape), generator=random)
+    frame = torch.rand((1, image_shape[0], *FRAME_SIZE), generator=random)
+    inputs = [images[:batch] for batch in CHECK_BATCHES] + [frame]
     with torch.inference_mode():
-        reference = model(images)
+        largest_output = max(float(model(x).abs().max()) for x in inputs)
 
     fp32 = _onnx_bytes(model, images)
-    fp32_error = _max_abs_error(fp32, images, reference, np.float32)
+    fp32_error = _max_abs_error(fp32, model, inputs, np.float32)
     if not fp32_error <= FP32_TOLERANCE:
         raise ExportError(f"generation {generation.number}: FP32 ONNX deviates by {fp32_error:.3g} > {FP32_TOLERANCE}")
     fp16 = _onnx_bytes(copy.deepcopy(model).half(), images.half())
-    fp16_tolerance = FP16_RELATIVE_TOLERANCE * max(1.0, float(reference.abs().max()))
-    fp16_error = _max_abs_error(fp16, images, reference, np.float16)
+    fp16_tolerance = FP16_RELATIVE_TOLERANCE * max(1.0, largest_output)
+    fp16_error = _max_abs_error(fp16, model, inputs, np.float16)
     if not fp16_error <= fp16_tolerance:
         raise ExportError(
             f"generation {generation.number}: FP16 ONNX deviates by {fp16_error:.3g} > {fp16_tolerance:.3g}"
@@ -243,7 +255,7 @@ def export_generation(
         weights_fp16_exact=weights_fp16_exact,
         tensorrt="built" if engine is not None else str(reason), reused=False,
     )
-    write_json(directory / EXPORT_RECORD, {**result.to_json(), "image_size": list(image_size)})
+    write_json(directory / EXPORT_RECORD, {**result.to_json(), "image_size": list(image_size), "format": EXPORT_FORMAT})
     return result
 
 

@@ -43,7 +43,9 @@ from evosynth.task.dataset import DetectionData
 METHOD_LABELS = {key: method.label for key, method in METHODS.items()}
 BASELINES: tuple[str, ...] = tuple(key for key, method in METHODS.items() if method.follows)
 SPEED_BACKEND = "torch-eager-fp32"  # runs everywhere; ``evosynth bench`` measures it for every generation
-SPEED_COLUMNS: tuple[str, ...] = ("latency_ms_batch1", "throughput_fps_batch32")
+SPEED_WORKLOADS = {"frame": ("latency_ms_frame", "median_ms"), "thumbnail-b32": ("throughput_fps_batch32",
+                                                                             "throughput_fps")}
+SPEED_COLUMNS: tuple[str, ...] = tuple(column for column, _ in SPEED_WORKLOADS.values())
 QUALITY_COLUMNS = {"precision_score": "precision", "recall": "recall", "ap50": "AP50"}
 QUESTIONS: tuple[str, ...] = ("methods", *ABLATIONS)
 
@@ -173,17 +175,16 @@ def table_path(plan: ComparisonPlan, runs_dir: Path) -> Path:
 
 
 def _speeds(folder: Path) -> dict[int, dict[str, float]]:
-    """Per generation, the measured batch-1 latency and batch-32 throughput (``bench.json``; empty without it)."""
+    """Per generation, the measured latency on a 640x480 frame and the throughput of 32 thumbnails (``bench.json``;
+    empty without it)."""
     rows = measured_table(folder)
     if rows is None:
         return {}
     speeds: dict[int, dict[str, float]] = {}
     for row in rows[rows["backend"] == SPEED_BACKEND].to_dict("records"):
-        generation = speeds.setdefault(int(row["generation"]), {})
-        if row["batch_size"] == 1:
-            generation["latency_ms_batch1"] = float(row["median_ms"])
-        elif row["batch_size"] == 32:
-            generation["throughput_fps_batch32"] = float(row["throughput_fps"])
+        if row["workload"] in SPEED_WORKLOADS:
+            column, field = SPEED_WORKLOADS[row["workload"]]
+            speeds.setdefault(int(row["generation"]), {})[column] = float(row[field])
     return speeds
 
 
@@ -192,7 +193,7 @@ def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
 
     Columns: method, label, run, reference (the evolution run the others are compared with), seed, precision
     (the restriction), level, alpha_synapse, alpha_cluster, generation, synapses, clusters, parameters, macs,
-    precision_score (P), recall (R), ap50, latency_ms_batch1 and throughput_fps_batch32 (PyTorch eager FP32 on
+    precision_score (P), recall (R), ap50, latency_ms_frame and throughput_fps_batch32 (PyTorch eager FP32 on
     the machine that measured it; empty where the run folder has no ``bench.json``).
     """
     rows = []

@@ -29,7 +29,7 @@ DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.85, 0.915, 1.0)  # 1.0: filters u
 # What tells the runs of a sweep apart: the run folder's name and the configuration's fields but its length.
 IDENTITY_COLUMNS = ("run", "preset", "data", "data_root", "category", "environment", "alpha_synapse",
                     "alpha_cluster", "precision", "seed", "channel_multiple")
-SPEEDUP_PREFIX = "speedup_"  # a sweep table's measured speed-up columns: speedup_<backend>_b<batch size>
+SPEEDUP_PREFIX = "speedup_"  # a sweep table's measured speed-up columns: speedup_<backend>_<workload>
 TABLES_FOLDER = "sweeps"  # <runs_dir>/sweeps/<sweep name>.csv, beside the runs the table describes
 
 
@@ -90,12 +90,12 @@ def sweep_table(configs: Sequence[RunConfig], runs_dir: Path) -> pd.DataFrame:
 
 
 def measured_speedups(folder: Path, generation: int) -> dict[str, Any]:
-    """``speedup_vs_gen1`` of one generation for every backend and batch size that bench.json measured."""
+    """``speedup_vs_gen1`` of one generation for every backend and workload that bench.json measured."""
     rows = measured_table(folder)
     if rows is None:
         return {}
     cells = rows[rows["generation"] == generation].to_dict("records")
-    return {f"{SPEEDUP_PREFIX}{cell['backend']}_b{cell['batch_size']}": cell["speedup_vs_gen1"] for cell in cells}
+    return {f"{SPEEDUP_PREFIX}{cell['backend']}_{cell['workload']}": cell["speedup_vs_gen1"] for cell in cells}
 
 
 def sweep_table_path(runs_dir: Path, name: str) -> Path:

@@ -3,12 +3,12 @@ the last, next to the paper's own reported numbers."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from evosynth.deploy.benchmark import BENCH_FILE, bench_table
-from evosynth.files import read_json
+from evosynth.deploy.benchmark import BENCH_FILE, bench_table, machine_summary, read_bench
 
 # The paper's own reported numbers (Parse-27k, Jetson TX1): quoted, never computed here.
 PAPER_GENERATIONS = 13
@@ -18,36 +18,66 @@ PAPER_PRECISION_CHANGE_POINTS = 2.0  # "increase of ~2% in precision"
 PAPER_RECALL_CHANGE_POINTS = -2.0  # "decrease ~2% in recall"
 
 
-def measured_speed(run_dir: Path) -> tuple[pd.DataFrame, str] | None:
-    """A run's ``bench.json`` as ``bench_table`` rows, with the machine that measured it (its CPU and the threads
-    used); None where the run was not benchmarked."""
+@dataclass(frozen=True)
+class MeasuredSpeed:
+    """A run's ``bench.json``: its ``bench_table`` rows and, in words, what measured them."""
+
+    rows: pd.DataFrame
+    hardware: str  # the CPU, its cores, the ISA flags that decide the kernels, the threads used
+    half_precision: str  # which reduced precisions this CPU computes natively
+    skipped: dict[str, str]  # backend -> why it was not measured here
+
+
+def measured_speed(run_dir: Path) -> MeasuredSpeed | None:
+    """What ``evosynth bench`` measured for the run; None where the run was not benchmarked."""
     path = Path(run_dir) / BENCH_FILE
     if not path.is_file():
         return None
-    bench = read_json(path)
-    return bench_table(bench), f"{bench['machine']['cpu']}, {bench['settings']['threads']} threads"
+    bench = read_bench(path)
+    machine = bench["machine"]
+    return MeasuredSpeed(bench_table(bench), f"{machine_summary(machine)}, {bench['settings']['threads']} threads",
+                         half_precision_note(machine), dict(bench["skipped"]))
 
 
-def best_speedup(bench_rows: pd.DataFrame, batch_size: int) -> pd.Series:
-    """The last generation's row of the backend with the largest measured speed-up over generation 1."""
-    rows = bench_rows[bench_rows["batch_size"] == batch_size]
+def half_precision_note(machine: dict) -> str:
+    """What the FP16 restriction means on this CPU: half-precision arithmetic, or storage only."""
+    bf16 = "computes BF16 natively" if machine["native_bf16_arithmetic"] else "has no native BF16 arithmetic"
+    if machine["native_fp16_arithmetic"]:
+        return f"this CPU computes FP16 natively (avx512_fp16 / amx_fp16) and {bf16.removeprefix('computes ')}"
+    return (f"this CPU has no native FP16 arithmetic, so the FP16 restriction is storage there (FP16-rounded weights "
+            f"computed in FP32), and {bf16}")
+
+
+def deployed_speedup(rows: pd.DataFrame, workload: str) -> pd.Series:
+    """The last generation's row of the backend that runs it fastest on ``workload``, as a deployer would choose
+    (its speed-up is over generation 1 on the same backend)."""
+    rows = rows[rows["workload"] == workload]
     last = rows[rows["generation"] == rows["generation"].max()]
-    return last.loc[last["speedup_vs_gen1"].idxmax()]
+    return last.loc[last["median_ms"].idxmin()]
 
 
-def paper_comparison(table: pd.DataFrame, measured_speedup: float | None = None) -> pd.DataFrame:
+def first_generation_row(rows: pd.DataFrame, backend: str, workload: str) -> pd.Series:
+    chosen = rows[(rows["backend"] == backend) & (rows["workload"] == workload)]
+    return chosen.loc[chosen["generation"].idxmin()]
+
+
+def paper_comparison(table: pd.DataFrame, frame_speed: tuple[float, float] | None = None) -> pd.DataFrame:
     """The paper's reported changes from generation 1 to its last, next to this run's (from ``generations_table``).
 
-    The paper measured inference speed (fps on a Jetson TX1, TensorRT FP16); ``measured_speedup`` is this run's
-    best batch-1 speed-up from ``bench.json`` (None when the run was not benchmarked). Rows hold None on the side
-    that did not measure a quantity.
+    The paper measured frames per second on a Jetson TX1 (TensorRT FP16); ``frame_speed`` is this run's measured
+    (generation 1, last generation) frames per second on a 640x480 frame, on the backend that runs the last
+    generation fastest (None when the run was not benchmarked). Rows hold None on the side that did not measure a
+    quantity.
     """
     first, last = table.iloc[0], table.iloc[-1]
+    first_fps, last_fps = frame_speed or (None, None)
     rows = [
         ("generations", "count", PAPER_GENERATIONS, int(last["generation"])),
         ("synapse reduction, generation 1 ÷ last", "times", PAPER_SYNAPSE_REDUCTION, float(last["synapse_reduction"])),
-        ("inference speed-up (measured, batch 1), last ÷ generation 1", "times", PAPER_FPS[1] / PAPER_FPS[0],
-         measured_speedup),
+        ("frames per second, generation 1", "fps", PAPER_FPS[0], first_fps),
+        ("frames per second, last generation", "fps", PAPER_FPS[1], last_fps),
+        ("inference speed-up (measured, whole frames, batch 1), last ÷ generation 1", "times",
+         PAPER_FPS[1] / PAPER_FPS[0], last_fps / first_fps if first_fps and last_fps else None),
         ("MAC reduction (multiply-accumulates per image), generation 1 ÷ last", "times", None,
          float(last["mac_reduction"])),
         ("precision change, last − generation 1", "points", PAPER_PRECISION_CHANGE_POINTS,
