@@ -19,7 +19,7 @@ from evosynth.study.methods import METHODS, get_method
 from evosynth.task.model import Architecture, GridDetector
 
 SMOKE = ComparisonPlan("test", RunConfig(preset="smoke", generations=2), precisions=("fp32", "int8"),
-                       levels=("synapse", "cluster"), seeds=(1,))
+                       levels=("synapse", "cluster"), environments=("cost",), seeds=(1,))
 
 
 def detector(seed: int = 0) -> GridDetector:
@@ -129,11 +129,17 @@ def comparison(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tupl
 def test_a_tiny_comparison_fills_one_table_with_every_lineage(comparison):
     runs, table = comparison
     assert set(table["method"]) == {"evolution", "l1-filter", "imp"}
-    assert len(table) == len(SMOKE.lineages()) * SMOKE.generations == 8 * 2
+    assert len(table) == len(SMOKE.lineages()) * SMOKE.generations == 9 * 2
     assert compare.read_table(compare.table_path(SMOKE, runs)).shape == table.shape
     assert sorted(question_rows(table, "precision")["precision"].unique()) == ["fp16", "fp32", "int8"]
     assert sorted(question_rows(table, "level")["level"].unique()) == ["both", "cluster", "synapse"]
     assert sorted(question_rows(table, "seed")["seed"].unique()) == [0, 1]
+    environments = question_rows(table, "environment").set_index(["environment", "generation"])
+    assert sorted(environments.index.unique("environment")) == ["budget", "cost"]
+    budget_alpha = SMOKE.reference.alpha_cluster
+    assert environments.loc[("cost", 2), "alpha_cluster"] == round(budget_alpha**2, 3)  # the same MAC shrink
+    assert environments.loc[("cost", 2), "label"] == (
+        f"evolutionary synthesis, cost environment (keep {round(budget_alpha**2, 3):g} of the MACs)")
     methods = question_rows(table, "methods").set_index(["method", "generation"])
     first = methods.xs(1, level="generation")
     assert first["synapses"].nunique() == 1 and first["ap50"].nunique() == 1  # one shared ancestor

@@ -8,7 +8,8 @@ restriction, the same measurement); lineages differ only in how each offspring i
     stochastic synthesis, ``evolve`` itself. The ablations are evolution runs too: the precision restriction
     (fp32 = none, fp16, bf16, int8), the level of synthesis (``synapse``: alpha_cluster = 1, ``cluster``:
     alpha_synapse = 1, ``both``; with the budget environment an alpha of 1 keeps every entry, so 1 switches a
-    level off exactly) and the run seed.
+    level off exactly), the environment (the count budget, or the cost environment at the same expected MAC
+    shrink per generation) and the run seed.
 ``l1-filter``
     L1-norm filter pruning to the widths the evolution reached in the same generation (read from its
     ``gen_NN/architecture.json``): the same MACs, every filter dense.
@@ -130,6 +131,7 @@ class ComparisonPlan:
     baselines: tuple[str, ...] = BASELINES
     precisions: tuple[str, ...] = ()
     levels: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
 
     @property
@@ -146,20 +148,23 @@ class ComparisonPlan:
 
     def ablations(self) -> dict[str, tuple[Any, ...]]:
         """Per ablation axis (``methods.ABLATIONS``, in its order), the values the plan varies the reference to."""
-        return {"precision": self.precisions, "level": self.levels, "seed": self.seeds}
+        return {"precision": self.precisions, "level": self.levels, "environment": self.environments,
+                "seed": self.seeds}
 
 
 COMPARISONS: dict[str, ComparisonPlan] = {
     # everything, on the study's data and for the study's 13 generations
     "full": ComparisonPlan("full", RunConfig(), precisions=("fp32", "bf16", "int8"), levels=("synapse", "cluster"),
-                           seeds=(1, 2)),
+                           environments=("cost",), seeds=(1, 2)),
     # what `make study` runs on 2 CPU cores within its 20 minutes: generations 1-3 of the baselines, of the run with
     # no restriction (it shares the study's ancestor) and of the synapse-only run (the alpha sweep's alpha_cluster = 1
-    # point: it costs nothing more). The filter-only run, BF16, int8 and the seeds (an ancestor each) are `full`'s.
-    "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",)),
+    # point: it costs nothing more) and of the cost environment (it shares the ancestor too). The filter-only run,
+    # BF16, int8 and the seeds (an ancestor each) are `full`'s.
+    "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",),
+                              environments=("cost",)),
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
-                            levels=("synapse", "cluster"), seeds=(1,)),
+                            levels=("synapse", "cluster"), environments=("cost",), seeds=(1,)),
 }
 
 
@@ -192,9 +197,9 @@ def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
     """One row per lineage and generation (1 .. the plan's length), read from the run folders' metrics.
 
     Columns: method, label, run, reference (the evolution run the others are compared with), seed, precision
-    (the restriction), level, alpha_synapse, alpha_cluster, generation, synapses, clusters, parameters, macs,
-    precision_score (P), recall (R), ap50, latency_ms_frame and throughput_fps_batch32 (PyTorch eager FP32 on
-    the machine that measured it; empty where the run folder has no ``bench.json``).
+    (the restriction), level, environment, alpha_synapse, alpha_cluster, generation, synapses, clusters,
+    parameters, macs, precision_score (P), recall (R), ap50, latency_ms_frame and throughput_fps_batch32 (PyTorch
+    eager FP32 on the machine that measured it; empty where the run folder has no ``bench.json``).
     """
     rows = []
     for lineage in plan.lineages():
@@ -207,6 +212,7 @@ def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
                 "method": lineage.method, "label": lineage.label(plan.reference), "run": lineage.name,
                 "reference": lineage.is_reference(plan.reference),
                 "seed": config.seed, "precision": config.precision, "level": lineage.level,
+                "environment": config.environment,
                 "alpha_synapse": metrics["alpha_synapse"], "alpha_cluster": metrics["alpha_cluster"],
                 "generation": number,
                 **{key: metrics[key] for key in ("synapses", "clusters", "parameters", "macs", *QUALITY_COLUMNS)},
@@ -235,8 +241,8 @@ def read_table(path: Path) -> pd.DataFrame:
 def question_rows(table: pd.DataFrame, question: str) -> pd.DataFrame:
     """The rows that answer one question; each varies one thing around the reference evolution run.
 
-    ``methods``: the reference and the baselines; ``precision``, ``level``, ``seed``: the evolution runs that
-    differ from the reference in that column only (the reference among them).
+    ``methods``: the reference and the baselines; ``precision``, ``level``, ``environment``, ``seed``: the
+    evolution runs that differ from the reference in that column only (the reference among them).
     """
     if question not in QUESTIONS:
         raise ValueError(f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}")

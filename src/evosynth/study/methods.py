@@ -8,8 +8,8 @@ run: it adopts that run's generation 1 into a folder of its own and goes through
 A new baseline is one ``Baseline`` subclass here and one line in ``METHODS``.
 
 An ``Ablation`` is one axis the evolution is varied along around the reference run (``precision``, ``level``,
-``seed``): the run it makes of a value and how the legend names that run. Its key is the comparison table's column
-and ``compare.question_rows``'s question.
+``environment``, ``seed``): the run it makes of a value and how the legend names that run. Its key is the
+comparison table's column and ``compare.question_rows``'s question.
 """
 
 from __future__ import annotations
@@ -235,10 +235,39 @@ class LevelAblation(Ablation):
         return level_config(reference, value)
 
     def varies(self, config: RunConfig, reference: RunConfig) -> bool:
-        return (config.alpha_synapse, config.alpha_cluster) != (reference.alpha_synapse, reference.alpha_cluster)
+        return level_of(config.alpha_synapse, config.alpha_cluster) != level_of(reference.alpha_synapse,
+                                                                              reference.alpha_cluster)
 
     def describe(self, config: RunConfig) -> str:
         return f"{level_of(config.alpha_synapse, config.alpha_cluster)} level only"
+
+
+def cost_equivalent(reference: RunConfig) -> RunConfig:
+    """The reference run in the cost environment at the MAC shrink per generation its count budget gives: a layer
+    keeping a fraction alpha of its filters feeds a next layer that keeps alpha of its own, so each convolution's
+    MACs shrink by about alpha squared."""
+    if reference.environment != "budget":
+        raise ValueError(f"the cost environment is compared with the count budget, not with {reference.environment!r}")
+    return replace(reference, environment="cost", alpha_cluster=round(reference.alpha_cluster**2, 3))
+
+
+class EnvironmentAblation(Ablation):
+    """How the environment reads alpha_cluster: a fraction of the filters (the budget), or of the MACs (cost),
+    at the same expected MAC shrink per generation (``cost_equivalent``)."""
+
+    def vary(self, reference: RunConfig, value: Any) -> RunConfig:
+        if value == reference.environment:
+            return reference
+        if value != "cost":
+            raise ValueError(f"the environment ablation compares the count budget with 'cost', not {value!r}")
+        return cost_equivalent(reference)
+
+    def varies(self, config: RunConfig, reference: RunConfig) -> bool:
+        return config.environment != reference.environment
+
+    def describe(self, config: RunConfig) -> str:
+        what = "MACs" if config.environment == "cost" else "filters"
+        return f"{config.environment} environment (keep {config.alpha_cluster:g} of the {what})"
 
 
 class SeedAblation(Ablation):
@@ -255,4 +284,5 @@ class SeedAblation(Ablation):
 
 
 # in the order a plan's lineages list them; keys are the table's columns and ``question_rows``'s questions
-ABLATIONS: dict[str, Ablation] = {"precision": PrecisionAblation(), "level": LevelAblation(), "seed": SeedAblation()}
+ABLATIONS: dict[str, Ablation] = {"precision": PrecisionAblation(), "level": LevelAblation(),
+                                  "environment": EnvironmentAblation(), "seed": SeedAblation()}
