@@ -404,7 +404,9 @@ def test_the_speed_reported_is_the_deployers_choice_the_backend_fastest_on_the_l
     assert first["throughput_fps"] == pytest.approx(100.0)
     spec = charts.speed_chart(bench_rows(), "a CPU").to_dict()
     assert [panel["title"] for panel in spec["hconcat"]] == ["640×480, batch 1", "96×96, batch 1"]
-    assert spec["hconcat"][0]["encoding"]["y"]["title"] == "frames per second (median)"
+    line = spec["hconcat"][0]["layer"][1]
+    assert line["encoding"]["y"]["title"] == "frames per second (median, bars: quartiles)"
+    assert spec["hconcat"][0]["layer"][0]["encoding"]["y2"]["field"] == "fps_fast"  # the spread is drawn
 
 
 def test_every_chart_is_titled_with_titled_axes(lineage):

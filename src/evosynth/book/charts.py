@@ -492,18 +492,22 @@ def speed_chart(bench_rows: pd.DataFrame, hardware: str,
         first = rows.iloc[0]
         batch, size = int(first["batch_size"]), f"{int(first['width'])}×{int(first['height'])}"
         unit = "frames per second" if batch == 1 else "images per second"
-        panels.append(
-            alt.Chart(rows)
-            .mark_line(point=True)
-            .encode(
-                x=alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0)),
-                y=alt.Y("throughput_fps:Q", title=f"{unit} (median)", scale=alt.Scale(zero=True)),
-                color=alt.Color("backend:N", title="backend"),
-                tooltip=["generation:O", "backend:N", alt.Tooltip("median_ms:Q", format=".3f", title="median ms"),
-                         alt.Tooltip("throughput_fps:Q", format=",.0f", title=unit),
-                         alt.Tooltip("speedup_vs_gen1:Q", format=".2f", title="speed-up vs gen 1"),
-                         alt.Tooltip("mac_reduction:Q", format=".2f", title="MAC reduction vs gen 1")],
-            )
-            .properties(width=250, height=220, title=f"{size}, batch {batch}")
+        # the spread over rounds: the quartiles of the latency, as rates (q3 of the time is the slow end)
+        rows = rows.assign(fps_slow=batch * 1e3 / rows["q3_ms"], fps_fast=batch * 1e3 / rows["q1_ms"])
+        base = alt.Chart(rows).encode(
+            x=alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0)),
+            color=alt.Color("backend:N", title="backend"),
         )
+        axis = f"{unit} (median, bars: quartiles)"
+        line = base.mark_line(point=True).encode(
+            y=alt.Y("throughput_fps:Q", title=axis, scale=alt.Scale(zero=True)),
+            tooltip=["generation:O", "backend:N", alt.Tooltip("median_ms:Q", format=".3f", title="median ms"),
+                     alt.Tooltip("q1_ms:Q", format=".3f", title="first quartile ms"),
+                     alt.Tooltip("q3_ms:Q", format=".3f", title="third quartile ms"),
+                     alt.Tooltip("throughput_fps:Q", format=",.0f", title=unit),
+                     alt.Tooltip("speedup_vs_gen1:Q", format=".2f", title="speed-up vs gen 1"),
+                     alt.Tooltip("mac_reduction:Q", format=".2f", title="MAC reduction vs gen 1")],
+        )
+        spread = base.mark_rule().encode(y=alt.Y("fps_slow:Q", title=axis), y2="fps_fast:Q")
+        panels.append((spread + line).properties(width=250, height=220, title=f"{size}, batch {batch}"))
     return alt.hconcat(*panels).properties(title=alt.TitleParams(title, subtitle=hardware))

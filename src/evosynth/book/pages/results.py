@@ -23,7 +23,7 @@ class MeasuredSpeed:
     """A run's ``bench.json``: its ``bench_table`` rows and, in words, what measured them."""
 
     rows: pd.DataFrame
-    hardware: str  # the CPU, its cores, the ISA flags that decide the kernels, the threads used
+    hardware: str  # the CPU, its cores, the ISA flags that decide the kernels, the threads used, the load
     half_precision: str  # which reduced precisions this CPU computes natively
     skipped: dict[str, str]  # backend -> why it was not measured here
 
@@ -35,8 +35,9 @@ def measured_speed(run_dir: Path) -> MeasuredSpeed | None:
         return None
     bench = read_bench(path)
     machine = bench["machine"]
-    return MeasuredSpeed(bench_table(bench), f"{machine_summary(machine)}, {bench['settings']['threads']} threads",
-                         half_precision_note(machine), dict(bench["skipped"]))
+    load = f"load average {machine['load_average_before'][0]:.1f} before, {machine['load_average_after'][0]:.1f} after"
+    hardware = f"{machine_summary(machine)}, {bench['settings']['threads']} threads, {load}"
+    return MeasuredSpeed(bench_table(bench), hardware, half_precision_note(machine), dict(bench["skipped"]))
 
 
 def half_precision_note(machine: dict) -> str:
