@@ -69,7 +69,8 @@ def test_pages_carry_chart_specs_and_sliders(smoke_study):
     _, index = smoke_study
     results = _page(index, "generated/results.html")
     assert "vegaEmbed" in results and "vega-lite" in results
-    assert "images per second (median)" in results, "the measured-speed chart is missing"
+    assert "frames per second (median, bars: quartiles)" in results, "the measured-speed chart is missing"
+    assert "640\\u00d7480, batch 1" in results, "Figure 2 has no panel of whole frames"  # JSON-escaped ×
     for page in ("generated/dna.html", "generated/alpha_explorer.html"):
         html = _page(index, page)
         assert re.search(r'"input":\s*"range"', html), f"no Altair range slider in {page}"
