@@ -60,14 +60,27 @@ def test_the_cost_environment_keeps_alpha_of_the_parents_cost_in_expectation():
 def test_the_cost_environment_cuts_the_dearer_layer_more_and_keeps_the_strongest_first():
     law = torch.linspace(0.05, 1.0, 32)
     cost = _three_layer_cost()
-    dear, cheap = cost.prices([32, 32])
-    assert dear > cheap
+    dear, cheap = cost.shares([32, 32])
+    assert dear > cheap and dear + cheap == pytest.approx(1.0)
     fractions = cost_alphas([law, law.clone()], cost, 0.6)
-    assert fractions[0] < fractions[1]  # the same DNA, but a filter of layer 0 costs more
+    assert fractions[0] < fractions[1]  # the same DNA, but layer 0's filters carry more of the cost
+    assert (1 - fractions[0]) / (1 - fractions[1]) == pytest.approx(dear / cheap)  # cut in proportion to share
     environments = Environment("cost", 0.9, 0.6).layer_environments([law, law.clone(), torch.ones(5)], cost)
     kept = environments[0].apply(law, "cluster")
     assert environments[0].model == "budget" and torch.all(kept[1:] >= kept[:-1])  # ranking by strength kept
     assert environments[2].alpha_cluster == 1.0  # the head is never cut
+
+
+def test_the_cost_environment_does_not_drain_a_layer_over_generations():
+    """Cut in proportion to its share, a layer that shrinks carries less of the cost and is cut less: the
+    widths of repeated expected cuts stay balanced (pricing filters by marginal MACs drained layers to 2)."""
+    cost = CostModel(factors=(9.0 * 4096, 9.0 * 1024, 9.0 * 256, 9.0 * 64, 9.0 * 64, 64.0), in_channels=3,
+                     head_outputs=5)
+    widths = [32.0, 48.0, 64.0, 96.0, 128.0]
+    for _ in range(12):
+        fractions = cost_alphas([torch.linspace(0.3, 1.0, max(1, round(w))) for w in widths], cost, 0.837)
+        widths = [w * f for w, f in zip(widths, fractions, strict=True)]
+    assert min(widths) > 4 and max(widths) / min(widths) < 40
 
 
 def test_the_cost_environment_needs_the_network_and_acts_on_synapses_as_the_budget():
