@@ -30,6 +30,7 @@ from evosynth.deploy.export import (
     TRT_ENGINE,
     export_generation,
     export_run,
+    run_image_size,
     tensorrt_unavailable,
 )
 from evosynth.storage.runs import WEIGHTS, RunFolder
@@ -176,3 +177,11 @@ def test_cli_export_and_bench_print_their_tables(run_dir, capsys):
     out = capsys.readouterr().out
     assert "speed-up" in out and "MAC ÷" in out and "onnxruntime-cpu" in out
     assert main(["bench", str(run_dir), "--rounds", "0"]) == 2
+
+
+def test_the_image_size_of_a_run_is_its_presets_canvas_or_its_photographs_size(tmp_path):
+    photographs = RunConfig(preset="pedestrians", data="pennfudan", data_root=str(tmp_path / "PennFudanPed"))
+    for config, size in ((RunConfig(preset="smoke"), (48, 48)), (photographs, (128, 160))):
+        folder = RunFolder(tmp_path / config.name)
+        folder.bind(config.identity())
+        assert run_image_size(folder.root) == size

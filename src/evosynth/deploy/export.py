@@ -105,10 +105,12 @@ def run_image_size(run_dir: Path) -> tuple[int, int]:
     """The input size the run was trained at, read from its stored preset (presets may change after a run)."""
     stored = RunFolder(run_dir).stored_config()
     try:
-        canvas = int(stored["identity"]["preset_definition"]["data"]["canvas"])
-    except (KeyError, TypeError) as error:
-        raise EvosynthError(f"{run_dir} has no data canvas in its config.json ({error})") from error
-    return canvas, canvas
+        data = stored["identity"]["preset_definition"]["data"]
+        if "canvas" in data:  # generated digits: a square canvas
+            return int(data["canvas"]), int(data["canvas"])
+        return int(data["height"]), int(data["width"])  # photographs, letterboxed to one size
+    except (KeyError, TypeError, ValueError) as error:
+        raise EvosynthError(f"{run_dir} has no image size in its config.json ({error})") from error
 
 
 @contextlib.contextmanager
