@@ -23,7 +23,7 @@ from evosynth.study.capacity import AS_EVOLVED, capacity_table
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import offspring_of
 from evosynth.task.dataset import DetectionSplit
-from evosynth.task.model import Architecture, GridDetector
+from evosynth.task.model import Architecture, GridDetector, cost_model
 
 CONFIG = RunConfig(preset="smoke", alpha_synapse=0.8, alpha_cluster=0.7, seed=3, generations=2)
 
@@ -91,6 +91,15 @@ def test_budget_keeps_the_alpha_share_of_clusters():
     assert np.allclose(backbone["cluster_fraction"], 0.75)
     assert frame.iloc[-1]["layer"] == "whole network"
     assert frame.iloc[-1]["synapses"] == frame.iloc[:-1]["synapses"].sum()
+
+
+def test_the_cost_environment_keeps_the_alpha_share_of_the_macs_on_the_dna_page():
+    model = tiny_model(widths=(8, 12))
+    frame = dna_page.expected_survivors(model, full_masks(model), Environment("cost", 0.9, 0.6))
+    backbone = frame[frame["layer"].str.startswith("conv")]
+    cost = cost_model(model.architecture)
+    assert cost.cost(backbone["expected_clusters"].tolist()) == pytest.approx(0.6 * cost.cost([8, 12]), rel=1e-6)
+    assert backbone["cluster_fraction"].nunique() == 2  # each layer cut by its share of the MACs
 
 
 def test_expected_survivors_agree_with_sampled_offspring():

@@ -152,19 +152,20 @@ class ComparisonPlan:
                 "seed": self.seeds}
 
 
+ENVIRONMENTS = ("budget", "cost")  # the environment ablation: the reference's, and the other at its MAC shrink
 COMPARISONS: dict[str, ComparisonPlan] = {
     # everything, on the study's data and for the study's 13 generations
     "full": ComparisonPlan("full", RunConfig(), precisions=("fp32", "bf16", "int8"), levels=("synapse", "cluster"),
-                           environments=("cost",), seeds=(1, 2)),
+                           environments=ENVIRONMENTS, seeds=(1, 2)),
     # what `make study` runs on 2 CPU cores within its 20 minutes: generations 1-3 of the baselines, of the run with
     # no restriction (it shares the study's ancestor) and of the synapse-only run (the alpha sweep's alpha_cluster = 1
     # point: it costs nothing more) and of the cost environment (it shares the ancestor too). The filter-only run,
     # BF16, int8 and the seeds (an ancestor each) are `full`'s.
     "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",),
-                              environments=("cost",)),
+                              environments=ENVIRONMENTS),
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
-                            levels=("synapse", "cluster"), environments=("cost",), seeds=(1,)),
+                            levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,)),
 }
 
 

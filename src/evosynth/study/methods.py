@@ -14,6 +14,7 @@ comparison table's column and ``compare.question_rows``'s question.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -26,15 +27,17 @@ from evosynth.study.evolution import Decide, parent_layers, synthesis_decider
 from evosynth.task.model import Architecture
 
 LEVELS: tuple[str, ...] = ("both", "synapse", "cluster")
+SWITCHABLE_ENVIRONMENTS = ("budget", "cost")  # where alpha = 1 keeps every entry
 
 
 def level_config(config: RunConfig, level: str) -> RunConfig:
-    """The run that synthesizes at one level only: an alpha of 1 in the budget environment keeps every entry."""
+    """The run that synthesizes at one level only: an alpha of 1 in the budget and cost environments keeps every
+    entry (all of the count, all of the cost)."""
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
-    if level != "both" and config.environment != "budget":
-        raise ValueError("a level is switched off by alpha = 1, which keeps every entry only in the budget "
-                         f"environment, not in {config.environment!r}")
+    if level != "both" and config.environment not in SWITCHABLE_ENVIRONMENTS:
+        raise ValueError("a level is switched off by alpha = 1, which keeps every entry only in the "
+                         f"{' and '.join(SWITCHABLE_ENVIRONMENTS)} environments, not in {config.environment!r}")
     if level == "synapse":
         return replace(config, alpha_cluster=1.0)
     if level == "cluster":
@@ -43,7 +46,7 @@ def level_config(config: RunConfig, level: str) -> RunConfig:
 
 
 def level_of(alpha_synapse: float, alpha_cluster: float) -> str:
-    """Which levels a budget-environment run synthesizes at (the inverse of ``level_config``)."""
+    """Which levels a budget- or cost-environment run synthesizes at (the inverse of ``level_config``)."""
     if alpha_cluster == 1.0 and alpha_synapse < 1.0:
         return "synapse"
     if alpha_synapse == 1.0 and alpha_cluster < 1.0:
@@ -242,25 +245,25 @@ class LevelAblation(Ablation):
         return f"{level_of(config.alpha_synapse, config.alpha_cluster)} level only"
 
 
-def cost_equivalent(reference: RunConfig) -> RunConfig:
-    """The reference run in the cost environment at the MAC shrink per generation its count budget gives: a layer
-    keeping a fraction alpha of its filters feeds a next layer that keeps alpha of its own, so each convolution's
-    MACs shrink by about alpha squared."""
-    if reference.environment != "budget":
-        raise ValueError(f"the cost environment is compared with the count budget, not with {reference.environment!r}")
-    return replace(reference, environment="cost", alpha_cluster=round(reference.alpha_cluster**2, 3))
+def environment_equivalent(reference: RunConfig, environment: str) -> RunConfig:
+    """The reference run in the budget or the cost environment at the same expected MAC shrink per generation: a
+    layer keeping a fraction a of its filters feeds a next layer that keeps a of its own, so each convolution's
+    MACs shrink by about a squared (budget a is cost a squared; cost c is budget the square root of c)."""
+    if {reference.environment, environment} - {"budget", "cost"}:
+        raise ValueError(f"the environment ablation compares the budget with the cost environment, not "
+                         f"{reference.environment!r} with {environment!r}")
+    if environment == reference.environment:
+        return reference
+    alpha = reference.alpha_cluster**2 if environment == "cost" else math.sqrt(reference.alpha_cluster)
+    return replace(reference, environment=environment, alpha_cluster=round(alpha, 3))
 
 
 class EnvironmentAblation(Ablation):
     """How the environment reads alpha_cluster: a fraction of the filters (the budget), or of the MACs (cost),
-    at the same expected MAC shrink per generation (``cost_equivalent``)."""
+    at the same expected MAC shrink per generation (``environment_equivalent``)."""
 
     def vary(self, reference: RunConfig, value: Any) -> RunConfig:
-        if value == reference.environment:
-            return reference
-        if value != "cost":
-            raise ValueError(f"the environment ablation compares the count budget with 'cost', not {value!r}")
-        return cost_equivalent(reference)
+        return environment_equivalent(reference, value)
 
     def varies(self, config: RunConfig, reference: RunConfig) -> bool:
         return config.environment != reference.environment

@@ -9,10 +9,10 @@ import pandas as pd
 import torch
 
 from evosynth.book.display import histogram, layer_label, prunable_weights
-from evosynth.core.environment import LAYER_MODELS, Environment, Level
+from evosynth.core.environment import LAYER_MODELS, CostModel, Environment, Level
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
 from evosynth.storage.runs import Generation
-from evosynth.task.model import GridDetector
+from evosynth.task.model import GridDetector, cost_model
 
 
 def layer_sizes(generation: Generation) -> pd.DataFrame:
@@ -130,14 +130,16 @@ def _synapse_pairs(laws: list, environment: Environment) -> list[torch.Tensor]:
     return pairs
 
 
-def _cluster_keeps(laws: list, environment: Environment) -> list[torch.Tensor]:
-    """Per layer, P(S_g) of each cluster (the head's alive clusters: 1, they are never removed)."""
+def _cluster_keeps(laws: list, environment: Environment, cost: CostModel | None = None) -> list[torch.Tensor]:
+    """Per layer, P(S_g) of each cluster (the head's alive clusters: 1, they are never removed). ``cost``: the
+    network's cost model, which the cost environment decides each layer's cut by."""
+    environments = environment.layer_environments([cluster_p for _, _, _, cluster_p, _ in laws], cost)
     keeps = []
     for position, (_, _, _, cluster_p, alive_clusters) in enumerate(laws):
         if position == len(laws) - 1:
             keeps.append(alive_clusters.to(torch.float64))
         else:
-            keeps.append(environment.apply(cluster_p, "cluster").to(torch.float64))
+            keeps.append(environments[position].apply(cluster_p, "cluster").to(torch.float64))
     return keeps
 
 
@@ -175,7 +177,8 @@ def expected_survivors(
     expectation is P_s * P_c(own cluster) * P_c(input channel). ``total`` appends a ``whole network`` row.
     """
     laws = _layer_laws(model, masks)
-    frame = pd.DataFrame(_expected_rows(laws, _synapse_pairs(laws, environment), _cluster_keeps(laws, environment)))
+    keeps = _cluster_keeps(laws, environment, cost_model(model.architecture))
+    frame = pd.DataFrame(_expected_rows(laws, _synapse_pairs(laws, environment), keeps))
     if total:
         frame = _with_total(frame)
     return frame

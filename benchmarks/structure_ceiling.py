@@ -1,0 +1,115 @@
+"""How fast can a detector of this architecture get on a whole frame? Dense networks of chosen widths, timed.
+
+The evolution can only remove filters; whatever the widths, the input frame is read and the first layer writes a
+map of half the frame's resolution. This script times dense detectors of the paper preset's depth and strides with
+random weights on one 640x480 frame, per backend, interleaved in rounds (medians), and writes a JSON with the
+machine: the ceiling of the speed-up any generation can reach over generation 1 on each backend, and what
+channel counts that are multiples of the vector width buy at a given MAC count.
+
+    .venv/bin/python benchmarks/structure_ceiling.py --out benchmarks/structure_ceiling_<machine>.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from evosynth.deploy.benchmark import describe_machine, machine_summary
+from evosynth.files import write_json
+from evosynth.study.config import get_preset
+from evosynth.task.model import FRAME_SIZE, Architecture, GridDetector, count_macs
+
+WIDTHS = {  # name -> backbone widths
+    "ancestor": (32, 48, 64, 96, 128),
+    "default run, generation 13": (9, 20, 23, 37, 37),
+    "dense, multiples of 16": (16, 16, 16, 32, 32),
+    "dense, 16-24": (16, 24, 24, 32, 32),
+    "dense, multiples of 8": (8, 16, 16, 32, 32),
+    "dense, 8-16": (8, 8, 8, 16, 16),
+    "dense, 4 everywhere (the floor)": (4, 4, 4, 4, 4),
+}
+
+
+def _steps(path: Path, threads: int) -> dict[str, object]:
+    import onnxruntime
+    import openvino
+
+    frame = np.random.default_rng(0).random((1, 3, *FRAME_SIZE), dtype=np.float32)
+    core = openvino.Core()
+    steps = {}
+    for precision in ("f32", "bf16"):
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            continue
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {
+            "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY"})
+        request = compiled.create_infer_request()
+        steps[f"openvino-{precision}"] = lambda request=request: request.infer({0: frame})
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    steps["onnxruntime-cpu"] = lambda: session.run(None, {"images": frame})
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sample-ms", type=float, default=50.0)
+    arguments = parser.parse_args()
+    torch.set_num_threads(arguments.threads)
+    strides = get_preset("paper").strides
+    cells: dict[tuple[str, str], object] = {}
+    with TemporaryDirectory() as folder:
+        for name, widths in WIDTHS.items():
+            path = Path(folder) / f"{len(cells)}.onnx"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(GridDetector(Architecture(3, widths, strides)).eval(),
+                                  (torch.rand(1, 3, *FRAME_SIZE),), str(path), input_names=["images"],
+                                  output_names=["maps"], dynamo=False)
+            for backend, step in _steps(path, arguments.threads).items():
+                cells[name, backend] = step
+        samples: dict[tuple[str, str], list[float]] = {key: [] for key in cells}
+        for step in cells.values():
+            for _ in range(5):
+                step()  # type: ignore[operator]
+        for round_number in tqdm(range(arguments.rounds), desc="rounds", unit="round"):
+            order = list(cells.items())
+            for key, step in order if round_number % 2 == 0 else reversed(order):
+                started, calls = time.perf_counter(), 0
+                while (time.perf_counter() - started) * 1e3 < arguments.sample_ms:
+                    step()  # type: ignore[operator]
+                    calls += 1
+                samples[key].append((time.perf_counter() - started) * 1e3 / calls)
+    ancestor_macs = count_macs(Architecture(3, WIDTHS["ancestor"], strides), FRAME_SIZE)
+    rows = []
+    for (name, backend), times in samples.items():
+        macs = count_macs(Architecture(3, WIDTHS[name], strides), FRAME_SIZE)
+        median = float(np.median(times))
+        ancestor = float(np.median(samples["ancestor", backend]))
+        rows.append({"network": name, "widths": list(WIDTHS[name]), "backend": backend, "macs": macs,
+                     "median_ms": median, "q1_ms": float(np.percentile(times, 25)),
+                     "q3_ms": float(np.percentile(times, 75)), "fps": 1e3 / median,
+                     "speedup_vs_ancestor": ancestor / median, "mac_reduction": ancestor_macs / macs})
+    machine = describe_machine()
+    write_json(arguments.out, {"machine": machine, "frame": list(FRAME_SIZE), "threads": arguments.threads,
+                               "rounds": arguments.rounds, "results": rows})
+    print(machine_summary(machine))
+    for row in rows:
+        print(f"{row['network']:34s} {row['backend']:16s} {row['macs'] / 1e9:6.3f} GMAC  {row['fps']:6.0f} fps  "
+              f"{row['speedup_vs_ancestor']:5.2f}x for {row['mac_reduction']:5.1f}x fewer MACs")
+
+
+if __name__ == "__main__":
+    main()
