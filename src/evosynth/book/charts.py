@@ -21,7 +21,7 @@ REMOVED_COLOR = "#d62728"
 TRUTH_COLOR = "#2ca02c"
 DETECTION_COLOR = "#ff7f0e"
 QUALITY_COLORS = {"precision": "#1f77b4", "recall": "#ff7f0e", "AP50": "#2ca02c"}
-ENVIRONMENT_COLORS = {"budget": "#1f77b4", "multiplicative": "#ff7f0e"}
+ENVIRONMENT_COLORS = {"cost": "#2ca02c", "budget": "#1f77b4", "multiplicative": "#ff7f0e"}
 SERIES_COLORS = {"P(.|W) (DNA)": "#616161", "P(S_g), budget": ENVIRONMENT_COLORS["budget"],
                  "P(S_g), multiplicative": ENVIRONMENT_COLORS["multiplicative"]}
 
@@ -129,7 +129,7 @@ def expected_fraction_chart(grid: pd.DataFrame) -> alt.HConcatChart:
 
 
 def alpha_slider_chart(grid: pd.DataFrame, alpha_synapse: float, alpha_cluster: float) -> alt.HConcatChart:
-    """Expected fraction of clusters and synapses kept per layer, both environment models, under two sliders.
+    """Expected fraction of clusters and synapses kept per layer, every environment model, under two sliders.
 
     ``grid`` comes from ``pages.dna.expected_survivors_grid``; the sliders start at the given alphas and pick the
     nearest precomputed grid point in the browser, so the chart needs no kernel.

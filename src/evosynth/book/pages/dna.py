@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from evosynth.book.display import histogram, layer_label, prunable_weights
-from evosynth.core.environment import LAYER_MODELS, CostModel, Environment, Level
+from evosynth.core.environment import ENVIRONMENT_MODELS, LAYER_MODELS, CostModel, Environment, Level
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
 from evosynth.storage.runs import Generation
 from evosynth.task.model import GridDetector, cost_model
@@ -210,14 +210,15 @@ def expected_survivors_grid(
     masks: Mapping[str, torch.Tensor],
     alphas_synapse: Sequence[float],
     alphas_cluster: Sequence[float],
-    models: Sequence[str] = tuple(LAYER_MODELS),
+    models: Sequence[str] = ENVIRONMENT_MODELS,
 ) -> pd.DataFrame:
     """``expected_survivors`` (with the whole-network row) for every environment model and pair of alphas."""
     laws = _layer_laws(model, masks)
+    cost = cost_model(model.architecture)
     frames = []
     for model_name in models:
         pairs = {a: _synapse_pairs(laws, Environment(model_name, a, 1.0)) for a in alphas_synapse}
-        keeps = {a: _cluster_keeps(laws, Environment(model_name, 1.0, a)) for a in alphas_cluster}
+        keeps = {a: _cluster_keeps(laws, Environment(model_name, 1.0, a), cost) for a in alphas_cluster}
         for alpha_synapse in alphas_synapse:
             for alpha_cluster in alphas_cluster:
                 frame = _with_total(pd.DataFrame(_expected_rows(laws, pairs[alpha_synapse], keeps[alpha_cluster])))
