@@ -116,9 +116,11 @@ def test_expected_survivors_agree_with_sampled_offspring():
 def test_expected_survivors_grid_covers_every_alpha_pair():
     model = tiny_model()
     grid = dna_page.expected_survivors_grid(model, full_masks(model), [0.5, 1.0], [0.25, 0.5, 1.0])
-    assert len(grid) == 2 * 2 * 3 * (3 + 1)  # models x alpha_synapse x alpha_cluster x (layers + whole network)
-    full = grid[(grid["alpha_synapse"] == 1.0) & (grid["alpha_cluster"] == 1.0) & (grid["environment"] == "budget")]
-    assert np.allclose(full["synapse_fraction"], 1.0)  # budget at alpha = 1 keeps everything
+    assert len(grid) == 3 * 2 * 3 * (3 + 1)  # models x alpha_synapse x alpha_cluster x (layers + whole network)
+    for environment in ("budget", "cost"):  # alpha = 1 keeps everything: all of the count, all of the cost
+        full = grid[(grid["alpha_synapse"] == 1.0) & (grid["alpha_cluster"] == 1.0)
+                    & (grid["environment"] == environment)]
+        assert np.allclose(full["synapse_fraction"], 1.0) and np.allclose(full["cluster_fraction"], 1.0)
 
 
 def test_alpha_grid_is_rounded_and_inclusive():
