@@ -20,7 +20,7 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import synthesis_decider
 from evosynth.task.dataset import DetectionSplit
 from evosynth.task.metrics import SCORE_THRESHOLD, predict
-from evosynth.task.model import GridDetector
+from evosynth.task.model import GridDetector, cost_model
 
 
 def lineage_sizes(child: Generation, parent: Generation | None) -> pd.DataFrame:
@@ -50,9 +50,11 @@ def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.
     replayed decisions do not reproduce the stored child (a run folder edited by hand, or another config).
     """
     decisions = replay_synthesis(parent, config, child.number)
-    environment = config.make_environment()
+    layers = prunable_weights(parent.model)
+    laws = [cluster_probabilities(weight, parent.masks[name].to(torch.bool)) for _, name, weight in layers]
+    environments = config.make_environment().layer_environments(laws, cost_model(parent.model.architecture))
     frames = []
-    for index, name, weight in prunable_weights(parent.model):
+    for (index, name, weight), probability, environment in zip(layers, laws, environments, strict=True):
         mask = parent.masks[name].to(torch.bool)
         decision = decisions[name]
         kept_synapses = int(decision.synapse_mask.sum())
@@ -63,7 +65,6 @@ def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.
                 f"replaying generation {child.number}'s synthesis does not reproduce its layer {name}: "
                 "the run folder does not match this configuration"
             )
-        probability = cluster_probabilities(weight, mask)
         environment_probability = environment.apply(probability, "cluster")
         order = torch.argsort(probability, descending=True, stable=True)
         rank = torch.empty_like(order)
