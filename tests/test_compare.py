@@ -15,11 +15,11 @@ from evosynth.storage.runs import RunFolder
 from evosynth.study import compare
 from evosynth.study.compare import ComparisonPlan, Lineage, question_rows, run_comparison
 from evosynth.study.config import RunConfig
-from evosynth.study.methods import METHODS, get_method
+from evosynth.study.methods import METHODS, environment_equivalent, get_method
 from evosynth.task.model import Architecture, GridDetector
 
 SMOKE = ComparisonPlan("test", RunConfig(preset="smoke", generations=2), precisions=("fp32", "int8"),
-                       levels=("synapse", "cluster"), environments=("cost",), seeds=(1,))
+                       levels=("synapse", "cluster"), environments=("budget", "cost"), seeds=(1,))
 
 
 def detector(seed: int = 0) -> GridDetector:
@@ -136,10 +136,13 @@ def test_a_tiny_comparison_fills_one_table_with_every_lineage(comparison):
     assert sorted(question_rows(table, "seed")["seed"].unique()) == [0, 1]
     environments = question_rows(table, "environment").set_index(["environment", "generation"])
     assert sorted(environments.index.unique("environment")) == ["budget", "cost"]
-    budget_alpha = SMOKE.reference.alpha_cluster
-    assert environments.loc[("cost", 2), "alpha_cluster"] == round(budget_alpha**2, 3)  # the same MAC shrink
-    assert environments.loc[("cost", 2), "label"] == (
-        f"evolutionary synthesis, cost environment (keep {round(budget_alpha**2, 3):g} of the MACs)")
+    budget, cost = (environments.loc[(name, 2), "alpha_cluster"] for name in ("budget", "cost"))
+    assert cost == pytest.approx(budget**2, abs=1e-3)  # the same expected MAC shrink per generation
+    other = "budget" if SMOKE.reference.environment == "cost" else "cost"
+    alpha = environment_equivalent(SMOKE.reference, other).alpha_cluster
+    what = "filters" if other == "budget" else "MACs"
+    assert environments.loc[(other, 2), "label"] == (
+        f"evolutionary synthesis, {other} environment (keep {alpha:g} of the {what})")
     methods = question_rows(table, "methods").set_index(["method", "generation"])
     first = methods.xs(1, level="generation")
     assert first["synapses"].nunique() == 1 and first["ap50"].nunique() == 1  # one shared ancestor

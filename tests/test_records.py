@@ -238,7 +238,8 @@ def test_restricted_and_fp32_quality_are_measured_on_their_own_weights(traced_ru
     config, runs, captured, _ = traced_run
     folder = RunFolder(runs / "run")
     preset = config.resolved_preset
-    expected = {"seed": 0, "alpha_synapse": config.alpha_synapse, "alpha_cluster": 0.5, "environment": "budget",
+    expected = {"seed": 0, "alpha_synapse": config.alpha_synapse, "alpha_cluster": 0.5,
+                "environment": config.environment,
                 "precision": "fp16", "precision_note": storage_note("fp16")}
     fp32_ancestor = load_file(str(RunFolder(runs / "ancestors" / replace(config, precision="fp32").ancestor_name)
                                   .generation_dir(1) / WEIGHTS))
