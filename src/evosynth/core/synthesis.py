@@ -16,8 +16,9 @@ Channel rounding (``channel_multiple``, off by default): CPU and GPU convolution
 much as 48. With rounding, each backbone layer's kept-cluster count is moved to one of its two neighbouring
 multiples, by strength: the strongest clusters the draw removed are added back, or the weakest kept ones removed.
 The multiple is chosen at random so that the expected count is the draw's: the environment's shrink per
-generation is kept (rounding to the nearest multiple would hold a layer of 32 whose draw keeps about 29 at 32 for
-ever). The draw still decides which clusters compete.
+generation is kept (rounding to the nearest multiple would put a layer of 32 back at 32 whenever its draw keeps
+29, the count a budget of 0.915 expects, so it would shrink only on unusually small draws). The draw still decides
+which clusters compete.
 """
 
 from __future__ import annotations
