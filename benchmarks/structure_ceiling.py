@@ -21,7 +21,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from evosynth.deploy.benchmark import describe_machine, machine_summary
+from evosynth.deploy.benchmark import (
+    BACKENDS,
+    describe_machine,
+    machine_summary,
+    onnxruntime_session,
+    openvino_request,
+)
 from evosynth.files import write_json
 from evosynth.study.config import get_preset
 from evosynth.task.model import FRAME_SIZE, Architecture, GridDetector, count_macs
@@ -38,24 +44,15 @@ WIDTHS = {  # name -> backbone widths
 
 
 def _steps(path: Path, threads: int) -> dict[str, object]:
-    import onnxruntime
-    import openvino
-
-    frame = np.random.default_rng(0).random((1, 3, *FRAME_SIZE), dtype=np.float32)
-    core = openvino.Core()
+    """One frame's inference per backend: the same sessions and compiled models ``evosynth bench`` times."""
+    shape = (1, 3, *FRAME_SIZE)
+    frame = np.random.default_rng(0).random(shape, dtype=np.float32)
     steps = {}
-    for precision in ("f32", "bf16"):
-        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            continue
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", {
-            "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1,
-            "PERFORMANCE_HINT": "LATENCY"})
-        request = compiled.create_infer_request()
-        steps[f"openvino-{precision}"] = lambda request=request: request.infer({0: frame})
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    for precision in ("fp32", "bf16"):
+        if BACKENDS[f"openvino-{precision}"].unavailable() is None:
+            request = openvino_request(path, shape, precision, threads)
+            steps[f"openvino-{precision}"] = lambda request=request: request.infer({0: frame})
+    session = onnxruntime_session(path, threads)
     steps["onnxruntime-cpu"] = lambda: session.run(None, {"images": frame})
     return steps
 

@@ -187,4 +187,4 @@ class Environment:
         if cost is None:
             raise ValueError("the cost environment needs the network's cost model")
         alphas = cost_alphas(cluster_probabilities[:-1], cost, self.alpha_cluster)
-        return [replace(self, model="budget", alpha_cluster=max(alpha, 1e-9)) for alpha in (*alphas, 1.0)]
+        return [replace(self, model="budget", alpha_cluster=alpha) for alpha in (*alphas, 1.0)]

@@ -135,19 +135,22 @@ def _torch_compile(target: Target, bf16: bool) -> Prepare:
     return _torch_prepare(torch.compile(_eval_copy(target), dynamic=False), bf16)
 
 
-def _onnxruntime(target: Target) -> Prepare:
+def onnxruntime_session(path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session of an ONNX file on ``threads`` threads whose pool does not spin when idle."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = target.threads
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     # Every generation has its own session and thread pool; spinning idle workers of the other 12 pools would
     # steal the cores from the one being timed (measured here: 1.5-3x slower, with a wide spread).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = onnxruntime.InferenceSession(
-        str(target.directory / ONNX_FP32), options, providers=["CPUExecutionProvider"]
-    )
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _onnxruntime(target: Target) -> Prepare:
+    session = onnxruntime_session(target.directory / ONNX_FP32, target.threads)
 
     def prepare(shape: Shape) -> Step:
         feed = {INPUT_NAME: np.random.default_rng(shape[0]).random(shape, dtype=np.float32)}
@@ -160,20 +163,26 @@ OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}  # ours -> 
 OPENVINO_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}  # the CPU plugin's name for native support of each
 
 
-def _openvino(target: Target, precision: str) -> Prepare:
-    """The FP32 ONNX export compiled by OpenVINO's CPU plugin, computing in ``precision`` (its inference precision
-    hint: bf16 / f16 convert weights and activations inside the plugin), one compiled model per input shape."""
+def openvino_request(path: Path, shape: Shape, precision: str, threads: int) -> Any:
+    """An inference request of an ONNX file compiled by OpenVINO's CPU plugin for one static input shape, as a
+    deployment would compile it, computing in ``precision`` (its inference precision hint: bf16 / f16 convert
+    weights and activations inside the plugin)."""
     import openvino
 
     core = openvino.Core()
+    model = core.read_model(str(path))
+    model.reshape(list(shape))
+    compiled = core.compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision], "INFERENCE_NUM_THREADS": threads,
+        "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
+    return compiled.create_infer_request()
+
+
+def _openvino(target: Target, precision: str) -> Prepare:
+    """The FP32 ONNX export on OpenVINO's CPU plugin in ``precision``, one compiled model per input shape."""
 
     def prepare(shape: Shape) -> Step:
-        model = core.read_model(str(target.directory / ONNX_FP32))
-        model.reshape(list(shape))  # a static shape, as a deployment would compile it
-        compiled = core.compile_model(model, "CPU", {
-            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[precision], "INFERENCE_NUM_THREADS": target.threads,
-            "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"})
-        request = compiled.create_infer_request()
+        request = openvino_request(target.directory / ONNX_FP32, shape, precision, target.threads)
         images = np.random.default_rng(shape[0]).random(shape, dtype=np.float32)
         return lambda: request.infer({0: images})
 
