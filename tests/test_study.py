@@ -22,7 +22,8 @@ from evosynth.book.batch import (
     execute,
     run_study,
 )
-from evosynth.book.offline import find_network_references
+from evosynth.book.browser import move_slider, read_book
+from evosynth.book.offline import CHART_CLASS, find_network_references
 from evosynth.study.config import RunConfig
 from test_real_data import make_pennfudan
 
@@ -75,6 +76,22 @@ def test_pages_carry_chart_specs_and_sliders(smoke_study):
         html = _page(index, page)
         assert re.search(r'"input":\s*"range"', html), f"no Altair range slider in {page}"
         assert "application/vnd.jupyter.widget-state+json" in html, f"no ipywidgets state in {page}"
+
+
+def test_every_page_reads_cleanly_in_a_browser_with_the_network_cut_off(smoke_study):
+    """Headless Chromium: no console error or failed load on any page, every chart painted."""
+    _, index = smoke_study
+    reports = read_book(index.parent, CHART_CLASS)
+    assert {Path(r.page).name for r in reports} >= {"dna.html", "results.html", "gen_01.html", "compare.html"}
+    assert {r.page: r.problems for r in reports if r.problems} == {}
+    assert sum(r.charts for r in reports) >= 20
+
+
+@pytest.mark.parametrize("page", ["generated/dna.html", "generated/alpha_explorer.html"])
+def test_a_static_slider_moved_by_the_mouse_redraws_its_chart(smoke_study, page):
+    _, index = smoke_study
+    move = move_slider(index.parent, page, CHART_CLASS)
+    assert move.before != move.after and move.redrawn, move
 
 
 def test_generation_notebooks_ran_the_run(smoke_study):

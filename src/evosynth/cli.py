@@ -6,6 +6,8 @@
 ``evosynth compare`` runs the pruning baselines and ablations next to the evolution and writes one table;
 ``evosynth capacity RUN`` asks whether a generation's accuracy loss is its size: it trains it, and its widths from
 scratch, to convergence;
+``evosynth check-book`` reads the built book in headless Chromium, network cut off, and lists what a reader would
+see broken;
 ``evosynth vendor-js`` is the set-up step that puts the book's JavaScript on disk (npm registry, once);
 ``evosynth data download pennfudan`` fetches the Penn-Fudan pedestrians (only on this explicit command).
 """
@@ -120,6 +122,21 @@ def _capacity(arguments: argparse.Namespace) -> None:
     print(f"\nchanges are against generation 1, in points; written to {arguments.run_dir / CAPACITY_FILE}")
 
 
+def _check_book(arguments: argparse.Namespace) -> None:
+    from evosynth.book.browser import read_book
+    from evosynth.book.offline import CHART_CLASS
+
+    reports = read_book(arguments.html_dir, CHART_CLASS)
+    for report in reports:
+        print(f"{report.page}: {report.charts} chart(s), " + ("clean" if not report.problems else
+                                                           f"{len(report.problems)} problem(s)"))
+        for problem in report.problems:
+            print(f"  {problem}")
+    broken = [report for report in reports if report.problems]
+    if broken:
+        raise EvosynthError(f"{len(broken)} of {len(reports)} pages show a reader a problem")
+
+
 def _download(arguments: argparse.Namespace) -> None:
     from evosynth.task.download import ARCHIVES, download
 
@@ -214,6 +231,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                           help="offspring generations to measure (the run's last)")
     _add_cache_dir(capacity)
     capacity.set_defaults(handler=_capacity)
+
+    check = commands.add_parser("check-book", help="read the built book in headless Chromium, network cut off",
+                                description="Loads every page from a server on the loopback interface and lists "
+                                            "console errors, failed loads and charts that stayed blank; exits "
+                                            "with code 2 if a page has any. Needs Chromium from the system's "
+                                            "packages.")
+    check.add_argument("html_dir", type=Path, nargs="?", default=BOOK_DIR / "_build" / "html",
+                       help="the built book (book/_build/html)")
+    check.set_defaults(handler=_check_book)
 
     from evosynth.study.distributed import add_sweep_command
 

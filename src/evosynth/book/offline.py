@@ -9,6 +9,7 @@ nothing remote.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -35,12 +36,16 @@ MARKER: Final = "VENDOR.json"
 # Vega-Lite 6 spec that Altair 6 writes is offered under the v5 type; vega-lite 5.6 compiles it.
 _JUPYTERLAB_VEGALITE_MIME: Final = "application/vnd.vegalite.v5+json"
 
+CHART_CLASS: Final = "evosynth-chart"
+"""Class of every chart's container in the built book (what the browser check looks for)."""
+
 _TEXT_REPR: Final = "<Altair chart: drawn by JupyterLab's Vega extension or the book's local Vega bundle>"
 
 # Runs where the book places it (MyST-NB writes application/javascript as an inline <script>): it puts a
 # <div> before itself and draws the chart there with the page-wide vegaEmbed from the local bundle.
 _EMBED_JS: Final = """(function () {
   var target = document.createElement("div");
+  target.className = "%(chart_class)s";
   document.currentScript.before(target);
   if (typeof window.vegaEmbed !== "function") {
     target.textContent = "This chart needs the book's local Vega bundle (%(bundle)s), which is not loaded.";
@@ -95,6 +100,35 @@ _NPM_ASSETS: Final = (
     _NpmAsset("mathjax@3.2.2", "", ("LICENSE",), "mathjax"),
 )
 
+WIDGET_SUPPORT: Final = "html-manager/widget-support.js"
+"""The book's own script between require.js and embed-amd.js (``_config.yml``: ``nb_ipywidgets_js``)."""
+
+# @jupyter-widgets/html-manager 1.0.6 takes two things from the page that the book does differently: it loads its
+# fonts from beside the AMD module name "@jupyter-widgets/html-manager/dist/libembed-amd", which require.js resolves
+# against the page's folder (the fonts are in the vendor folder), and it typesets widget labels with MathJax 2's
+# MathJax.Hub.Queue while the book loads MathJax 3 (an uncaught TypeError on every page with widgets).
+_WIDGET_SUPPORT_JS: Final = """// Written by evosynth.book.offline.fetch_vendor_js for embed-amd.js (html-manager 1.0.6)
+(function () {
+  var folder = document.currentScript.src.replace(/[?#].*$/, "").replace(/\\/[^\\/]*$/, "");
+  require.config({paths: {"@jupyter-widgets/html-manager/dist": folder}});
+
+  function typesetLater(command) {  // MathJax.Hub.Queue(["Typeset", MathJax.Hub, element]) in MathJax 3
+    var mathjax = window.MathJax, ready = mathjax && mathjax.startup && mathjax.startup.promise;
+    return ready ? ready.then(function () { return mathjax.typesetPromise([command[2]]); }) : undefined;
+  }
+  function attach(mathjax) {
+    if (mathjax && typeof mathjax === "object" && !mathjax.Hub) mathjax.Hub = {Queue: typesetLater};
+  }
+  var current = window.MathJax;  // the configuration object until MathJax 3 replaces it with itself
+  attach(current);
+  Object.defineProperty(window, "MathJax", {
+    configurable: true,
+    get: function () { return current; },
+    set: function (value) { current = value; attach(value); }
+  });
+})();
+"""
+
 _LOADING_LINK_RELS: Final = frozenset({"stylesheet", "preload", "modulepreload", "icon", "manifest"})
 _REMOTE_URL: Final = re.compile(r"^\s*(?:https?:)?//", re.IGNORECASE)
 _CSS_URL: Final = re.compile(r"""(?:@import\s+(?:url\()?|url\()\s*["']?([^"')\s;]+)""", re.IGNORECASE)
@@ -105,7 +139,8 @@ def fetch_vendor_js(dest: Path) -> None:
 
     An install-time step: it runs ``npm pack`` (the npm registry) and ``vl_convert``; the book build only
     copies the result. ``dest`` then holds ``requirejs/require.js``, ``html-manager/embed-amd.js``,
-    ``mathjax/tex-mml-chtml.js`` (with its component tree) and ``vega-bundle.js``. It does nothing if
+    ``mathjax/tex-mml-chtml.js`` (with its component tree), ``vega-bundle.js`` and the book's own
+    ``html-manager/widget-support.js``. It does nothing if
     ``dest`` is already complete for these versions; it refuses to replace a folder it did not write.
     """
     if vendor_is_complete(dest):
@@ -127,6 +162,7 @@ def fetch_vendor_js(dest: Path) -> None:
                 if asset.spec == spec:
                     _extract(tarball, asset, staging / asset.target)
         (staging / VEGA_BUNDLE).write_text(_vega_bundle(), encoding="utf-8")
+        (staging / WIDGET_SUPPORT).write_text(_WIDGET_SUPPORT_JS, encoding="utf-8")
         (staging / MARKER).write_text(json.dumps({"versions": expected, "integrity": integrity}, indent=2))
         if dest.exists():
             shutil.rmtree(dest)
@@ -185,6 +221,7 @@ def _render_chart(spec: dict[str, Any], **options: Any) -> tuple[dict[str, Any],
     embed_options: dict[str, Any] = options.get("embed_options") or {}
     script = _EMBED_JS % {
         "bundle": VEGA_BUNDLE,
+        "chart_class": CHART_CLASS,
         "spec": _script_json(spec),
         "options": _script_json({"mode": "vega-lite", **embed_options}),
     }
@@ -208,7 +245,9 @@ def _vl_version() -> str:
 def _expected_versions() -> dict[str, str]:
     """What a complete vendor folder holds; stored in the marker file."""
     versions = {spec.rsplit("@", 1)[0]: spec.rsplit("@", 1)[1] for spec in (a.spec for a in _NPM_ASSETS)}
-    return versions | {"vl-convert-python": metadata.version("vl-convert-python"), "vega-lite": _vl_version()}
+    widget_support = hashlib.sha256(_WIDGET_SUPPORT_JS.encode()).hexdigest()[:16]
+    return versions | {"vl-convert-python": metadata.version("vl-convert-python"), "vega-lite": _vl_version(),
+                       "widget-support": widget_support}
 
 
 def _vega_bundle() -> str:

@@ -1,0 +1,54 @@
+"""The browser check itself: it must fail on a page a reader would see broken (the built book's own pages are
+read in test_study.py)."""
+
+from pathlib import Path
+
+import pytest
+
+from evosynth.book.browser import move_slider, read_book
+from evosynth.book.offline import CHART_CLASS
+
+pytestmark = pytest.mark.timeout(120)
+
+BROKEN = f"""<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>
+<p>A page with a script error and a chart that never draws.</p>
+<div class="{CHART_CLASS}"></div>
+<script>undefinedFunctionOfThePage();</script>
+<img src="missing.png">
+</body></html>"""
+
+PAINTED = f"""<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>
+<div class="{CHART_CLASS}"><canvas class="marks" width="40" height="40"></canvas></div>
+<script>document.querySelector("canvas").getContext("2d").fillRect(5, 5, 20, 20);</script>
+</body></html>"""
+
+
+def test_a_console_error_a_failed_load_and_a_blank_chart_are_each_reported(tmp_path: Path):
+    (tmp_path / "broken.html").write_text(BROKEN)
+    (tmp_path / "painted.html").write_text(PAINTED)
+    reports = {Path(r.page).name: r for r in read_book(tmp_path, CHART_CLASS, page_limit_s=5)}
+    broken, painted = reports["broken.html"], reports["painted.html"]
+    assert any("undefinedFunctionOfThePage" in error for error in broken.errors), broken.errors
+    assert any("missing.png" in error or "404" in error for error in broken.errors), broken.errors
+    assert broken.charts == 1 and len(broken.blank_charts) == 1
+    assert painted.problems == [] and painted.charts == 1
+
+
+def test_a_page_that_loads_from_the_network_is_reported(tmp_path: Path):
+    """The network is cut off: a remote script fails to load, and the check says so instead of fetching it."""
+    (tmp_path / "remote.html").write_text('<!DOCTYPE html><html><head><link rel="icon" href="data:,">'
+                                          '<script src="https://cdn.example.org/vega.js"></script></head></html>')
+    (report,) = read_book(tmp_path, CHART_CLASS)
+    assert report.errors, "a remote script loaded, or its failure went unnoticed"
+
+
+def test_a_slider_that_redraws_nothing_is_told_apart(tmp_path: Path):
+    """A range input whose chart does not change: the move is reported as not redrawn."""
+    (tmp_path / "inert.html").write_text(
+        f'<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+        f'<div class="{CHART_CLASS}"><canvas class="marks" width="40" height="40"></canvas>'
+        f'<input type="range" min="0" max="1" step="0.1" value="0.5" style="width:300px"></div>'
+        f'<script>document.querySelector("canvas").getContext("2d").fillRect(5, 5, 20, 20);</script></body></html>')
+    move = move_slider(tmp_path, "inert.html", CHART_CLASS, redraw_limit_s=2)
+    assert move.before != move.after, "the click did not move the slider"
+    assert not move.redrawn
