@@ -126,6 +126,7 @@ def test_expected_survivors_grid_covers_every_alpha_pair():
 def test_alpha_grid_is_rounded_and_inclusive():
     grid = dna_page.alpha_grid(0.05, 1.0, 0.05)
     assert len(grid) == 20 and grid[0] == 0.05 and grid[-1] == 1.0 and 0.15 in grid
+    assert dna_page.alpha_grid(including=(0.837, 0.15)) == sorted([*grid, 0.837])
 
 
 def test_histograms_count_every_surviving_synapse():
@@ -432,15 +433,21 @@ def test_every_chart_is_titled_with_titled_axes(lineage):
 
 def test_alpha_slider_chart_binds_two_range_sliders(lineage):
     parent, _ = lineage
-    grid = dna_page.expected_survivors_grid(parent.model, parent.masks, dna_page.alpha_grid(), dna_page.alpha_grid())
-    spec = charts.alpha_slider_chart(grid, 0.96, 0.91).to_dict()
+    grid = dna_page.expected_survivors_grid(parent.model, parent.masks, dna_page.alpha_grid(including=[0.96]),
+                                            dna_page.alpha_grid(including=[0.837]))
+    with alt.data_transformers.disable_max_rows():  # as enable_offline_altair does for the page
+        spec = charts.alpha_slider_chart(grid, 0.96, 0.837).to_dict()
     params = {p["name"]: p for p in spec["params"]}
     assert set(params) == {"alpha_synapse", "alpha_cluster"}
     assert params["alpha_synapse"]["bind"]["input"] == "range"
-    assert params["alpha_synapse"]["value"] == 0.95 and params["alpha_cluster"]["value"] == 0.9  # nearest grid point
+    assert params["alpha_synapse"]["value"] == 0.96 and params["alpha_cluster"]["value"] == 0.837  # the run's own
+    assert params["alpha_cluster"]["bind"]["step"] <= 0.001
     assert params["alpha_cluster"]["bind"]["min"] == 0.05 and params["alpha_cluster"]["bind"]["max"] == 1.0
-    filters = [t["filter"] for node in walk(spec) for t in node.get("transform", []) if "filter" in t]
-    assert any("alpha_synapse" in f for f in filters) and any("alpha_cluster" in f for f in filters)
+    transforms = [t for node in walk(spec) for t in node.get("transform", [])]
+    distances = [t["calculate"] for t in transforms if "calculate" in t]
+    assert any("alpha_synapse" in d for d in distances) and any("alpha_cluster" in d for d in distances)
+    nearest = {a["as"] for t in transforms for a in t.get("joinaggregate", [])}
+    assert {"synapse_nearest", "cluster_nearest"} <= nearest, "each slider shows its nearest grid point"
 
 
 def test_sweep_chart_picks_the_nearest_run():

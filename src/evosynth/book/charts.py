@@ -8,8 +8,6 @@ work in the static book (no kernel). Call ``evosynth.book.offline.enable_offline
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import altair as alt
 import pandas as pd
 
@@ -128,44 +126,37 @@ def expected_fraction_chart(grid: pd.DataFrame) -> alt.HConcatChart:
         subtitle=f"α synapse = {alpha_s:g}, α cluster = {alpha_c:g}"))
 
 
+SLIDER_STEP = 0.001  # fine enough to stop on any alpha a run uses (0.837)
+
+
 def alpha_slider_chart(grid: pd.DataFrame, alpha_synapse: float, alpha_cluster: float) -> alt.HConcatChart:
     """Expected fraction of clusters and synapses kept per layer, every environment model, under two sliders.
 
-    ``grid`` comes from ``pages.dna.expected_survivors_grid``; the sliders start at the given alphas and pick the
-    nearest precomputed grid point in the browser, so the chart needs no kernel.
+    ``grid`` comes from ``pages.dna.expected_survivors_grid``; the sliders start at the given alphas (include them
+    in the grid to start exactly there) and move in steps of 0.001, and the chart shows the precomputed grid
+    point nearest to each slider, in the browser, so it needs no kernel.
     """
-    alphas_s = sorted(grid["alpha_synapse"].unique())
-    alphas_c = sorted(grid["alpha_cluster"].unique())
-
     def slider(name: str, label: str, values: list[float], start: float) -> alt.Parameter:
-        step = round(values[1] - values[0], 6) if len(values) > 1 else 0.01
-        high = values[-1] if len(values) > 1 else values[0] + step
         nearest = min(values, key=lambda v: abs(v - start))
-        return alt.param(name=name, value=nearest, bind=alt.binding_range(min=values[0], max=high, step=step,
-                                                                         name=label))
+        return alt.param(name=name, value=nearest, bind=alt.binding_range(min=values[0], max=values[-1],
+                                                                         step=SLIDER_STEP, name=label))
 
-    synapse_param = slider("alpha_synapse", "α synapse ", alphas_s, alpha_synapse)
-    cluster_param = slider("alpha_cluster", "α cluster ", alphas_c, alpha_cluster)
-    tolerance = 0.5 * min(_half_step(alphas_s), _half_step(alphas_c))  # a quarter of a grid step
-    base = (
-        # every grid point travels with the page: only the columns drawn, rounded
-        alt.Chart(grid[["environment", "alpha_synapse", "alpha_cluster", "layer", "cluster_fraction",
-                        "synapse_fraction"]].round(3))
-        .transform_filter(f"abs(datum.alpha_synapse - alpha_synapse) < {tolerance}")
-        .transform_filter(f"abs(datum.alpha_cluster - alpha_cluster) < {tolerance}")
-    )
+    synapse_param = slider("alpha_synapse", "α synapse ", sorted(grid["alpha_synapse"].unique()), alpha_synapse)
+    cluster_param = slider("alpha_cluster", "α cluster ", sorted(grid["alpha_cluster"].unique()), alpha_cluster)
+    base = alt.Chart(grid[["environment", "alpha_synapse", "alpha_cluster", "layer", "cluster_fraction",
+                           "synapse_fraction"]].round(3))  # every grid point travels with the page, rounded
+    for level in ("synapse", "cluster"):  # the grid point nearest to each slider
+        base = (base.transform_calculate(**{f"{level}_distance": f"abs(datum.alpha_{level} - alpha_{level})"})
+                .transform_joinaggregate(**{f"{level}_nearest": f"min({level}_distance)"})
+                .transform_filter(f"datum.{level}_distance <= datum.{level}_nearest + 1e-9"))
     clusters, synapses = _fraction_panels(base, _layer_order(grid))
     return (
         alt.hconcat(clusters, synapses)
         .add_params(synapse_param, cluster_param)
         .properties(title=alt.Title("Expected share of the ancestor kept by one generation of synthesis",
-                                    subtitle="move the sliders: α synapse and α cluster of F(α)"))
+                                    subtitle="move the sliders: α synapse and α cluster of F(α) (nearest grid "
+                                             "point)"))
     )
-
-
-def _half_step(values: Sequence[float]) -> float:
-    gaps = [b - a for a, b in zip(values[:-1], values[1:], strict=True)]
-    return min(gaps) / 2 if gaps else 0.5
 
 
 def lineage_chart(sizes: pd.DataFrame) -> alt.HConcatChart:

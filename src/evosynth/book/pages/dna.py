@@ -199,10 +199,12 @@ def _with_total(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
 
 
-def alpha_grid(start: float = 0.05, stop: float = 1.0, step: float = 0.05) -> list[float]:
-    """Alpha values from ``start`` to ``stop`` inclusive, rounded so that sliders and filters agree."""
+def alpha_grid(start: float = 0.05, stop: float = 1.0, step: float = 0.05,
+               including: Sequence[float] = ()) -> list[float]:
+    """Alpha values from ``start`` to ``stop`` inclusive, and the values ``including`` (a run's own alphas, so that
+    the slider chart can show exactly what the page's table shows), sorted and rounded."""
     count = int(round((stop - start) / step)) + 1
-    return [round(start + i * step, 6) for i in range(count)]
+    return sorted({round(start + i * step, 6) for i in range(count)} | {round(value, 6) for value in including})
 
 
 def expected_survivors_grid(
