@@ -1,6 +1,9 @@
 """The study's chart builders and the pages' computations on tiny hand-made inputs: the numbers match the
 library's math, the charts carry their titles, axis titles and slider parameters."""
 
+import base64
+import io
+import re
 import struct
 import zlib
 
@@ -319,6 +322,16 @@ def test_for_display():
     assert list(shown.columns) == ["value"] and shown.index.name is None
     assert shown.loc["conv 1", "value"] == 0.123
     assert display.for_display(frame, decimals=None).loc["conv 1", "value"] == 0.123456
+    readable = display.for_display(results_table(), index="generation").columns
+    assert "precision" in readable and "AP50" in readable and "precision_score" not in readable
+
+
+def test_a_table_downloads_as_the_csv_it_came_from():
+    table = results_table()
+    link = display.csv_download(table, "generations.csv")._repr_html_()
+    encoded = re.search(r'href="data:text/csv;base64,([^"]+)"', link).group(1)
+    assert pd.read_csv(io.BytesIO(base64.b64decode(encoded))).equals(table.reset_index(drop=True))
+    assert 'download="generations.csv"' in link
 
 
 def test_live_controls_redraw_on_change():

@@ -66,6 +66,9 @@ class NotebookJob:
     output: Path
     parameters: dict[str, Any] = field(default_factory=dict)
     cell_limit_s: float = CHAPTER_CELL_LIMIT_S
+    # cells with any of these tags are executed but left out of the page (tagged remove-cell in the executed copy):
+    # how one notebook reads right for the ancestor and for an offspring, or with and without its data
+    hidden_tags: tuple[str, ...] = ()
 
     def is_done(self) -> bool:
         """Finished earlier with the same parameters and no error."""
@@ -131,6 +134,23 @@ def execute(job: NotebookJob, cwd: Path = REPO_ROOT) -> None:
             raise NotebookFailed(
                 f"{job.source.name}: the kernel did not start within {KERNEL_START_LIMIT_S} s ({error})"
             ) from error
+    if job.hidden_tags:
+        _hide_cells(job.output, job.hidden_tags)
+
+
+REMOVE_CELL = "remove-cell"  # MyST-NB leaves such a cell out of the rendered page
+
+
+def _hide_cells(output: Path, tags: Sequence[str]) -> None:
+    """Tag every cell of the executed notebook that carries one of ``tags`` so that the book leaves it out."""
+    import nbformat
+
+    notebook = nbformat.read(output, as_version=4)
+    for cell in notebook.cells:
+        cell_tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if set(tags) & set(cell_tags) and REMOVE_CELL not in cell_tags:
+            cell_tags.append(REMOVE_CELL)
+    nbformat.write(notebook, output)
 
 
 def _mark_interrupted(output: Path, reason: str) -> str:
@@ -168,9 +188,16 @@ def generation_jobs(config: RunConfig, run_dir: Path, cache_dir: Path, generated
     common = {**config.parameters(), "run_dir": str(run_dir.resolve()), "cache_dir": str(cache_dir.resolve())}
     return [
         NotebookJob(NOTEBOOKS / "generation.md", generated / f"gen_{number:02d}.ipynb",
-                    {**common, "generation": number}, GENERATION_CELL_LIMIT_S)
+                    {**common, "generation": number}, GENERATION_CELL_LIMIT_S,
+                    hidden_tags=(OFFSPRING_TAG,) if number == 1 else (ANCESTOR_TAG,))
         for number in range(1, config.generations + 1)
     ]
+
+
+# The generation notebook's cells that only the ancestor's page shows, and those that only an offspring's shows
+ANCESTOR_TAG, OFFSPRING_TAG = "ancestor", "offspring"
+# The pedestrians notebook's cells that need its run, and the one that says the build has none
+WITH_RUN_TAG, WITHOUT_RUN_TAG = "with-run", "without-run"
 
 
 def study_jobs(
@@ -183,7 +210,8 @@ def study_jobs(
     pedestrians = str(pedestrians_dir.resolve()) if pedestrians_dir else None
     return [
         NotebookJob(NOTEBOOKS / "pedestrians.md", generated / "pedestrians.ipynb",
-                    {"run_dir": pedestrians, "cache_dir": cache_dir}),
+                    {"run_dir": pedestrians, "cache_dir": cache_dir},
+                    hidden_tags=(WITHOUT_RUN_TAG,) if pedestrians else (WITH_RUN_TAG,)),
         NotebookJob(NOTEBOOKS / "compare.md", generated / "compare.ipynb",
                     {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison, "cache_dir": cache_dir},
                     FULL_COMPARISON_CELL_LIMIT_S if plan.comparison == "full" else GENERATION_CELL_LIMIT_S),

@@ -7,6 +7,7 @@ Light on purpose (numpy, pandas): the pages' computations are in ``evosynth.book
 from __future__ import annotations
 
 import base64
+import html
 import struct
 import zlib
 from collections.abc import Callable
@@ -48,12 +49,33 @@ def histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> pd.DataFra
 # --------------------------------------------------------------------------------------------------- tables and prose
 
 
+# What a reader reads above a column, for the names the library's tables use (the CSV downloads keep the names).
+COLUMN_LABELS = {
+    "synapses": "synapses", "clusters": "clusters (backbone filters)", "macs": "MACs per image",
+    "MMACs": "MACs per image (millions)", "parameters": "parameters", "bytes_fp16": "FP16 weight bytes",
+    "precision_score": "precision", "recall": "recall", "ap50": "AP50", "epochs": "training epochs",
+    "train_seconds": "training time (s)", "synapse_reduction": "synapses ÷ (generation 1 ÷ this)",
+    "mac_reduction": "MACs ÷ (generation 1 ÷ this)", "alpha_cluster": "α cluster", "alpha_synapse": "α synapse",
+    "cluster_fraction": "share of clusters kept", "synapse_fraction": "share of synapses kept",
+    "expected_clusters": "expected clusters", "expected_synapses": "expected synapses",
+    "median_relative_strength": "median |w| ÷ layer's largest", "median_probability": "median P(s = 1 | w)",
+    "largest_weight": "largest |w|", "distinct_values": "distinct values", "subnormal": "subnormal weights",
+    "zero": "weights at zero", "max_rounding_error": "largest possible change", "max_relative_error":
+    "largest possible relative change", "measured_rounding_error": "largest measured change",
+    "channel_multiple": "channel multiple",
+}
+
+
 def for_display(frame: pd.DataFrame, index: str = "layer", decimals: int | None = 3) -> pd.DataFrame:
     """A table as a reader sees it: indexed by ``index`` (unnamed), without the ordering column, floats rounded
-    to ``decimals`` (None: as they are).
+    to ``decimals`` (None: as they are), columns named for a reader (``COLUMN_LABELS``).
 
     Columns of mixed types (``object``) keep their ints; their floats are rounded too; None reads "not measured".
     """
+    return _rounded(frame, index, decimals).rename(columns=COLUMN_LABELS)
+
+
+def _rounded(frame: pd.DataFrame, index: str, decimals: int | None) -> pd.DataFrame:
     shown = frame.drop(columns=[c for c in ("layer_index",) if c in frame.columns and c != index])
     if index in shown.columns:
         shown = shown.set_index(index).rename_axis(None)
@@ -68,6 +90,17 @@ def for_display(frame: pd.DataFrame, index: str = "layer", decimals: int | None 
         ]
         shown[column] = pd.Series(values, index=shown.index, dtype=object)
     return shown
+
+
+def csv_download(frame: pd.DataFrame, filename: str, what: str = "this table") -> Any:
+    """A link that saves ``frame`` (the library's column names, every digit) as ``filename``: the CSV travels
+    inside the page as a ``data:`` URL, so it downloads from the static book with no server and no network."""
+    from IPython.display import HTML
+
+    encoded = base64.b64encode(frame.to_csv(index=False).encode()).decode("ascii")
+    return HTML(f'<p class="csv-download"><a download="{html.escape(filename)}" '
+                f'href="data:text/csv;base64,{encoded}">Download {html.escape(what)} as CSV</a> '
+                f'({len(frame)} rows, {html.escape(filename)})</p>')
 
 
 def glue_values(**values: Any) -> None:

@@ -8,19 +8,13 @@ from typing import Any
 import pandas as pd
 
 QUALITY = {"precision_score": "precision", "recall": "recall", "ap50": "ap50"}  # table column: key prefix
-SUMMARY_KEYS = (
-    "run_name", "generations", "last_generation", "last_synapses", "synapse_reduction", "last_mmacs", "mac_reduction",
-    *(f"{prefix}_{end}" for prefix in QUALITY.values() for end in ("first", "last", "change")),
-)
 
 
-def run_summary(table: pd.DataFrame | None, run_name: str | None) -> dict[str, Any]:
-    """The numbers of the page's summary paragraph (its glue keys, ``SUMMARY_KEYS``), from a run's
+def run_summary(table: pd.DataFrame, run_name: str) -> dict[str, Any]:
+    """The numbers of the page's summary paragraph (its glue keys), from a run's
     ``report.generations_table``: the last generation's synapses and MACs per image (in millions) with their
     reductions against generation 1, and precision, recall and AP50 at the first and the last generation with
-    the change in points. Without a run (``table`` None): "(not run)" and NaN, so that the prose still builds."""
-    if table is None or run_name is None:
-        return {"run_name": "(not run)", **dict.fromkeys(SUMMARY_KEYS[1:], float("nan"))}
+    the change in points."""
     first, last = table.iloc[0], table.iloc[-1]
     values: dict[str, Any] = {
         "run_name": run_name,
