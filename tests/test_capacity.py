@@ -95,3 +95,16 @@ def test_the_results_page_shows_what_was_measured(run, data_dir, tmp_path):
     outputs = json.dumps([cell.get("outputs") for cell in json.loads(job.output.read_text())["cells"]])
     assert "Size or synthesis? Accuracy against generation 1" in outputs
     assert "not measured for this run" not in outputs
+
+
+def test_training_that_stalls_at_the_last_allowed_epoch_stopped_by_patience():
+    from evosynth.study.capacity import stopping_reason
+    from evosynth.task.training import TrainingBudget, TrainingCurve
+
+    rule = TrainingBudget(max_epochs=10, patience=5)
+    def curve(epochs: int, best: int) -> TrainingCurve:
+        return TrainingCurve(list(range(1, epochs + 1)), [0.0] * epochs, [0.5] * epochs, [1e-3] * epochs,
+                             best_epoch=best, seconds=1.0)
+    assert stopping_reason(curve(10, 5), rule) == "patience"  # stale 5 epochs, ended on the cap: patience still
+    assert stopping_reason(curve(8, 3), rule) == "patience"
+    assert stopping_reason(curve(10, 8), rule) == "epoch cap"  # still improving when the cap came

@@ -53,7 +53,7 @@ def _page(index: Path, name: str) -> str:
 def test_book_has_every_page(smoke_study):
     _, index = smoke_study
     assert index.is_file()
-    for page in ("intro.html", "generated/dna.html", "generated/gen_01.html", "generated/gen_02.html",
+    for page in ("generated/intro.html", "generated/dna.html", "generated/gen_01.html", "generated/gen_02.html",
                  "generated/results.html", "generated/alpha_explorer.html", "generated/pedestrians.html",
                  "generated/compare.html", "scaling.html"):
         assert (index.parent / page).is_file(), page
@@ -120,7 +120,7 @@ def test_the_pedestrians_chapter_shows_its_run(smoke_study):
     assert "<strong>Not run in this build" not in html
 
 
-@pytest.mark.parametrize("notebook", ["dna", "results", "alpha_explorer", "pedestrians", "compare"])
+@pytest.mark.parametrize("notebook", ["intro", "dna", "results", "alpha_explorer", "pedestrians", "compare"])
 def test_notebooks_pass_nbval(smoke_study, notebook, tmp_path):
     plan, _ = smoke_study
     executed = json.loads((plan.book_dir / "generated" / f"{notebook}.ipynb").read_text())

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from evosynth.book.offline import find_network_references, vendor_is_complete
 from evosynth.deploy.benchmark import BACKENDS, DEFAULT_ROUNDS, bench_is_current, benchmark_run
 from evosynth.errors import EvosynthError
+from evosynth.study.capacity import measure_capacity
 from evosynth.study.config import RunConfig, default_preset
 from evosynth.study.distributed import run_grid
 from evosynth.study.evolution import evolve
@@ -209,6 +210,7 @@ def study_jobs(
     cache_dir = str(plan.cache_dir.resolve())
     pedestrians = str(pedestrians_dir.resolve()) if pedestrians_dir else None
     return [
+        NotebookJob(NOTEBOOKS / "intro.md", generated / "intro.ipynb", {"run_dir": run}),
         NotebookJob(NOTEBOOKS / "pedestrians.md", generated / "pedestrians.ipynb",
                     {"run_dir": pedestrians, "cache_dir": cache_dir},
                     hidden_tags=(WITHOUT_RUN_TAG,) if pedestrians else (WITH_RUN_TAG,)),
@@ -302,7 +304,8 @@ def alpha_explorer_sweep(plan: StudyPlan, grid: SweepGrid | None) -> dict[str, A
 
 
 def run_study(plan: StudyPlan) -> Path:
-    """Compute every run the study shows, measure speed, execute the pages, build the book.
+    """Compute every run the study shows, measure speed and the last generation's capacity, execute the pages,
+    build the book.
 
     Every run, on every data set, is computed one way: by ``evolve`` (resumable, generation by generation). The
     pages only read what the runs hold, so a page's execution never trains.
@@ -314,6 +317,8 @@ def run_study(plan: StudyPlan) -> Path:
     explorer = alpha_explorer_sweep(plan, grid)
     if not bench_is_current(run_dir):  # a rerun keeps the measurement; `evosynth bench` redoes it
         benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
+    # size or synthesis: the last generation's widths trained to convergence, for the results page's verdict
+    measure_capacity(run_dir, cache_dir=plan.cache_dir)
     pedestrians_dir = None
     if plan.pedestrians_root is not None:
         pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)

@@ -22,10 +22,10 @@ Two models of the environment, applied separately to clusters and to synapses:
     law decides which filters survive (the strongest first). A layer that holds much of the cost is cut much; as
     it shrinks its share falls and so does its cut, so the widths settle where the costs are spread evenly
     instead of draining one layer. (Pricing each filter by its marginal MACs alone does drain: a cut layer makes
-    its neighbours cheap, so they are spared and it is cut again; measured here, two layers of the default run
-    went to 2 filters in 13 generations and AP50 fell from 0.815 to 0.582.)
+    its neighbours cheap, so they are spared and it is cut again: tried on the default run, it drained two layers
+    to a couple of filters and the detector's accuracy collapsed.)
     The cost is analytical, not measured: a run then replays bit for bit on any machine (measured per-layer times
-    on a shared 2-core machine vary by 5-15 %), and dense MACs are what a compacted network computes. Channel
+    on a shared machine vary from run to run), and dense MACs are what a compacted network computes. Channel
     blocks (vector widths) are ``channel_multiple``'s business, not the cost model's.
 """
 

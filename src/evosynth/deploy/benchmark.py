@@ -1,8 +1,8 @@
 """Real inference speed of every generation, per runtime ("backend") and workload, written to ``bench.json``.
 
 Workloads (``WORKLOADS``): one 640x480 camera frame, the paper's unit of frames per second (the detector is fully
-convolutional, so its grid just grows; on 2 cores the ancestor takes 10-20 ms there, compute-bound), one
-training-size thumbnail (0.3-0.5 ms, bound by per-layer overheads) and a batch of 32 thumbnails.
+convolutional, so its grid just grows; compute-bound on a CPU), one training-size thumbnail (bound by
+per-layer overheads) and a batch of 32 thumbnails.
 
 Only ratios measured in one process are meaningful on a shared machine, so the method is built for ratios:
 every (generation, backend, workload) cell is warmed up and given a fixed number of iterations per sample
@@ -237,7 +237,7 @@ def _torch_cuda_fp16(target: Target) -> Prepare:
 
 def _torch_cuda_graph_fp16(target: Target) -> Prepare:
     """The FP16 model replayed as one CUDA graph per batch size: a small network at batch 1 is otherwise bound by
-    the CPU launching its kernels one by one (measured here: every generation ~0.48 ms eager on an H200), which
+    the CPU launching its kernels one by one (eager, every generation takes about as long on a large GPU), which
     hides what compaction saves on the GPU."""
     model = _eval_copy(target).half().cuda()
 
@@ -374,7 +374,7 @@ def _torch_settings(threads: int) -> Iterator[None]:
 
     All generations share GridDetector.forward, so without a larger recompile limit dynamo would silently fall
     back to eager after 8 graphs; failing loudly is better than timing the wrong thing. Inductor's ``freezing``
-    (weights as constants, convolutions prepacked) is its recommended CPU inference mode: 10-40 % faster here.
+    (weights as constants, convolutions prepacked) is its recommended CPU inference mode.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

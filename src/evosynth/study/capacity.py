@@ -27,7 +27,7 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import load_run, load_task_data, restrict_and_measure
 from evosynth.task.dataset import DetectionData
 from evosynth.task.model import GridDetector
-from evosynth.task.training import train
+from evosynth.task.training import TrainingBudget, TrainingCurve, train
 
 CAPACITY_FILE = "capacity.json"
 KINDS = ("trained_on", "from_scratch")
@@ -51,8 +51,15 @@ def _converge(config: RunConfig, data: DetectionData, generation: Generation, ki
                   description=f"gen {generation.number:02d} {kind.replace('_', ' ')}")
     measured = restrict_and_measure(config, data, generation.number, None, model, masks, curve.to_json()).metrics
     return {**{key: measured[key] for key in RECORDED}, "best_epoch": curve.best_epoch,
-            "stopped_by": "patience" if len(curve.epochs) < rule.max_epochs else "epoch cap",
+            "stopped_by": stopping_reason(curve, rule),
             "rule": rule.to_json()}
+
+
+def stopping_reason(curve: TrainingCurve, rule: TrainingBudget) -> str:
+    """Why training to convergence ended: validation AP50 stopped improving for ``patience`` epochs (also when that
+    happened at the last allowed epoch), or the epoch cap came first."""
+    stalled = bool(curve.epochs) and rule.patience is not None and curve.epochs[-1] - curve.best_epoch >= rule.patience
+    return "patience" if stalled else "epoch cap"
 
 
 def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None,

@@ -14,7 +14,8 @@ restriction, the same measurement); lineages differ only in how each offspring i
     L1-norm filter pruning to the widths the evolution reached in the same generation (read from its
     ``gen_NN/architecture.json``): the same MACs, every filter dense.
 ``imp``
-    iterative magnitude pruning, 20 % of the remaining synapses per generation and layer, masks only.
+    iterative magnitude pruning, a fixed share (``IMP_FRACTION``) of the remaining synapses per generation and
+    layer, masks only.
 
 Each method, and each ablation axis, is a small strategy object in ``evosynth.study.methods`` (``METHODS``,
 ``ABLATIONS``) that this module looks up. A baseline lineage is an ordinary resumable run folder keyed by its

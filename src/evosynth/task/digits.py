@@ -217,7 +217,7 @@ def _background(rng: Generator, spec: DigitsSpec) -> Image:
 
 
 def _fragment(rng: Generator, crop: np.ndarray) -> np.ndarray | None:
-    """A window on a digit's strokes, at most 45 % of its height: a piece of pen stroke that never shows the
+    """A window on a digit's strokes, less than half its height: a piece of pen stroke that never shows the
     whole digit. None if the window holds little ink or a stroke that reads as a "1"."""
     h, w = crop.shape
     fh, fw = max(2, round(h * rng.uniform(0.3, 0.45))), max(2, round(w * rng.uniform(0.35, 1.0)))

@@ -26,6 +26,7 @@ class MeasuredSpeed:
     hardware: str  # the CPU, its cores, the ISA flags that decide the kernels, the threads used, the load
     half_precision: str  # which reduced precisions this CPU computes natively
     skipped: dict[str, str]  # backend -> why it was not measured here
+    arithmetic: dict[str, str]  # backend -> the precision it computes in
 
 
 def measured_speed(run_dir: Path) -> MeasuredSpeed | None:
@@ -37,7 +38,9 @@ def measured_speed(run_dir: Path) -> MeasuredSpeed | None:
     machine = bench["machine"]
     load = f"load average {machine['load_average_before'][0]:.1f} before, {machine['load_average_after'][0]:.1f} after"
     hardware = f"{machine_summary(machine)}, {bench['settings']['threads']} threads, {load}"
-    return MeasuredSpeed(bench_table(bench), hardware, half_precision_note(machine), dict(bench["skipped"]))
+    arithmetic = {name: entry["arithmetic"] for name, entry in bench["backends"].items()}
+    return MeasuredSpeed(bench_table(bench), hardware, half_precision_note(machine), dict(bench["skipped"]),
+                         arithmetic)
 
 
 def half_precision_note(machine: dict) -> str:
@@ -87,3 +90,71 @@ def paper_comparison(table: pd.DataFrame, frame_speed: tuple[float, float] | Non
          100 * float(last["recall"] - first["recall"])),
     ]
     return pd.DataFrame(rows, columns=["quantity", "unit", "paper (reported)", "this run"], dtype=object)
+
+
+PAPER_SPEEDUP = PAPER_FPS[1] / PAPER_FPS[0]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What reproduced and what did not, in sentences computed from the run (the page glues them)."""
+
+    synapses: str
+    accuracy: str
+    speed: str
+    reproduced: int  # how many of the paper's three claims (synapses, accuracy, speed) this run reproduced
+    measured: int  # how many it could measure (speed needs a bench.json)
+
+    @property
+    def headline(self) -> str:
+        return f"{self.reproduced} of the paper's {self.measured} measured claims reproduced"
+
+
+def verdict(table: pd.DataFrame, frame: pd.Series | None = None, arithmetic: str | None = None) -> Verdict:
+    """The paper's three claims against the run's ``generations_table``: ten-fold fewer synapses, precision and
+    recall within two points of generation 1, and its speed-up (``PAPER_FPS``); ``frame`` is the whole-frame row of
+    ``deployed_speedup`` (None: not benchmarked) and ``arithmetic`` what that backend computes in."""
+    first, last = table.iloc[0], table.iloc[-1]
+    generations = int(last["generation"])
+    reduction = float(last["synapse_reduction"])
+    synapses_ok = reduction >= PAPER_SYNAPSE_REDUCTION
+    synapses = (f"{reduction:.1f}× fewer synapses after {generations} generations: the paper's ten-fold reduction "
+                + ("is reproduced" if synapses_ok else "is not reached"))
+    changes = {name: 100 * float(last[column] - first[column])
+               for name, column in (("precision", "precision_score"), ("recall", "recall"), ("AP50", "ap50"))}
+    tolerance = abs(PAPER_PRECISION_CHANGE_POINTS)
+    accuracy_ok = abs(changes["precision"]) <= tolerance and abs(changes["recall"]) <= tolerance
+    accuracy = (f"precision {changes['precision']:+.1f} and recall {changes['recall']:+.1f} points from generation 1 "
+                f"(AP50 {changes['AP50']:+.1f}): " + (f"within the paper's {tolerance:g} points, reproduced"
+                                                      if accuracy_ok else
+                                                      f"outside the paper's {tolerance:g} points (it reports "
+                                                      f"{PAPER_PRECISION_CHANGE_POINTS:+g} and "
+                                                      f"{PAPER_RECALL_CHANGE_POINTS:+g}), not reproduced"))
+    if frame is None:
+        speed, speed_ok, measured = "not measured in this build (`evosynth bench RUN_DIR` measures it)", False, 2
+    else:
+        speedup = float(frame["speedup_vs_gen1"])
+        speed_ok, measured = speedup >= PAPER_SPEEDUP, 3
+        speed = (f"{speedup:.2f}× faster on a whole {int(frame['width'])}×{int(frame['height'])} frame at batch "
+                 f"{int(frame['batch_size'])} on {frame['backend']} "
+                 f"({arithmetic or 'its own arithmetic'}), against the paper's {PAPER_SPEEDUP:.1f}× "
+                 f"({PAPER_FPS[0]:g} → {PAPER_FPS[1]:g} fps on a Jetson TX1): "
+                 + ("reproduced" if speed_ok else "not reached"))
+    return Verdict(synapses, accuracy, speed, int(synapses_ok) + int(accuracy_ok) + int(speed_ok), measured)
+
+
+def size_explanation(capacity_rows: pd.DataFrame | None, evolved_label: str, tolerance: float = 2.0) -> str:
+    """Why the last generation lost what it lost, from ``capacity.capacity_table`` rows (None: not measured):
+    whether a dense network of its widths, trained from scratch to convergence, does any better."""
+    if capacity_rows is None or capacity_rows.empty:
+        return ("not measured for this run (`evosynth capacity RUN_DIR` trains the last generation's widths from "
+                "scratch to convergence)")
+    last = capacity_rows[capacity_rows["generation"] == capacity_rows["generation"].max()].set_index("network")
+    evolved, scratch = last.loc[evolved_label, "ap50_change"], last.loc["from scratch", "ap50_change"]
+    base = (f"a dense network of generation {int(last['generation'].iloc[0])}'s widths trained from scratch to "
+            f"convergence changes AP50 by {scratch:+.1f} points against generation 1, the evolved one by "
+            f"{evolved:+.1f}")
+    if scratch < -tolerance:
+        return base + ": a network this small loses accuracy on this task however it is found, so the loss is the " \
+                      "price of the size more than of the synthesis"
+    return base + ": a network this small can keep the accuracy, so the loss is the synthesis's or its training's"
