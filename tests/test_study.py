@@ -120,6 +120,56 @@ def test_the_pedestrians_chapter_shows_its_run(smoke_study):
     assert "<strong>Not run in this build" not in html
 
 
+def _text(index: Path, name: str) -> str:
+    """A built page's visible prose, tags stripped."""
+    html = _page(index, name)
+    html = re.sub(r"<script.*?</script>", "", html[html.find("<main"):html.find("</main>")], flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("\u2019", "'")
+
+
+def test_generation_1_reads_as_the_ancestors_page_and_2_as_an_offspring(smoke_study):
+    _, index = smoke_study
+    ancestor, offspring = _text(index, "generated/gen_01.html"), _text(index, "generated/gen_02.html")
+    assert "The ancestor's layers" in ancestor and "How long does the ancestor take" in ancestor
+    for offspring_only in ("What it inherited", "recover from the surgery", "Next to its parent", "nan"):
+        assert offspring_only not in ancestor, offspring_only
+    assert "What it inherited" in offspring and "recover from the surgery" in offspring
+    assert "The ancestor's layers" not in offspring
+
+
+def test_results_and_intro_state_the_verdict_computed(smoke_study):
+    _, index = smoke_study
+    results, intro = _text(index, "generated/results.html"), _text(index, "generated/intro.html")
+    assert re.search(r"\d of the paper's \d measured claims reproduced", results)
+    assert re.search(r"\d of the paper's \d measured claims reproduced", intro), "no headline on the first page"
+    assert "fewer synapses after" in results and "points from generation 1" in results and "on a whole" in results
+    assert "Limitations" in results and "not measured for this run" not in results
+    assert re.search(r"Measured on [^.]*cores", results), "the verdict does not name the machine"
+    assert "Download the generations table as CSV" in results
+    assert "# Parameters" not in results, "the results page shows Papermill's parameters cell"
+    for link in ("dna.html", "results.html", "alpha_explorer.html", "compare.html", "gen_01.html"):
+        assert f'href="{link}' in _page(index, "generated/intro.html"), f"the intro does not link to {link}"
+
+
+def test_a_pedestrians_page_without_its_run_says_so_once(smoke_study, tmp_path):
+    """The batch's job for a build without Penn-Fudan: one paragraph saying so, no empty heading."""
+    import nbformat
+
+    from evosynth.book.batch import study_jobs
+
+    plan, _ = smoke_study
+    (job,) = [j for j in study_jobs(plan, plan.runs_dir / SMOKE.name, {}, tmp_path, None)
+              if j.source.name == "pedestrians.md"]
+    execute(job)
+    shown = [cell for cell in nbformat.read(job.output, as_version=4).cells
+             if "remove-cell" not in cell.metadata.get("tags", []) and "parameters" not in cell.metadata.get("tags", [])
+             and "injected-parameters" not in cell.metadata.get("tags", [])]
+    prose = "\n".join(cell.source for cell in shown if cell.cell_type == "markdown")
+    assert "no Penn-Fudan run" in prose and prose.count("no Penn-Fudan run") == 1
+    assert "\n## " not in "\n" + prose, "a heading with nothing below it"
+    assert all(cell.cell_type == "markdown" for cell in shown)
+
+
 @pytest.mark.parametrize("notebook", ["intro", "dna", "results", "alpha_explorer", "pedestrians", "compare"])
 def test_notebooks_pass_nbval(smoke_study, notebook, tmp_path):
     plan, _ = smoke_study

@@ -184,6 +184,14 @@ def execute_all(jobs: Sequence[NotebookJob], cwd: Path = REPO_ROOT, skip_done: b
         execute(job, cwd)
 
 
+# The generation notebook's cells that only the ancestor's page shows, and those that only an offspring's shows
+ANCESTOR_TAG, OFFSPRING_TAG = "ancestor", "offspring"
+# Papermill's cell of the parameters it was given: pages that name their run in the prose leave it out
+INJECTED_PARAMETERS = "injected-parameters"
+# The pedestrians notebook's cells that need its run, and the one that says the build has none
+WITH_RUN_TAG, WITHOUT_RUN_TAG = "with-run", "without-run"
+
+
 def generation_jobs(config: RunConfig, run_dir: Path, cache_dir: Path, generated: Path) -> list[NotebookJob]:
     """One job per generation; the notebook's parameters are the run configuration's settings."""
     common = {**config.parameters(), "run_dir": str(run_dir.resolve()), "cache_dir": str(cache_dir.resolve())}
@@ -195,12 +203,6 @@ def generation_jobs(config: RunConfig, run_dir: Path, cache_dir: Path, generated
     ]
 
 
-# The generation notebook's cells that only the ancestor's page shows, and those that only an offspring's shows
-ANCESTOR_TAG, OFFSPRING_TAG = "ancestor", "offspring"
-# The pedestrians notebook's cells that need its run, and the one that says the build has none
-WITH_RUN_TAG, WITHOUT_RUN_TAG = "with-run", "without-run"
-
-
 def study_jobs(
     plan: StudyPlan, run_dir: Path, explorer: dict[str, Any], generated: Path, pedestrians_dir: Path | None
 ) -> list[NotebookJob]:
@@ -210,7 +212,8 @@ def study_jobs(
     cache_dir = str(plan.cache_dir.resolve())
     pedestrians = str(pedestrians_dir.resolve()) if pedestrians_dir else None
     return [
-        NotebookJob(NOTEBOOKS / "intro.md", generated / "intro.ipynb", {"run_dir": run}),
+        NotebookJob(NOTEBOOKS / "intro.md", generated / "intro.ipynb", {"run_dir": run},
+                    hidden_tags=(INJECTED_PARAMETERS,)),
         NotebookJob(NOTEBOOKS / "pedestrians.md", generated / "pedestrians.ipynb",
                     {"run_dir": pedestrians, "cache_dir": cache_dir},
                     hidden_tags=(WITHOUT_RUN_TAG,) if pedestrians else (WITH_RUN_TAG,)),
@@ -220,7 +223,8 @@ def study_jobs(
         NotebookJob(NOTEBOOKS / "dna.md", generated / "dna.ipynb",
                     {"run_dir": run, "alpha_synapse": config.alpha_synapse, "alpha_cluster": config.alpha_cluster,
                      "environment": config.environment}),
-        NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb", {"run_dir": run}),
+        NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb", {"run_dir": run},
+                    hidden_tags=(INJECTED_PARAMETERS,)),
         NotebookJob(NOTEBOOKS / "alpha_explorer.md", generated / "alpha_explorer.ipynb",
                     {"sweep_dirs": [], "sweep_table": None, **explorer}),
     ]
@@ -318,7 +322,7 @@ def run_study(plan: StudyPlan) -> Path:
     if not bench_is_current(run_dir):  # a rerun keeps the measurement; `evosynth bench` redoes it
         benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
     # size or synthesis: the last generation's widths trained to convergence, for the results page's verdict
-    measure_capacity(run_dir, cache_dir=plan.cache_dir)
+    measure_capacity(run_dir, [plan.config.generations], plan.cache_dir)
     pedestrians_dir = None
     if plan.pedestrians_root is not None:
         pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)

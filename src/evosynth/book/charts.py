@@ -361,7 +361,7 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
         **encoding,
     ).properties(width=360, height=240, title="Scores")
     band = alt.Chart(pd.DataFrame({"low": [-PAPER_TOLERANCE_POINTS], "high": [PAPER_TOLERANCE_POINTS]})).mark_rect(
-        color="#dddddd", opacity=0.6).encode(y=alt.Y("low:Q"), y2="high:Q")
+        color="#dddddd", opacity=0.6).encode(y=alt.Y("low:Q", title="change from generation 1 (points)"), y2="high:Q")
     changes = alt.Chart(long).mark_line(point=True).encode(
         y=alt.Y("change:Q", title="change from generation 1 (points)"), **encoding,
     ).properties(width=360, height=240, title=f"Change from generation 1 (grey: ±{PAPER_TOLERANCE_POINTS:g} points)")

@@ -103,14 +103,18 @@ _NPM_ASSETS: Final = (
 WIDGET_SUPPORT: Final = "html-manager/widget-support.js"
 """The book's own script between require.js and embed-amd.js (``_config.yml``: ``nb_ipywidgets_js``)."""
 
-# @jupyter-widgets/html-manager 1.0.6 takes two things from the page that the book does differently: it loads its
-# fonts from beside the AMD module name "@jupyter-widgets/html-manager/dist/libembed-amd", which require.js resolves
-# against the page's folder (the fonts are in the vendor folder), and it typesets widget labels with MathJax 2's
-# MathJax.Hub.Queue while the book loads MathJax 3 (an uncaught TypeError on every page with widgets).
+# @jupyter-widgets/html-manager 1.0.6 takes two things from the page that the book does differently: its modules
+# load their fonts from beside their AMD names ("@jupyter-widgets/controls", ".../dist/libembed-amd"), which
+# require.js resolves against the page's folder (the fonts are in the vendor folder), and it typesets widget labels
+# with MathJax 2's MathJax.Hub.Queue while the book loads MathJax 3 (an uncaught TypeError on every widget page).
 _WIDGET_SUPPORT_JS: Final = """// Written by evosynth.book.offline.fetch_vendor_js for embed-amd.js (html-manager 1.0.6)
 (function () {
   var folder = document.currentScript.src.replace(/[?#].*$/, "").replace(/\\/[^\\/]*$/, "");
-  require.config({paths: {"@jupyter-widgets/html-manager/dist": folder}});
+  var paths = {"@jupyter-widgets/html-manager/dist": folder};  // each module finds the fonts beside its name
+  ["base", "controls", "html-manager"].forEach(function (name) {
+    paths["@jupyter-widgets/" + name] = folder + "/" + name;
+  });
+  require.config({paths: paths});
 
   function typesetLater(command) {  // MathJax.Hub.Queue(["Typeset", MathJax.Hub, element]) in MathJax 3
     var mathjax = window.MathJax, ready = mathjax && mathjax.startup && mathjax.startup.promise;

@@ -20,7 +20,7 @@ def _unique_scripts(app: Any, pagename: str, templatename: str, context: dict[st
         attributes = tuple(sorted(getattr(script, "attributes", {}).items()))
         unique.setdefault((str(getattr(script, "filename", script) or ""), getattr(script, "priority", 500),
                            attributes), script)
-    context["script_files"] = list(unique.values())
+    scripts[:] = unique.values()  # in place: it is the builder's list, which later handlers add the page's own to
 
 
 def setup(app: Any) -> dict[str, Any]:

@@ -137,7 +137,7 @@ def verdict(table: pd.DataFrame, frame: pd.Series | None = None, arithmetic: str
         speed_ok, measured = speedup >= PAPER_SPEEDUP, 3
         speed = (f"{speedup:.2f}× faster on a whole {int(frame['width'])}×{int(frame['height'])} frame at batch "
                  f"{int(frame['batch_size'])} on {frame['backend']} "
-                 f"({arithmetic or 'its own arithmetic'}), against the paper's {PAPER_SPEEDUP:.1f}× "
+                 f"[{arithmetic or 'its own arithmetic'}], against the paper's {PAPER_SPEEDUP:.1f}× "
                  f"({PAPER_FPS[0]:g} → {PAPER_FPS[1]:g} fps on a Jetson TX1): "
                  + ("reproduced" if speed_ok else "not reached"))
     return Verdict(synapses, accuracy, speed, int(synapses_ok) + int(accuracy_ok) + int(speed_ok), measured)
@@ -154,6 +154,8 @@ def size_explanation(capacity_rows: pd.DataFrame | None, evolved_label: str, tol
     base = (f"a dense network of generation {int(last['generation'].iloc[0])}'s widths trained from scratch to "
             f"convergence changes AP50 by {scratch:+.1f} points against generation 1, the evolved one by "
             f"{evolved:+.1f}")
+    if evolved >= -tolerance:
+        return base + f": the evolved network kept its accuracy within {tolerance:g} points"
     if scratch < -tolerance:
         return base + ": a network this small loses accuracy on this task however it is found, so the loss is the " \
                       "price of the size more than of the synthesis"
