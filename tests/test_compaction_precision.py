@@ -66,3 +66,33 @@ def test_rounding_error_is_measured_on_floating_tensors_only():
     errors = rounding_error(state, "fp16")
     assert set(errors) == {"w"}
     assert errors["w"] == pytest.approx(2**-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_l1_surgery_equals_torch_pruning_depgraph_on_the_same_channels(seed):
+    """The L1 baseline's cut, checked against an independent implementation: Torch-Pruning's DependencyGraph
+    removes the same output channels (and with them BatchNorm entries and the next layer's inputs)."""
+    import copy
+
+    import torch_pruning as tp
+
+    from evosynth.core.pruning import l1_filter_decisions
+
+    model = _trained_looking_model()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in model.prunable_layers():
+            layer.weight.normal_()
+    layers = [(name, layer.weight.detach()) for name, layer in model.prunable_layers()]
+    decisions = l1_filter_decisions(layers, {}, widths=(5, 9, 7))
+    ours, _ = compact(model, decisions)
+
+    reference = copy.deepcopy(model)
+    graph = tp.DependencyGraph().build_dependency(reference, example_inputs=torch.rand(1, 3, 32, 32))
+    for name, conv in reference.prunable_layers()[:-1]:
+        removed = torch.nonzero(~decisions[name].cluster_keep).flatten().tolist()
+        graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=removed).prune()
+    assert [conv.out_channels for _, conv in reference.prunable_layers()[:-1]] == [5, 9, 7]
+    images = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(ours.eval()(images), reference.eval()(images), atol=1e-5)
