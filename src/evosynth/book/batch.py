@@ -72,8 +72,8 @@ class NotebookJob:
     hidden_tags: tuple[str, ...] = ()
 
     def is_done(self) -> bool:
-        """Finished earlier with the same parameters and no error."""
-        if not self.output.is_file():
+        """Finished earlier with the same parameters and no error, after the notebook's source last changed."""
+        if not self.output.is_file() or self.output.stat().st_mtime < self.source.stat().st_mtime:
             return False
         try:
             metadata = json.loads(self.output.read_text())["metadata"].get("papermill", {})
@@ -216,7 +216,7 @@ def study_jobs(
                     hidden_tags=(INJECTED_PARAMETERS,)),
         NotebookJob(NOTEBOOKS / "pedestrians.md", generated / "pedestrians.ipynb",
                     {"run_dir": pedestrians, "cache_dir": cache_dir},
-                    hidden_tags=(WITHOUT_RUN_TAG,) if pedestrians else (WITH_RUN_TAG,)),
+                    hidden_tags=(INJECTED_PARAMETERS, WITHOUT_RUN_TAG if pedestrians else WITH_RUN_TAG)),
         NotebookJob(NOTEBOOKS / "compare.md", generated / "compare.ipynb",
                     {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison, "cache_dir": cache_dir},
                     FULL_COMPARISON_CELL_LIMIT_S if plan.comparison == "full" else GENERATION_CELL_LIMIT_S),
