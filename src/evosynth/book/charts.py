@@ -145,10 +145,14 @@ def alpha_slider_chart(grid: pd.DataFrame, alpha_synapse: float, alpha_cluster: 
     cluster_param = slider("alpha_cluster", "α cluster ", sorted(grid["alpha_cluster"].unique()), alpha_cluster)
     base = alt.Chart(grid[["environment", "alpha_synapse", "alpha_cluster", "layer", "cluster_fraction",
                            "synapse_fraction"]].round(3))  # every grid point travels with the page, rounded
-    for level in ("synapse", "cluster"):  # the grid point nearest to each slider
-        base = (base.transform_calculate(**{f"{level}_distance": f"abs(datum.alpha_{level} - alpha_{level})"})
-                .transform_joinaggregate(**{f"{level}_nearest": f"min({level}_distance)"})
-                .transform_filter(f"datum.{level}_distance <= datum.{level}_nearest + 1e-9"))
+    base = (  # the grid point nearest to each slider
+        base.transform_calculate(synapse_distance="abs(datum.alpha_synapse - alpha_synapse)")
+        .transform_joinaggregate(synapse_nearest="min(synapse_distance)")
+        .transform_filter("datum.synapse_distance <= datum.synapse_nearest + 1e-9")
+        .transform_calculate(cluster_distance="abs(datum.alpha_cluster - alpha_cluster)")
+        .transform_joinaggregate(cluster_nearest="min(cluster_distance)")
+        .transform_filter("datum.cluster_distance <= datum.cluster_nearest + 1e-9")
+    )
     clusters, synapses = _fraction_panels(base, _layer_order(grid))
     return (
         alt.hconcat(clusters, synapses)
