@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evosynth.book.display import histogram, layer_label, png_data_url, prunable_weights
+from evosynth.book.display import COLUMN_LABELS, histogram, layer_label, png_data_url, prunable_weights
 from evosynth.book.pages.dna import layer_sizes
 from evosynth.core.genetics import cluster_probabilities, cluster_strengths
 from evosynth.core.precision import precision_dtype
@@ -233,22 +233,12 @@ def detections_frame(
 
 def metrics_side_by_side(child: Generation, parent: Generation | None) -> pd.DataFrame:
     """The generation's size, cost and test quality next to its parent's (one column per network)."""
-    keys = {
-        "clusters": "clusters",
-        "synapses": "synapses",
-        "parameters": "parameters",
-        "macs": "MACs per image",
-        "bytes_fp16": "FP16 weight bytes",
-        "precision_score": "precision",
-        "recall": "recall",
-        "ap50": "AP50",
-        "epochs": "training epochs",
-        "train_seconds": "training time (s)",
-    }
+    keys = ("clusters", "synapses", "parameters", "macs", "bytes_fp16", "precision_score", "recall", "ap50",
+            "epochs", "train_seconds")
     columns = {} if parent is None else {f"generation {parent.number} (parent)": parent.metrics}
     columns[f"generation {child.number}"] = child.metrics
     def shown(value: object) -> object:
         return round(value, 4) if isinstance(value, float) else value
 
     values = {label: [shown(m[key]) for key in keys] for label, m in columns.items()}
-    return pd.DataFrame(values, index=list(keys.values()), dtype=object)
+    return pd.DataFrame(values, index=[COLUMN_LABELS[key] for key in keys], dtype=object)
