@@ -11,6 +11,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from evosynth.book.paper import PAPER_TOLERANCE_POINTS
+
 # one colour per meaning, the same on every page
 PARENT_COLOR = "#9e9e9e"
 CHILD_COLOR = "#1f77b4"
@@ -336,9 +338,6 @@ def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generatio
     return alt.hconcat(synapses, macs).properties(title=title)
 
 
-PAPER_TOLERANCE_POINTS = 2.0  # the paper: precision and recall within about two points of generation 1
-
-
 def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per generation") -> alt.HConcatChart:
     """The paper's Figure 3: test precision and recall per generation (AP50 dashed), on an axis that spans the
     scores (not 0 to 1, which flattens a drop of a few points), and beside it each one's change from generation 1
@@ -373,7 +372,8 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
         title, subtitle="test split; precision and recall at the fixed score threshold, AP50 over all scores"))
 
 
-def capacity_chart(table: pd.DataFrame, *, evolved_label: str, tolerance: float = 2.0) -> alt.FacetChart:
+def capacity_chart(table: pd.DataFrame, *, evolved_label: str,
+                   tolerance: float = PAPER_TOLERANCE_POINTS) -> alt.FacetChart:
     """Size or synthesis? Change in precision, recall and AP50 against generation 1 for each generation as evolved,
     trained on to convergence and rebuilt from scratch (``capacity.capacity_table``); the band is ±``tolerance``.
     ``evolved_label`` is the table's ``network`` of each generation as the run bred it (``capacity.AS_EVOLVED``):

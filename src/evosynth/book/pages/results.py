@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from evosynth.book.paper import (
+    PAPER_FPS,
+    PAPER_GENERATIONS,
+    PAPER_PRECISION_CHANGE_POINTS,
+    PAPER_RECALL_CHANGE_POINTS,
+    PAPER_SPEEDUP,
+    PAPER_SYNAPSE_REDUCTION,
+    PAPER_TOLERANCE_POINTS,
+)
 from evosynth.deploy.benchmark import BENCH_FILE, bench_table, machine_summary, read_bench
-
-# The paper's own reported numbers (Parse-27k, Jetson TX1): quoted, never computed here.
-PAPER_GENERATIONS = 13
-PAPER_SYNAPSE_REDUCTION = 10.0  # "a ten-fold decrease in synapses"
-PAPER_FPS = (7.0, 37.0)  # inference speed of generation 1 and generation 13, frames per second
-PAPER_PRECISION_CHANGE_POINTS = 2.0  # "increase of ~2% in precision"
-PAPER_RECALL_CHANGE_POINTS = -2.0  # "decrease ~2% in recall"
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,6 @@ def paper_comparison(table: pd.DataFrame, frame_speed: tuple[float, float] | Non
     return pd.DataFrame(rows, columns=["quantity", "unit", "paper (reported)", "this run"], dtype=object)
 
 
-PAPER_SPEEDUP = PAPER_FPS[1] / PAPER_FPS[0]
-
-
 @dataclass(frozen=True)
 class Verdict:
     """What reproduced and what did not, in sentences computed from the run (the page glues them)."""
@@ -110,10 +109,10 @@ class Verdict:
         return f"{self.reproduced} of the paper's {self.measured} measured claims reproduced"
 
 
-def verdict(table: pd.DataFrame, frame: pd.Series | None = None, arithmetic: str | None = None) -> Verdict:
+def verdict(table: pd.DataFrame, speed: MeasuredSpeed | None) -> Verdict:
     """The paper's three claims against the run's ``generations_table``: ten-fold fewer synapses, precision and
-    recall within two points of generation 1, and its speed-up (``PAPER_FPS``); ``frame`` is the whole-frame row of
-    ``deployed_speedup`` (None: not benchmarked) and ``arithmetic`` what that backend computes in."""
+    recall within two points of generation 1, and its speed-up (``PAPER_FPS``), here on a whole frame on the
+    backend that runs the last generation fastest (``speed``: ``measured_speed``, None where not benchmarked)."""
     first, last = table.iloc[0], table.iloc[-1]
     generations = int(last["generation"])
     reduction = float(last["synapse_reduction"])
@@ -122,7 +121,7 @@ def verdict(table: pd.DataFrame, frame: pd.Series | None = None, arithmetic: str
                 + ("is reproduced" if synapses_ok else "is not reached"))
     changes = {name: 100 * float(last[column] - first[column])
                for name, column in (("precision", "precision_score"), ("recall", "recall"), ("AP50", "ap50"))}
-    tolerance = abs(PAPER_PRECISION_CHANGE_POINTS)
+    tolerance = PAPER_TOLERANCE_POINTS
     accuracy_ok = abs(changes["precision"]) <= tolerance and abs(changes["recall"]) <= tolerance
     accuracy = (f"precision {changes['precision']:+.1f} and recall {changes['recall']:+.1f} points from generation 1 "
                 f"(AP50 {changes['AP50']:+.1f}): " + (f"within the paper's {tolerance:g} points, reproduced"
@@ -130,20 +129,22 @@ def verdict(table: pd.DataFrame, frame: pd.Series | None = None, arithmetic: str
                                                       f"outside the paper's {tolerance:g} points (it reports "
                                                       f"{PAPER_PRECISION_CHANGE_POINTS:+g} and "
                                                       f"{PAPER_RECALL_CHANGE_POINTS:+g}), not reproduced"))
-    if frame is None:
-        speed, speed_ok, measured = "not measured in this build (`evosynth bench RUN_DIR` measures it)", False, 2
+    if speed is None:
+        on_frames, speed_ok, measured = "not measured in this build (`evosynth bench RUN_DIR` measures it)", False, 2
     else:
+        frame = deployed_speedup(speed.rows, "frame")
         speedup = float(frame["speedup_vs_gen1"])
         speed_ok, measured = speedup >= PAPER_SPEEDUP, 3
-        speed = (f"{speedup:.2f}× faster on a whole {int(frame['width'])}×{int(frame['height'])} frame at batch "
-                 f"{int(frame['batch_size'])} on {frame['backend']} "
-                 f"[{arithmetic or 'its own arithmetic'}], against the paper's {PAPER_SPEEDUP:.1f}× "
-                 f"({PAPER_FPS[0]:g} → {PAPER_FPS[1]:g} fps on a Jetson TX1): "
-                 + ("reproduced" if speed_ok else "not reached"))
-    return Verdict(synapses, accuracy, speed, int(synapses_ok) + int(accuracy_ok) + int(speed_ok), measured)
+        on_frames = (f"{speedup:.2f}× faster on a whole {int(frame['width'])}×{int(frame['height'])} frame at "
+                     f"batch {int(frame['batch_size'])} on {frame['backend']} "
+                     f"[{speed.arithmetic[str(frame['backend'])]}], against the paper's {PAPER_SPEEDUP:.1f}× "
+                     f"({PAPER_FPS[0]:g} → {PAPER_FPS[1]:g} fps on a Jetson TX1): "
+                     + ("reproduced" if speed_ok else "not reached"))
+    return Verdict(synapses, accuracy, on_frames, int(synapses_ok) + int(accuracy_ok) + int(speed_ok), measured)
 
 
-def size_explanation(capacity_rows: pd.DataFrame | None, evolved_label: str, tolerance: float = 2.0) -> str:
+def size_explanation(capacity_rows: pd.DataFrame | None, evolved_label: str,
+                     tolerance: float = PAPER_TOLERANCE_POINTS) -> str:
     """Why the last generation lost what it lost, from ``capacity.capacity_table`` rows (None: not measured):
     whether a dense network of its widths, trained from scratch to convergence, does any better."""
     if capacity_rows is None or capacity_rows.empty:
