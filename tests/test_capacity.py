@@ -108,3 +108,38 @@ def test_training_that_stalls_at_the_last_allowed_epoch_stopped_by_patience():
     assert stopping_reason(curve(10, 5), rule) == "patience"  # stale 5 epochs, ended on the cap: patience still
     assert stopping_reason(curve(8, 3), rule) == "patience"
     assert stopping_reason(curve(10, 8), rule) == "epoch cap"  # still improving when the cap came
+
+
+# ------------------------------------------------------------------------------------------ the capacity curve
+
+
+def test_the_curve_scales_the_ancestor_and_its_own_size_is_the_ancestor(smoke_run, data_dir, tmp_path, monkeypatch):
+    config, out = smoke_run
+    runs = tmp_path / "runs"
+    shutil.copytree(out.parent / "ancestors", runs / "ancestors")  # the run's ancestor: the curve's x1 point
+    record = capacity.measure_width_curve(config, (0.5, 1.0), (0,), runs, data_dir)
+    ancestor = RunFolder(out).load(1).metrics
+    own, half = record["networks"]["x1-seed0"], record["networks"]["x0.5-seed0"]
+    assert {key: own[key] for key in capacity.RECORDED} == {key: ancestor[key] for key in capacity.RECORDED}
+    assert half["widths"] == [max(1, round(w / 2)) for w in ancestor["widths"]] and half["macs"] < ancestor["macs"]
+    assert half["rule"] == config.resolved_preset.ancestor.to_json() and half["epochs"] >= 1
+    table = capacity.curve_table(record)
+    assert list(table["scale"]) == [0.5, 1.0] and table["ap50_change"].iloc[1] == 0.0
+    assert table["mac_fraction"].iloc[0] == pytest.approx(half["macs"] / ancestor["macs"])
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a measured network was trained again")
+
+    monkeypatch.setattr(capacity, "train", no_training)
+    assert capacity.measure_width_curve(config, (0.5, 1.0), (0,), runs, data_dir) == record
+
+
+def test_a_curve_file_of_another_task_is_refused(smoke_run, data_dir, tmp_path):
+    config, _ = smoke_run
+    path = capacity.curve_path(config, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"task": {"widths": [1, 2]}, "networks": {}}))
+    with pytest.raises(CheckpointError, match="another task"):
+        capacity.measure_width_curve(config, (0.5,), (0,), tmp_path, data_dir)
+    with pytest.raises(ValueError, match="positive"):
+        capacity.scaled_widths((8, 16), 0.0)

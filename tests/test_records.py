@@ -16,7 +16,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,7 +49,7 @@ from evosynth.study.capacity import CAPACITY_FILE, KINDS, RECORDED, measure_capa
 from evosynth.study.compare import Lineage, run_lineage
 from evosynth.study.config import DEFAULT_ALPHA_CLUSTER, RunConfig
 from evosynth.study.evolution import evolve, load_task_data, restrict_and_measure
-from evosynth.task.metrics import Quality, evaluate
+from evosynth.task.metrics import Quality, evaluate, operating_point
 from evosynth.task.model import FRAME_SIZE, GridDetector
 
 IMAGE_SIZE = (48, 48)  # the smoke preset's canvas
@@ -117,7 +117,7 @@ def fp32_ancestor_folder(smoke_out: Path, config: RunConfig) -> RunFolder:
     return RunFolder(smoke_out.parent / "ancestors" / replace(config, precision="fp32").ancestor_name)
 
 
-def check_generation_record(folder: RunFolder, number: int, expected: dict, quality, test_split,
+def check_generation_record(folder: RunFolder, number: int, expected: dict, quality, data,
                             budget) -> dict:
     """What every metrics.json must agree with, recomputed from that generation's own files."""
     directory = folder.generation_dir(number)
@@ -129,7 +129,9 @@ def check_generation_record(folder: RunFolder, number: int, expected: dict, qual
         assert metrics[key] == value, key
     assert metrics["generation"] == number and metrics["parent"] == (number - 1 if number > 1 else None)
     # quality: of this generation's saved (restricted) weights, on the test split
-    assert quality_of(metrics) == as_tuple(quality(generation.model, test_split))
+    assert quality_of(metrics) == as_tuple(quality(generation.model, data.test))
+    # the operating point: this generation's threshold, chosen on the validation split, applied to the test split
+    assert metrics["operating_point"] == asdict(operating_point(generation.model, data.val, data.test))
     # size, recounted from the saved weights and masks
     widths = list(generation.model.architecture.widths)
     assert metrics["widths"] == widths == architecture["widths"]
@@ -216,7 +218,7 @@ def test_smoke_run_metrics_agree_with_its_artifacts(smoke_run, data):
     expected = {"seed": 0, "alpha_synapse": config.alpha_synapse, "alpha_cluster": config.alpha_cluster,
                 "environment": config.environment, "precision": "fp16", "precision_note": storage_note("fp16")}
     folder = RunFolder(out)
-    records = [check_generation_record(folder, n, expected, evaluate, data.test,
+    records = [check_generation_record(folder, n, expected, evaluate, data,
                                        preset.ancestor if n == 1 else preset.offspring) for n in (1, 2)]
     assert records[0]["train_seconds"] != records[1]["train_seconds"]  # each generation's own training
     ancestor = fp32_ancestor_folder(out, config)
@@ -247,7 +249,7 @@ def test_restricted_and_fp32_quality_are_measured_on_their_own_weights(traced_ru
     assert all(torch.equal(captured[1][name], fp32_ancestor[name]) for name in captured[1])
     records = {}
     for number in (1, 2):
-        record = check_generation_record(folder, number, expected, fingerprint, data.test,
+        record = check_generation_record(folder, number, expected, fingerprint, data,
                                          preset.ancestor if number == 1 else preset.offspring)
         generation = folder.load(number)
         saved = load_file(str(folder.generation_dir(number) / WEIGHTS))
@@ -337,7 +339,7 @@ def test_baseline_metrics_are_the_baselines_own(baseline_runs, data, method):
     assert {k: first[k] for k in fields} == fields
     assert {k: v for k, v in first.items() if k not in fields} == \
         {k: v for k, v in read(reference.generation_dir(1) / METRICS).items() if k not in fields}
-    record = check_generation_record(folder, 2, expected, fingerprint, data.test, config.resolved_preset.offspring)
+    record = check_generation_record(folder, 2, expected, fingerprint, data, config.resolved_preset.offspring)
     assert ("prune_fraction" in record) == (method == "imp") and IMP_FRACTION == 0.2
     assert quality_of(record) != as_tuple(fingerprint(reference.load(2).model, data.test))  # not the evolution's
     parent = folder.load(1)

@@ -6,6 +6,8 @@
 ``evosynth compare`` runs the pruning baselines and ablations next to the evolution and writes one table;
 ``evosynth capacity RUN`` asks whether a generation's accuracy loss is its size: it trains it, and its widths from
 scratch, to convergence;
+``evosynth capacity-curve`` asks how much network the task needs: the ancestor's shape at several width scales,
+trained from scratch to convergence;
 ``evosynth check-book`` reads the built book in headless Chromium, network cut off, and lists what a reader would
 see broken;
 ``evosynth vendor-js`` is the set-up step that puts the book's JavaScript on disk (npm registry, once);
@@ -122,6 +124,16 @@ def _capacity(arguments: argparse.Namespace) -> None:
     print(f"\nchanges are against generation 1, in points; written to {arguments.run_dir / CAPACITY_FILE}")
 
 
+def _capacity_curve(arguments: argparse.Namespace) -> None:
+    from evosynth.study.capacity import curve_path, curve_table, format_curve, measure_width_curve
+
+    config = _config(arguments)
+    record = measure_width_curve(config, arguments.scales, arguments.seeds, arguments.runs_dir, arguments.cache_dir)
+    print(format_curve(curve_table(record)))
+    print(f"\nchanges are against the ancestor's own widths (x1), in points; written to "
+          f"{curve_path(config, arguments.runs_dir)}")
+
+
 def _check_book(arguments: argparse.Namespace) -> None:
     from evosynth.book.browser import read_book
     from evosynth.book.offline import CHART_CLASS
@@ -147,6 +159,7 @@ def _download(arguments: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from evosynth.book.batch import BOOK_DIR
     from evosynth.deploy.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS, DEFAULT_WORKLOADS, WORKLOADS
+    from evosynth.study.capacity import DEFAULT_SCALES
     from evosynth.study.compare import COMPARISONS
     from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS
     from evosynth.task.download import ARCHIVES
@@ -231,6 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                           help="offspring generations to measure (the run's last)")
     _add_cache_dir(capacity)
     capacity.set_defaults(handler=_capacity)
+
+    curve = commands.add_parser(
+        "capacity-curve", help="how much network does the task need? the ancestor's shape at several widths",
+        description="Dense networks of the ancestor's shape with every width scaled, trained from scratch by the "
+                    "ancestor's rule (until validation AP50 stops improving), restricted and measured like a "
+                    "generation: AP50 against MACs. Written to runs/capacity-curves/, reused on a rerun.")
+    RunConfig.add_arguments(curve)
+    curve.add_argument("--scales", type=float, nargs="+", default=list(DEFAULT_SCALES), metavar="S",
+                       help="width scales (" + " ".join(f"{scale:g}" for scale in DEFAULT_SCALES) + ")")
+    curve.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="N", help="seeds of every scale (0)")
+    curve.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
+    _add_cache_dir(curve)
+    curve.set_defaults(handler=_capacity_curve)
 
     check = commands.add_parser("check-book", help="read the built book in headless Chromium, network cut off",
                                 description="Loads every page from a server on the loopback interface and lists "

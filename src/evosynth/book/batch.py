@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from evosynth.book.offline import find_network_references, vendor_is_complete
 from evosynth.deploy.benchmark import BACKENDS, DEFAULT_ROUNDS, bench_is_current, benchmark_run
 from evosynth.errors import EvosynthError
-from evosynth.study.capacity import measure_capacity
+from evosynth.study.capacity import STUDY_SCALES, measure_capacity, measure_width_curve
 from evosynth.study.config import RunConfig, default_preset
 from evosynth.study.distributed import run_grid
 from evosynth.study.evolution import evolve
@@ -308,8 +308,8 @@ def alpha_explorer_sweep(plan: StudyPlan, grid: SweepGrid | None) -> dict[str, A
 
 
 def run_study(plan: StudyPlan) -> Path:
-    """Compute every run the study shows, measure speed and the last generation's capacity, execute the pages,
-    build the book.
+    """Compute every run the study shows, measure speed, the last generation's capacity and the task's capacity
+    curve, execute the pages, build the book.
 
     Every run, on every data set, is computed one way: by ``evolve`` (resumable, generation by generation). The
     pages only read what the runs hold, so a page's execution never trains.
@@ -323,6 +323,8 @@ def run_study(plan: StudyPlan) -> Path:
         benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
     # size or synthesis: the last generation's widths trained to convergence, for the results page's verdict
     measure_capacity(run_dir, [plan.config.generations], plan.cache_dir)
+    # how much network the task needs: dense networks of the ancestor's shape, narrower, from scratch
+    measure_width_curve(plan.config, STUDY_SCALES, (plan.config.seed,), plan.runs_dir, plan.cache_dir)
     pedestrians_dir = None
     if plan.pedestrians_root is not None:
         pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)

@@ -339,10 +339,11 @@ def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generatio
 
 
 def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per generation") -> alt.HConcatChart:
-    """The paper's Figure 3: test precision and recall per generation (AP50 dashed), on an axis that spans the
-    scores (not 0 to 1, which flattens a drop of a few points), and beside it each one's change from generation 1
-    in points, with the paper's band of two points either way."""
-    quality = {"precision_score": "precision", "recall": "recall", "ap50": "AP50"}
+    """The paper's Figure 3: test precision and recall per generation at each generation's threshold chosen on
+    validation data (AP50 dashed), on an axis that spans the scores (not 0 to 1, which flattens a drop of a few
+    points), and beside it each one's change from generation 1 in points, with the paper's band of two points
+    either way."""
+    quality = {"op_precision": "precision", "op_recall": "recall", "ap50": "AP50"}
     first = table.sort_values("generation").iloc[0]
     long = pd.concat([pd.DataFrame({"generation": table["generation"], "metric": name, "value": table[column],
                                     "change": 100 * (table[column] - first[column])})
@@ -369,7 +370,44 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
         y=alt.Y("change:Q", title="change from generation 1 (points)"), **encoding,
     ).properties(width=360, height=240, title=f"Change from generation 1 (grey: ±{PAPER_TOLERANCE_POINTS:g} points)")
     return alt.hconcat(scores, band + changes).properties(title=alt.Title(
-        title, subtitle="test split; precision and recall at the fixed score threshold, AP50 over all scores"))
+        title, subtitle="test split; precision and recall at each generation's threshold chosen on the validation "
+                        "split, AP50 over all scores"))
+
+
+def capacity_curve_chart(curve: pd.DataFrame, lineage: pd.DataFrame | None = None,
+                         tolerance: float = PAPER_TOLERANCE_POINTS) -> alt.LayerChart:
+    """How much network does the task need? AP50 of dense networks of the ancestor's shape at several width
+    scales, trained from scratch to convergence, against their multiply-accumulates (``capacity.curve_table``: the
+    mean over seeds, the band their range), and the ancestor's AP50 less ``tolerance`` points (dashed). ``lineage``
+    (``report.generations_table``) adds the run's generations on the same axes."""
+    frame = curve.assign(mega_macs=curve["macs"] / 1e6, network="dense, from scratch (mean over seeds)")
+    reference = float(curve.loc[curve["scale"] == 1.0, "ap50"].iloc[0])
+    x = alt.X("mega_macs:Q", title="multiply-accumulates per frame (millions, log scale)", scale=alt.Scale(type="log"))
+    colors = alt.Color("network:N", title=None, legend=alt.Legend(orient="top"),
+                       scale=alt.Scale(domain=["dense, from scratch (mean over seeds)", "the run's generations"],
+                                       range=[PARENT_COLOR, CHILD_COLOR]))
+    y = alt.Y("ap50:Q", title="AP50 on the test split", scale=alt.Scale(zero=False))
+    band = alt.Chart(frame).mark_area(opacity=0.25, color=PARENT_COLOR).encode(
+        x=x, y=alt.Y("ap50_low:Q", title="AP50 on the test split (band: lowest to highest seed)"), y2="ap50_high:Q")
+    dense = alt.Chart(frame).mark_line(point=True).encode(
+        x=x, y=y, color=colors,
+        tooltip=[alt.Tooltip("scale:Q", title="width scale"), "widths:N",
+                 alt.Tooltip("mega_macs:Q", format=".1f", title="MMACs"), alt.Tooltip("ap50:Q", format=".3f"),
+                 alt.Tooltip("ap50_change:Q", format="+.1f", title="AP50 change from x1 (points)"),
+                 alt.Tooltip("seeds:Q", title="seeds")])
+    limit = alt.Chart(pd.DataFrame({"ap50": [reference - tolerance / 100]})).mark_rule(
+        color=PARENT_COLOR, strokeDash=[4, 3]).encode(y=y)
+    layers: list[alt.Chart] = [band, dense, limit]
+    if lineage is not None:
+        generations = lineage.assign(mega_macs=lineage["macs"] / 1e6, network="the run's generations")
+        layers.append(alt.Chart(generations).mark_line(point=True, strokeDash=[2, 2]).encode(
+            x=x, y=y, color=colors,
+            tooltip=["generation:O", alt.Tooltip("mega_macs:Q", format=".1f", title="MMACs"),
+                     alt.Tooltip("ap50:Q", format=".3f")]))
+    return alt.LayerChart(layer=layers, width=520, height=280, title=alt.Title(
+        "How much network does this task need?",
+        subtitle=f"dense networks of the ancestor's shape, every width scaled, trained from scratch to convergence; "
+                 f"dashed: the ancestor's AP50 less {tolerance:g} points"))
 
 
 def capacity_chart(table: pd.DataFrame, *, evolved_label: str,

@@ -63,6 +63,11 @@ COLUMN_LABELS = {
     "zero": "weights at zero", "max_rounding_error": "largest possible change", "max_relative_error":
     "largest possible relative change", "measured_rounding_error": "largest measured change",
     "channel_multiple": "channel multiple",
+    "op_precision": "precision (threshold chosen on validation)",
+    "op_recall": "recall (threshold chosen on validation)",
+    "op_threshold": "threshold chosen on validation", "mac_fraction": "MACs (÷ the ancestor's)",
+    "seeds": "seeds", "ap50_low": "AP50, lowest seed", "ap50_high": "AP50, highest seed",
+    "ap50_change": "AP50 change from the ancestor's size (points)", "widths": "widths",
 }
 
 

@@ -32,7 +32,7 @@ METRICS = "metrics.json"
 CONFIG = "config.json"
 # The layout of config.json (its identity's keys included); a folder of another version, or of none, is refused
 # rather than read. Raise it with any change to what a run folder holds or how its identity is keyed.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MASK_PREFIX = "mask:"
 
 

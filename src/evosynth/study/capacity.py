@@ -8,11 +8,19 @@ the price of the network's size, not of the synthesis or of the offspring's fixe
 
 Results go to ``<run>/capacity.json``, one entry per generation and kind, written as each is finished: a rerun
 computes only what is missing (or what was computed under another rule).
+
+The task's capacity curve (``measure_width_curve``) asks the same question before any evolution: dense networks of
+the ancestor's shape with every width scaled, trained from scratch under the same rule, AP50 against MACs. It is the
+frontier every method of removing synapses is judged against, and it says whether the ancestor has slack: where
+networks with a fraction of its MACs reach its accuracy, evolution has room to remove them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +32,15 @@ from evosynth.core.synthesis import generation_generator
 from evosynth.errors import CheckpointError
 from evosynth.storage.runs import Generation, RunFolder, read_json, write_json
 from evosynth.study.config import RunConfig
-from evosynth.study.evolution import load_run, load_task_data, restrict_and_measure
+from evosynth.study.evolution import (
+    TRAINING_STREAM,
+    ancestor_generation,
+    load_run,
+    load_task_data,
+    restrict_and_measure,
+)
 from evosynth.task.dataset import DetectionData
-from evosynth.task.model import GridDetector
+from evosynth.task.model import Architecture, GridDetector
 from evosynth.task.training import TrainingBudget, TrainingCurve, train
 
 CAPACITY_FILE = "capacity.json"
@@ -39,20 +53,37 @@ RECORDED = (*QUALITY, "synapses", "macs", "widths", "epochs", "train_seconds")
 
 def _converge(config: RunConfig, data: DetectionData, generation: Generation, kind: str) -> dict[str, Any]:
     """Train one network of ``generation``'s widths to convergence and measure it as a generation is measured."""
-    rule = config.resolved_preset.ancestor
     if kind == "trained_on":
-        model, masks = generation.model, generation.masks
-    else:
-        torch.manual_seed(config.seed)
-        model = GridDetector(generation.model.architecture)
-        masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in model.prunable_layers()}
+        return _train_to_convergence(config, data, generation.model, generation.masks, generation.number,
+                                     f"gen {generation.number:02d} trained on")
+    return _from_scratch(config, data, generation.model.architecture, generation.number,
+                         f"gen {generation.number:02d} from scratch")
+
+
+def _from_scratch(config: RunConfig, data: DetectionData, architecture: Architecture, number: int,
+                  description: str, stream: int = CAPACITY_STREAM) -> dict[str, Any]:
+    """A dense network of ``architecture``, initialised from the run seed, trained to convergence and measured."""
+    torch.manual_seed(config.seed)
+    model = GridDetector(architecture)
+    masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in model.prunable_layers()}
+    return _train_to_convergence(config, data, model, masks, number, description, stream)
+
+
+def _train_to_convergence(config: RunConfig, data: DetectionData, model: GridDetector,
+                          masks: dict[str, torch.Tensor], number: int, description: str,
+                          stream: int = CAPACITY_STREAM) -> dict[str, Any]:
+    """Train under the ancestor's rule (until validation AP50 stops improving), restrict, measure on the test split;
+    training draws come from the stream (``stream`` + run seed, ``number``)."""
+    rule = config.resolved_preset.ancestor
     curve = train(model, masks, data.train, data.val, rule,
-                  generation_generator(config.seed + CAPACITY_STREAM, generation.number),
-                  description=f"gen {generation.number:02d} {kind.replace('_', ' ')}")
-    measured = restrict_and_measure(config, data, generation.number, None, model, masks, curve.to_json()).metrics
-    return {**{key: measured[key] for key in RECORDED}, "best_epoch": curve.best_epoch,
-            "stopped_by": stopping_reason(curve, rule),
-            "rule": rule.to_json()}
+                  generation_generator(config.seed + stream, number), description=description)
+    measured = restrict_and_measure(config, data, number, None, model, masks, curve.to_json()).metrics
+    return _entry(measured, curve, rule)
+
+
+def _entry(metrics: dict[str, Any], curve: TrainingCurve, rule: TrainingBudget) -> dict[str, Any]:
+    return {**{key: metrics[key] for key in RECORDED}, "best_epoch": curve.best_epoch,
+            "stopped_by": stopping_reason(curve, rule), "rule": rule.to_json()}
 
 
 def stopping_reason(curve: TrainingCurve, rule: TrainingBudget) -> str:
@@ -146,3 +177,107 @@ def format_capacity(table: pd.DataFrame) -> str:
     ratio, points = "{:.1f}x".format, "{:+.1f}".format
     formats = {name: ratio if "÷" in name else points for name in READABLE.values()}
     return readable(table).to_string(index=False, formatters=formats)
+
+
+# ------------------------------------------------------------------------------------------ the capacity curve
+
+CURVE_FOLDER = "capacity-curves"
+# Quarter to double the ancestor's widths: 1/16 to 4 times its MACs, with 1/6 of them (the paper's regime: the
+# ancestor keeps its accuracy at that size) between 0.375 and 0.5.
+DEFAULT_SCALES = (0.25, 0.375, 0.5, 0.75, 1.0, 1.5, 2.0)
+# What the study measures (the ancestor's own size costs nothing: it is the ancestor): 1/16 and about 1/6 of its
+# MACs, the sizes of a late and of the paper's last generation.
+STUDY_SCALES = (0.25, 0.41, 1.0)
+
+
+def scaled_widths(widths: Sequence[int], scale: float) -> tuple[int, ...]:
+    """Every width times ``scale``, rounded, at least one filter."""
+    if scale <= 0:
+        raise ValueError(f"a width scale must be positive, got {scale}")
+    return tuple(max(1, round(width * scale)) for width in widths)
+
+
+def _task_identity(config: RunConfig) -> dict[str, Any]:
+    """What the curve depends on: the ancestor's identity without its seed (seeds are the curve's entries)."""
+    return {key: value for key, value in config.ancestor_identity().items() if key != "seed"}
+
+
+def curve_path(config: RunConfig, runs_dir: Path = Path("runs")) -> Path:
+    """``runs/capacity-curves/<preset>-<data>-<precision>-<hash of the task>.json``: shared by every run of the task."""
+    digest = hashlib.sha256(json.dumps(_task_identity(config), sort_keys=True).encode()).hexdigest()[:10]
+    return runs_dir / CURVE_FOLDER / f"{config.preset}-{config.data_label}-{config.precision}-{digest}.json"
+
+
+def measure_width_curve(config: RunConfig, scales: Sequence[float] = DEFAULT_SCALES, seeds: Sequence[int] = (0,),
+                        runs_dir: Path = Path("runs"), cache_dir: Path = Path("data/cache")) -> dict[str, Any]:
+    """Dense networks of the ancestor's shape at every width scale and seed, trained from scratch to convergence
+    (computed, or reused from the task's curve file, where each is written as it is finished)."""
+    path = curve_path(config, runs_dir)
+    record = read_json(path) if path.is_file() else {"task": _task_identity(config), "networks": {}}
+    if record.get("task") != json.loads(json.dumps(_task_identity(config))):
+        raise CheckpointError(f"{path} holds the curve of another task; delete it to measure again")
+    preset = config.resolved_preset
+    rule = preset.ancestor.to_json()
+    to_do = [(scale, seed) for seed in seeds for scale in scales
+             if record["networks"].get(_curve_key(scale, seed), {}).get("rule") != rule]
+    if to_do:
+        data = load_task_data(config, cache_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for scale, seed in tqdm(to_do, desc="capacity curve", unit="network"):
+            seeded = replace(config, seed=seed)
+            if scale == 1.0:  # the ancestor itself: the same initialisation, training draws and rule
+                ancestor = ancestor_generation(seeded, data, runs_dir)
+                entry = _entry(ancestor.metrics, TrainingCurve(**_curve_fields(ancestor.curve)), preset.ancestor)
+            else:
+                architecture = Architecture(data.channels, scaled_widths(preset.widths, scale), preset.strides)
+                entry = _from_scratch(seeded, data, architecture, 1, f"widths x{scale:g} seed {seed}",
+                                      stream=TRAINING_STREAM)
+            record["networks"][_curve_key(scale, seed)] = {**entry, "scale": scale, "seed": seed}
+            write_json(path, record)
+    return record
+
+
+def _curve_fields(curve: dict[str, Any]) -> dict[str, Any]:
+    return {name: curve[name] for name in ("epochs", "loss", "val_ap50", "learning_rate", "best_epoch", "seconds")}
+
+
+def read_width_curve(config: RunConfig, runs_dir: Path) -> dict[str, Any] | None:
+    """The task's capacity curve as measured so far under ``runs_dir`` (None: not measured): the book reads it
+    without computing anything."""
+    path = curve_path(config, runs_dir)
+    return read_json(path) if path.is_file() else None
+
+
+def _curve_key(scale: float, seed: int) -> str:
+    return f"x{scale:g}-seed{seed}"
+
+
+def curve_table(record: dict[str, Any], reference_scale: float = 1.0) -> pd.DataFrame:
+    """One row per width scale (means over its seeds, and their spread): MACs, AP50, precision and recall, and
+    each quality's change from the ancestor's own size (``reference_scale``) in points, seed by seed."""
+    networks = pd.DataFrame(record["networks"].values())
+    reference = networks[networks["scale"] == reference_scale].set_index("seed")
+    if reference.empty:
+        raise ValueError(f"the curve has no network at the ancestor's size (scale {reference_scale:g})")
+    for key in QUALITY:
+        networks[f"{key}_change"] = [100 * (row[key] - reference[key].get(row["seed"], float("nan")))
+                                     for _, row in networks.iterrows()]
+    networks["mac_fraction"] = networks["macs"] / float(reference["macs"].iloc[0])
+    grouped = networks.groupby("scale")
+    table = grouped.agg(widths=("widths", lambda w: "-".join(map(str, w.iloc[0]))), macs=("macs", "first"),
+                        mac_fraction=("mac_fraction", "first"), seeds=("seed", "count"),
+                        ap50=("ap50", "mean"), ap50_low=("ap50", "min"), ap50_high=("ap50", "max"),
+                        precision_score=("precision_score", "mean"), recall=("recall", "mean"),
+                        ap50_change=("ap50_change", "mean"), epochs=("epochs", "mean"))
+    return table.reset_index()
+
+
+CURVE_READABLE = {"scale": "width ×", "mac_fraction": "MACs (× ancestor)", "ap50": "AP50",
+                  "ap50_change": "ΔAP50 (pts)", "precision_score": "precision", "recall": "recall"}
+
+
+def format_curve(table: pd.DataFrame) -> str:
+    shown = table.assign(macs=table["macs"] / 1e6).rename(columns={**CURVE_READABLE, "macs": "MMACs"})
+    formats = {"MMACs": "{:.1f}".format, "MACs (× ancestor)": "{:.3f}".format, "ΔAP50 (pts)": "{:+.1f}".format,
+               **{name: "{:.3f}".format for name in ("AP50", "ap50_low", "ap50_high", "precision", "recall")}}
+    return shown.drop(columns=["epochs"]).to_string(index=False, formatters=formats)

@@ -22,7 +22,7 @@ from evosynth.core.synthesis import LayerDecision, generation_generator, synthes
 from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.task.dataset import DetectionData
-from evosynth.task.metrics import efficiency, evaluate
+from evosynth.task.metrics import efficiency, evaluate, operating_point
 from evosynth.task.model import Architecture, GridDetector, cost_model
 from evosynth.task.registry import load_dataset
 from evosynth.task.training import train
@@ -116,6 +116,7 @@ def restrict_and_measure(
     assert isinstance(restricted, dict)
     model.load_state_dict(rounded(restricted, config.precision))
     quality = evaluate(model, data.test)
+    point = operating_point(model, data.val, data.test)
     best_epoch = curve["best_epoch"]
     metrics: dict[str, Any] = {
         "generation": number,
@@ -129,6 +130,7 @@ def restrict_and_measure(
         "precision_score": quality.precision,
         "recall": quality.recall,
         "ap50": quality.ap50,
+        "operating_point": asdict(point),
         "fp32": {"precision_score": fp32_quality.precision, "recall": fp32_quality.recall, "ap50": fp32_quality.ap50},
         "rounding_error": rounding_error(fp32_state, config.precision),
         "val_ap50": curve["val_ap50"][best_epoch - 1] if best_epoch else None,
@@ -217,6 +219,12 @@ def _shared_ancestor(config: RunConfig, data: DetectionData, run: RunFolder) -> 
                 result = restrict_and_measure(config, data, 1, None, trained.model, trained.masks, trained.curve)
             save_result(ancestor, 1, result, _run_fields(config))
     return ancestor
+
+
+def ancestor_generation(config: RunConfig, data: DetectionData, runs_dir: Path = Path("runs")) -> Generation:
+    """Generation 1 of the run ``config`` describes, from the ancestors' folder under ``runs_dir`` (trained there
+    if no run made it yet): every network trained from scratch elsewhere is compared with it."""
+    return _shared_ancestor(config, data, RunFolder(runs_dir / config.name)).load(1)
 
 
 def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:

@@ -12,6 +12,8 @@ from evosynth.task.targets import box_iou, decode
 
 SCORE_THRESHOLD = 0.5  # fixed operating point for precision and recall (coverage probability)
 IOU_THRESHOLD = 0.5
+# How a deployed detector's threshold is chosen: on held-out data, never on the data it is reported on.
+OPERATING_RULE = "the score threshold of highest F1 on the validation split"
 
 
 def as_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -66,28 +68,75 @@ class Quality:
     ap50: float
 
 
-def detection_quality(
-    detections: list[tuple[torch.Tensor, torch.Tensor]], truths: list[torch.Tensor]
-) -> Quality:
-    """Precision and recall at the fixed score threshold, AP50 over all scores."""
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The score threshold chosen on validation data (``OPERATING_RULE``) and the test precision and recall at it."""
+
+    threshold: float
+    precision: float
+    recall: float
+
+
+@dataclass(frozen=True)
+class ScoredHits:
+    """Every detection's score and whether it matched a true box, over a split."""
+
+    scores: torch.Tensor
+    hits: torch.Tensor
+    n_truth: int
+
+    def at(self, threshold: float) -> tuple[float, float]:
+        """(precision, recall) of the detections scoring at least ``threshold``."""
+        confident = self.scores >= threshold
+        true_positives, n_confident = int(self.hits[confident].sum()), int(confident.sum())
+        return (true_positives / n_confident if n_confident else 0.0,
+                true_positives / self.n_truth if self.n_truth else 0.0)
+
+
+def scored_hits(detections: list[tuple[torch.Tensor, torch.Tensor]], truths: list[torch.Tensor]) -> ScoredHits:
     all_scores, all_hits = [], []
     for (boxes, scores), truth in zip(detections, truths, strict=True):
         all_scores.append(scores)
         all_hits.append(_match(boxes, scores, truth))
-    scores, hits = torch.cat(all_scores), torch.cat(all_hits)
-    n_truth = sum(len(t) for t in truths)
-    confident = scores >= SCORE_THRESHOLD
-    true_positives = int(hits[confident].sum())
-    n_confident = int(confident.sum())
-    return Quality(
-        precision=true_positives / n_confident if n_confident else 0.0,
-        recall=true_positives / n_truth if n_truth else 0.0,
-        ap50=average_precision(scores, hits, n_truth),
-    )
+    return ScoredHits(torch.cat(all_scores), torch.cat(all_hits), sum(len(t) for t in truths))
+
+
+def detection_quality(
+    detections: list[tuple[torch.Tensor, torch.Tensor]], truths: list[torch.Tensor]
+) -> Quality:
+    """Precision and recall at the fixed score threshold, AP50 over all scores."""
+    scored = scored_hits(detections, truths)
+    precision, recall = scored.at(SCORE_THRESHOLD)
+    ap50 = average_precision(scored.scores, scored.hits, scored.n_truth)
+    return Quality(precision=precision, recall=recall, ap50=ap50)
+
+
+def best_f1_threshold(scored: ScoredHits) -> float:
+    """The score threshold with the highest F1 (the highest such threshold on a tie): one of the scores, so that
+    the detections kept are exactly those scoring at least it. With no detection, the fixed threshold."""
+    if len(scored.scores) == 0 or scored.n_truth == 0:
+        return SCORE_THRESHOLD
+    order = torch.argsort(scored.scores, descending=True, stable=True)
+    ranked = scored.scores[order]
+    true_positives = torch.cumsum(scored.hits[order].to(torch.float64), 0)
+    kept = torch.arange(1, len(order) + 1, dtype=torch.float64)
+    f1 = 2 * true_positives / (kept + scored.n_truth)
+    # a threshold keeps every detection of its score: only the last of a run of equal scores is a real choice
+    last_of_score = torch.ones(len(ranked), dtype=torch.bool)
+    last_of_score[:-1] = ranked[:-1] != ranked[1:]
+    f1 = torch.where(last_of_score, f1, torch.tensor(-1.0, dtype=torch.float64))
+    return float(ranked[int(torch.argmax(f1))])  # argmax takes the first maximum: the highest threshold
 
 
 def evaluate(model: GridDetector, split: DetectionSplit) -> Quality:
     return detection_quality(predict(model, split), split.boxes)
+
+
+def operating_point(model: GridDetector, validation: DetectionSplit, test: DetectionSplit) -> OperatingPoint:
+    """The threshold a deployer would set (``OPERATING_RULE``) and the test precision and recall it gives."""
+    threshold = best_f1_threshold(scored_hits(predict(model, validation), validation.boxes))
+    precision, recall = scored_hits(predict(model, test), test.boxes).at(threshold)
+    return OperatingPoint(threshold, precision, recall)
 
 
 def efficiency(model: GridDetector, masks: dict[str, torch.Tensor], image_size: tuple[int, int]) -> dict[str, int]:

@@ -86,10 +86,13 @@ def paper_comparison(table: pd.DataFrame, frame_speed: tuple[float, float] | Non
          PAPER_FPS[1] / PAPER_FPS[0], last_fps / first_fps if first_fps and last_fps else None),
         ("MAC reduction (multiply-accumulates per image), generation 1 ÷ last", "times", None,
          float(last["mac_reduction"])),
-        ("precision change, last − generation 1", "points", PAPER_PRECISION_CHANGE_POINTS,
+        ("precision change, last − generation 1 (threshold chosen on validation)", "points",
+         PAPER_PRECISION_CHANGE_POINTS, 100 * float(last["op_precision"] - first["op_precision"])),
+        ("recall change, last − generation 1 (threshold chosen on validation)", "points",
+         PAPER_RECALL_CHANGE_POINTS, 100 * float(last["op_recall"] - first["op_recall"])),
+        ("precision change at the fixed 0.5 threshold", "points", None,
          100 * float(last["precision_score"] - first["precision_score"])),
-        ("recall change, last − generation 1", "points", PAPER_RECALL_CHANGE_POINTS,
-         100 * float(last["recall"] - first["recall"])),
+        ("recall change at the fixed 0.5 threshold", "points", None, 100 * float(last["recall"] - first["recall"])),
     ]
     return pd.DataFrame(rows, columns=["quantity", "unit", "paper (reported)", "this run"], dtype=object)
 
@@ -120,11 +123,14 @@ def verdict(table: pd.DataFrame, speed: MeasuredSpeed | None) -> Verdict:
     synapses = (f"{reduction:.1f}× fewer synapses after {generations} generations: the paper's ten-fold reduction "
                 + ("is reproduced" if synapses_ok else "is not reached"))
     changes = {name: 100 * float(last[column] - first[column])
-               for name, column in (("precision", "precision_score"), ("recall", "recall"), ("AP50", "ap50"))}
+               for name, column in (("precision", "op_precision"), ("recall", "op_recall"), ("AP50", "ap50"),
+                                    ("fixed precision", "precision_score"), ("fixed recall", "recall"))}
     tolerance = PAPER_TOLERANCE_POINTS
     accuracy_ok = abs(changes["precision"]) <= tolerance and abs(changes["recall"]) <= tolerance
     accuracy = (f"precision {changes['precision']:+.1f} and recall {changes['recall']:+.1f} points from generation 1 "
-                f"(AP50 {changes['AP50']:+.1f}): " + (f"within the paper's {tolerance:g} points, reproduced"
+                f"at each generation's threshold chosen on validation data (at the fixed 0.5 threshold "
+                f"{changes['fixed precision']:+.1f} and {changes['fixed recall']:+.1f}; AP50 {changes['AP50']:+.1f}): "
+                + (f"within the paper's {tolerance:g} points, reproduced"
                                                       if accuracy_ok else
                                                       f"outside the paper's {tolerance:g} points (it reports "
                                                       f"{PAPER_PRECISION_CHANGE_POINTS:+g} and "
@@ -141,6 +147,30 @@ def verdict(table: pd.DataFrame, speed: MeasuredSpeed | None) -> Verdict:
                      f"({PAPER_FPS[0]:g} → {PAPER_FPS[1]:g} fps on a Jetson TX1): "
                      + ("reproduced" if speed_ok else "not reached"))
     return Verdict(synapses, accuracy, on_frames, int(synapses_ok) + int(accuracy_ok) + int(speed_ok), measured)
+
+
+# The paper's regime, as this study tests for it: a network with a sixth of the ancestor's MACs, trained from
+# scratch, comes within about a point of it (the ancestor has slack to lose).
+SLACK_MAC_FRACTION = 1 / 6
+SLACK_POINTS = 1.0
+
+
+def slack_explanation(curve_rows: pd.DataFrame | None) -> str:
+    """Whether the ancestor is over-parameterized for the task, from ``capacity.curve_table`` rows (None: not
+    measured): the curve's point nearest a sixth of its MACs against its own size."""
+    if curve_rows is None or len(curve_rows) < 2:
+        return "not measured for this build (`evosynth capacity-curve` measures it)"
+    smaller = curve_rows[curve_rows["scale"] < 1.0]
+    near = smaller.loc[(smaller["mac_fraction"] - SLACK_MAC_FRACTION).abs().idxmin()]
+    change = float(near["ap50_change"])
+    base = (f"a dense network of the ancestor's shape with {near['mac_fraction']:.2f} of its multiply-accumulates "
+            f"(widths ×{near['scale']:g}: {near['widths']}), trained from scratch to convergence, changes AP50 by "
+            f"{change:+.1f} points against the ancestor")
+    if change >= -SLACK_POINTS:
+        return base + (f": within {SLACK_POINTS:g} point, so the ancestor has slack, the regime in which the "
+                       "paper's network lost synapses without losing accuracy")
+    return base + (f": more than {SLACK_POINTS:g} point, so the ancestor has little slack on this task, and a "
+                   "lineage that ends at that size loses accuracy however it is found")
 
 
 def size_explanation(capacity_rows: pd.DataFrame | None, evolved_label: str,
