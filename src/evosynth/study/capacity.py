@@ -48,7 +48,7 @@ KINDS = ("trained_on", "from_scratch")
 AS_EVOLVED = "as evolved"  # the table's label of each generation as the run bred it
 CAPACITY_STREAM = 104_729  # its training draws differ from the generation's own, which it continues
 QUALITY = ("precision_score", "recall", "ap50")
-RECORDED = (*QUALITY, "synapses", "macs", "widths", "epochs", "train_seconds")
+RECORDED = (*QUALITY, "operating_point", "synapses", "macs", "widths", "epochs", "train_seconds")
 
 
 def _converge(config: RunConfig, data: DetectionData, generation: Generation, kind: str) -> dict[str, Any]:

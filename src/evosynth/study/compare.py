@@ -200,7 +200,8 @@ def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
 
     Columns: method, label, run, reference (the evolution run the others are compared with), seed, precision
     (the restriction), level, environment, alpha_synapse, alpha_cluster, generation, synapses, clusters,
-    parameters, macs, precision_score (P), recall (R), ap50, latency_ms_frame and throughput_fps_batch32 (PyTorch
+    parameters, macs, precision_score (P), recall (R), ap50, op_precision and op_recall (at the generation's
+    threshold chosen on the validation split), latency_ms_frame and throughput_fps_batch32 (PyTorch
     eager FP32 on the machine that measured it; empty where the run folder has no ``bench.json``).
     """
     rows = []
@@ -218,6 +219,8 @@ def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
                 "alpha_synapse": metrics["alpha_synapse"], "alpha_cluster": metrics["alpha_cluster"],
                 "generation": number,
                 **{key: metrics[key] for key in ("synapses", "clusters", "parameters", "macs", *QUALITY_COLUMNS)},
+                "op_precision": metrics["operating_point"]["precision"],
+                "op_recall": metrics["operating_point"]["recall"],
                 **dict.fromkeys(SPEED_COLUMNS, float("nan")), **speeds.get(number, {}),
             })
     return pd.DataFrame(rows)
