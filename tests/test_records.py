@@ -49,7 +49,7 @@ from evosynth.study.capacity import CAPACITY_FILE, KINDS, RECORDED, measure_capa
 from evosynth.study.compare import Lineage, run_lineage
 from evosynth.study.config import DEFAULT_ALPHA_CLUSTER, RunConfig
 from evosynth.study.evolution import evolve, load_task_data, restrict_and_measure
-from evosynth.task.metrics import Quality, evaluate, operating_point
+from evosynth.task.metrics import OperatingPoint, Quality, assess, evaluate
 from evosynth.task.model import FRAME_SIZE, GridDetector
 
 IMAGE_SIZE = (48, 48)  # the smoke preset's canvas
@@ -64,6 +64,17 @@ def fingerprint(model: GridDetector, split) -> Quality:
     values = torch.cat([t.detach().double().flatten() for t in model.state_dict().values() if t.is_floating_point()])
     return Quality(precision=float(values.sum()), recall=float(values.abs().sum()),
                    ap50=float(values.square().sum() + split.images.double().mean()))
+
+
+def fingerprint_assessment(model: GridDetector, validation, test) -> tuple[Quality, OperatingPoint]:
+    """A stand-in for ``assess``: the test split's ``fingerprint`` and the real operating point."""
+    return fingerprint(model, test), assess(model, validation, test)[1]
+
+
+def fingerprinted(patch: pytest.MonkeyPatch) -> None:
+    """Measure generations with ``fingerprint`` (the FP32 figure and the restricted one)."""
+    patch.setattr(evolution, "evaluate", fingerprint)
+    patch.setattr(evolution, "assess", fingerprint_assessment)
 
 
 def quality_of(metrics: dict) -> tuple[float, float, float]:
@@ -131,7 +142,7 @@ def check_generation_record(folder: RunFolder, number: int, expected: dict, qual
     # quality: of this generation's saved (restricted) weights, on the test split
     assert quality_of(metrics) == as_tuple(quality(generation.model, data.test))
     # the operating point: this generation's threshold, chosen on the validation split, applied to the test split
-    assert metrics["operating_point"] == asdict(operating_point(generation.model, data.val, data.test))
+    assert metrics["operating_point"] == asdict(assess(generation.model, data.val, data.test)[1])
     # size, recounted from the saved weights and masks
     widths = list(generation.model.architecture.widths)
     assert metrics["widths"] == widths == architecture["widths"]
@@ -200,7 +211,7 @@ def traced_run(tmp_path_factory, smoke_run, data_dir):
         return real(config, data, number, parent, model, masks, curve)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evolution, "evaluate", fingerprint)
+        fingerprinted(patch)
         patch.setattr(training, "evaluate", fingerprint)
         patch.setattr(evolution, "restrict_and_measure", spy)
         evolve(config, runs / "run", data_dir)
@@ -289,7 +300,7 @@ def test_restrict_and_measure_records_the_step_it_measures(smoke_run, data, monk
     masks["head.weight"][0, :3] = False  # synapses are counted from the masks
     fp32_state = clone_state(model)
     curve = {"epochs": [1, 2, 3], "val_ap50": [0.1, 0.4, 0.401], "best_epoch": 2, "seconds": 12.5, "loss": [3, 2, 1]}
-    monkeypatch.setattr(evolution, "evaluate", fingerprint)
+    fingerprinted(monkeypatch)
     result = restrict_and_measure(config, data, 5, parent, model, masks, curve)
     metrics = result.metrics
     assert {k: metrics[k] for k in ("generation", "parent", "seed", "alpha_synapse", "alpha_cluster", "environment",
@@ -321,7 +332,7 @@ def baseline_runs(tmp_path_factory, smoke_run, data_dir):
     shutil.copytree(out, runs / config.name)
     shutil.copytree(out.parent / "ancestors", runs / "ancestors")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(evolution, "evaluate", fingerprint)
+        fingerprinted(patch)
         for method in ("l1-filter", "imp"):
             run_lineage(Lineage(method, config), runs, data_dir)
     return config, runs
@@ -543,7 +554,7 @@ def test_capacity_entries_are_the_converged_restricted_networks(smoke_run, data,
 
     monkeypatch.setattr(capacity, "train", spy_train)
     monkeypatch.setattr(capacity, "restrict_and_measure", spy_measure)
-    monkeypatch.setattr(evolution, "evaluate", fingerprint)
+    fingerprinted(monkeypatch)
     record = measure_capacity(run, [2], data_dir)
     stored = read(run / CAPACITY_FILE)["generations"]["2"]
     assert record["generations"]["2"] == stored

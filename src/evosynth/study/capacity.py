@@ -227,7 +227,7 @@ def measure_width_curve(config: RunConfig, scales: Sequence[float] = DEFAULT_SCA
             seeded = replace(config, seed=seed)
             if scale == 1.0:  # the ancestor itself: the same initialisation, training draws and rule
                 ancestor = ancestor_generation(seeded, data, runs_dir)
-                entry = _entry(ancestor.metrics, TrainingCurve(**_curve_fields(ancestor.curve)), preset.ancestor)
+                entry = _entry(ancestor.metrics, TrainingCurve.from_json(ancestor.curve), preset.ancestor)
             else:
                 architecture = Architecture(data.channels, scaled_widths(preset.widths, scale), preset.strides)
                 entry = _from_scratch(seeded, data, architecture, 1, f"widths x{scale:g} seed {seed}",
@@ -235,10 +235,6 @@ def measure_width_curve(config: RunConfig, scales: Sequence[float] = DEFAULT_SCA
             record["networks"][_curve_key(scale, seed)] = {**entry, "scale": scale, "seed": seed}
             write_json(path, record)
     return record
-
-
-def _curve_fields(curve: dict[str, Any]) -> dict[str, Any]:
-    return {name: curve[name] for name in ("epochs", "loss", "val_ap50", "learning_rate", "best_epoch", "seconds")}
 
 
 def read_width_curve(config: RunConfig, runs_dir: Path) -> dict[str, Any] | None:

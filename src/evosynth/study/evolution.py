@@ -22,7 +22,7 @@ from evosynth.core.synthesis import LayerDecision, generation_generator, synthes
 from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.task.dataset import DetectionData
-from evosynth.task.metrics import efficiency, evaluate, operating_point
+from evosynth.task.metrics import assess, efficiency, evaluate
 from evosynth.task.model import Architecture, GridDetector, cost_model
 from evosynth.task.registry import load_dataset
 from evosynth.task.training import train
@@ -115,8 +115,7 @@ def restrict_and_measure(
     restricted = restrict(fp32_state, config.precision)
     assert isinstance(restricted, dict)
     model.load_state_dict(rounded(restricted, config.precision))
-    quality = evaluate(model, data.test)
-    point = operating_point(model, data.val, data.test)
+    quality, point = assess(model, data.val, data.test)
     best_epoch = curve["best_epoch"]
     metrics: dict[str, Any] = {
         "generation": number,

@@ -101,14 +101,11 @@ def scored_hits(detections: list[tuple[torch.Tensor, torch.Tensor]], truths: lis
     return ScoredHits(torch.cat(all_scores), torch.cat(all_hits), sum(len(t) for t in truths))
 
 
-def detection_quality(
-    detections: list[tuple[torch.Tensor, torch.Tensor]], truths: list[torch.Tensor]
-) -> Quality:
+def quality_from(scored: ScoredHits) -> Quality:
     """Precision and recall at the fixed score threshold, AP50 over all scores."""
-    scored = scored_hits(detections, truths)
     precision, recall = scored.at(SCORE_THRESHOLD)
-    ap50 = average_precision(scored.scores, scored.hits, scored.n_truth)
-    return Quality(precision=precision, recall=recall, ap50=ap50)
+    return Quality(precision=precision, recall=recall,
+                   ap50=average_precision(scored.scores, scored.hits, scored.n_truth))
 
 
 def best_f1_threshold(scored: ScoredHits) -> float:
@@ -129,14 +126,15 @@ def best_f1_threshold(scored: ScoredHits) -> float:
 
 
 def evaluate(model: GridDetector, split: DetectionSplit) -> Quality:
-    return detection_quality(predict(model, split), split.boxes)
+    return quality_from(scored_hits(predict(model, split), split.boxes))
 
 
-def operating_point(model: GridDetector, validation: DetectionSplit, test: DetectionSplit) -> OperatingPoint:
-    """The threshold a deployer would set (``OPERATING_RULE``) and the test precision and recall it gives."""
+def assess(model: GridDetector, validation: DetectionSplit, test: DetectionSplit) -> tuple[Quality, OperatingPoint]:
+    """A generation's test quality and the threshold a deployer would set (``OPERATING_RULE``) with the test
+    precision and recall it gives, from one prediction of each split."""
     threshold = best_f1_threshold(scored_hits(predict(model, validation), validation.boxes))
-    precision, recall = scored_hits(predict(model, test), test.boxes).at(threshold)
-    return OperatingPoint(threshold, precision, recall)
+    scored = scored_hits(predict(model, test), test.boxes)
+    return quality_from(scored), OperatingPoint(threshold, *scored.at(threshold))
 
 
 def efficiency(model: GridDetector, masks: dict[str, torch.Tensor], image_size: tuple[int, int]) -> dict[str, int]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +77,11 @@ class TrainingCurve:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> TrainingCurve:
+        """The curve as a generation's curve.json holds it (beside the budget it was trained under)."""
+        return cls(**{field.name: record[field.name] for field in fields(cls)})
 
 
 def detection_loss(maps: torch.Tensor, coverage: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
