@@ -1,0 +1,136 @@
+"""Which task leaves the ancestor slack? The capacity curve's decisive point, measured for variants of the task.
+
+The paper's premise is an over-parameterized ancestor: a network of a small fraction of its MACs, trained from
+scratch, does about as well. This script measures that premise for variants of the embedded ``digits`` task and of
+the ancestor's widths: for each variant, the ancestor (width x1) and the dense network of the ancestor's shape at
+``--scale`` of its widths (x0.41: 0.18 of its MACs), both trained from scratch to convergence by the study's own
+capacity curve (``capacity.measure_width_curve``; networks already measured under ``--runs-dir`` are reused). It
+writes one JSON with the machine, each variant's spec, its curve rows and the AP50 the small network gives up.
+With ``--lineages`` it also evolves each variant with the study's settings and records what its last generation
+kept against its generation 1: the outcome the slack is for.
+
+    .venv/bin/python benchmarks/task_regime_scan.py --out benchmarks/task_regime_<machine>.json [--variants c1 e1]
+
+A variant is registered as a preset of its own (its name is part of its run folders and curve file), so the
+numbers come from exactly the code path the study's capacity curve uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from evosynth.deploy.benchmark import describe_machine, machine_summary
+from evosynth.files import write_json
+from evosynth.study.capacity import curve_table, format_curve, measure_width_curve
+from evosynth.study.config import PRESETS, RunConfig
+from evosynth.study.evolution import evolve
+from evosynth.task.digits import DigitsSpec
+
+SLACK_POINTS = 1.0  # the issue's "within about 1 point": an ancestor with slack loses at most this much at 1/6
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The study's task and ancestor with some of the data spec's knobs (``data``) or the widths changed."""
+
+    description: str
+    data: dict[str, Any] = field(default_factory=dict)
+    widths: tuple[int, ...] | None = None
+
+    def register(self, name: str) -> None:
+        paper = PRESETS["paper"]
+        spec = replace(DigitsSpec(), **self.data)
+        PRESETS[name] = replace(paper, name=name, data=spec, widths=self.widths or paper.widths)
+
+
+FEWER_NEGATIVES = {"fragments": (0, 1), "scribbles": (0, 1)}
+VARIANTS: dict[str, Variant] = {
+    "paper": Variant("the study's task and ancestor, unchanged"),
+    "c1": Variant("fewer hard negatives (stroke fragments 0-1, scribbles 0-1 per canvas)", FEWER_NEGATIVES),
+    "c1w15": Variant("fewer hard negatives, ancestor 1.5x wider", FEWER_NEGATIVES, widths=(48, 72, 96, 144, 192)),
+    "c1n2": Variant("fewer hard negatives, 2,000 training canvases", {**FEWER_NEGATIVES, "n_train": 2000}),
+    "c1n8": Variant("fewer hard negatives, 8,000 training canvases", {**FEWER_NEGATIVES, "n_train": 8000}),
+    "c7": Variant("fewer hard negatives, faint and heavily occluded digits (contrast >= 0.1, occlusion <= 0.8)",
+                  {**FEWER_NEGATIVES, "min_contrast": 0.1, "max_occlusion": 0.8}),
+    "c8": Variant("fewer hard negatives, clear digits (contrast >= 0.45, occlusion <= 0.3)",
+                  {**FEWER_NEGATIVES, "min_contrast": 0.45, "max_occlusion": 0.3}),
+    "e1": Variant("no hard negatives, digits 18-40 px tall", {"fragments": (0, 0), "scribbles": (0, 0),
+                                                               "digit_height": (18.0, 40.0)}),
+    "e3": Variant("an easy task: 1-3 digits 24-44 px, no hard negatives, little clutter, clear digits",
+                  {"digits": (1, 3), "digit_height": (24.0, 44.0), "fragments": (0, 0), "scribbles": (0, 0),
+                   "lines": (0, 2), "blobs": (0, 2), "max_occlusion": 0.3, "min_contrast": 0.45,
+                   "texture": (0.02, 0.08)}),
+}
+
+
+def scan(name: str, variant: Variant, scale: float, seeds: list[int], runs_dir: Path,
+         cache_dir: Path) -> dict[str, Any]:
+    """One variant's two points of the curve, and what the small network gives up per seed."""
+    if name != "paper":
+        variant.register(name)
+    started = time.perf_counter()
+    record = measure_width_curve(RunConfig(preset=name), (scale, 1.0), seeds, runs_dir, cache_dir)
+    networks = record["networks"]
+    losses = {seed: 100 * (networks[f"x1-seed{seed}"]["ap50"] - networks[f"x{scale:g}-seed{seed}"]["ap50"])
+              for seed in seeds}
+    table = curve_table({**record, "networks": {key: value for key, value in networks.items()
+                                                if value["seed"] in seeds and value["scale"] in (scale, 1.0)}})
+    print(f"\n{name}: {variant.description}\n{format_curve(table)}")
+    mean_loss = sum(losses.values()) / len(losses)
+    return {"description": variant.description, "data": asdict(PRESETS[name].data), "widths": PRESETS[name].widths,
+            "curve": table.to_dict("records"), "ap50_loss_points": {str(s): loss for s, loss in losses.items()},
+            "mean_ap50_loss_points": mean_loss, "has_slack": mean_loss <= SLACK_POINTS,
+            "seconds_this_call": time.perf_counter() - started}
+
+
+def lineage(name: str, seed: int, generations: int, runs_dir: Path, cache_dir: Path) -> dict[str, Any]:
+    """A variant's evolution (resumed where ``runs_dir`` holds it): its last generation against its first."""
+    config = RunConfig(preset=name, seed=seed, generations=generations)
+    started = time.perf_counter()
+    first, *_, last = evolve(config, runs_dir / config.name, cache_dir)
+    a, b = first.metrics, last.metrics
+    result = {"seed": seed, "generations": generations, "synapse_reduction": a["synapses"] / b["synapses"],
+              "mac_reduction": a["macs"] / b["macs"], "ap50_first": a["ap50"], "ap50_last": b["ap50"],
+              "ap50_change_points": 100 * (b["ap50"] - a["ap50"]),
+              **{f"{key}_change_points": 100 * (b["operating_point"][key] - a["operating_point"][key])
+                 for key in ("precision", "recall")},
+              "seconds_this_call": time.perf_counter() - started}
+    print(f"{name} seed {seed}: generation {generations} keeps 1/{result['synapse_reduction']:.1f} of the synapses, "
+          f"1/{result['mac_reduction']:.1f} of the MACs; AP50 {result['ap50_change_points']:+.1f}, P "
+          f"{result['precision_change_points']:+.1f}, R {result['recall_change_points']:+.1f} points "
+          "(at the validated operating point)")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--scale", type=float, default=0.41, help="the small network's width scale (0.41)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--lineages", action="store_true", help="also evolve each variant, seed by seed")
+    parser.add_argument("--generations", type=int, default=13)
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"))
+    arguments = parser.parse_args()
+    machine = describe_machine()
+    results = {name: scan(name, VARIANTS[name], arguments.scale, arguments.seeds, arguments.runs_dir,
+                          arguments.cache_dir) for name in arguments.variants}
+    if arguments.lineages:
+        for name, result in results.items():
+            result["lineages"] = [lineage(name, seed, arguments.generations, arguments.runs_dir, arguments.cache_dir)
+                                  for seed in arguments.seeds]
+    write_json(arguments.out, {"machine": machine, "scale": arguments.scale, "seeds": arguments.seeds,
+                               "slack_points": SLACK_POINTS, "variants": results})
+    print(f"\n{machine_summary(machine)}")
+    for name, result in results.items():
+        print(f"{name:6s} AP50 given up at x{arguments.scale:g}: {result['mean_ap50_loss_points']:+.1f} points "
+              f"({'slack' if result['has_slack'] else 'no slack'})  {result['description']}")
+
+
+if __name__ == "__main__":
+    main()
