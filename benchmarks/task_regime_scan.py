@@ -28,14 +28,15 @@ from evosynth.files import write_json
 from evosynth.study.capacity import curve_table, format_curve, measure_width_curve
 from evosynth.study.config import PRESETS, RunConfig
 from evosynth.study.evolution import evolve
-from evosynth.task.digits import DigitsSpec
+from evosynth.study.report import generations_table
 
 SLACK_POINTS = 1.0  # the issue's "within about 1 point": an ancestor with slack loses at most this much at 1/6
 
 
 @dataclass(frozen=True)
 class Variant:
-    """The study's task and ancestor with some of the data spec's knobs (``data``) or the widths changed."""
+    """The study's task and ancestor (the ``paper`` preset) with some of its data spec's knobs (``data``) or its
+    widths changed; with neither, the preset itself."""
 
     description: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -43,8 +44,8 @@ class Variant:
 
     def register(self, name: str) -> None:
         paper = PRESETS["paper"]
-        spec = replace(DigitsSpec(), **self.data)
-        PRESETS[name] = replace(paper, name=name, data=spec, widths=self.widths or paper.widths)
+        PRESETS[name] = replace(paper, name=name, data=replace(paper.data, **self.data),
+                                widths=self.widths or paper.widths)
 
 
 FEWER_NEGATIVES = {"fragments": (0, 1), "scribbles": (0, 1)}
@@ -69,39 +70,34 @@ VARIANTS: dict[str, Variant] = {
 
 def scan(name: str, variant: Variant, scale: float, seeds: list[int], runs_dir: Path,
          cache_dir: Path) -> dict[str, Any]:
-    """One variant's two points of the curve, and what the small network gives up per seed."""
-    if name != "paper":
-        variant.register(name)
+    """One variant's two points of the curve (its networks, seed by seed, and their means)."""
+    variant.register(name)
     started = time.perf_counter()
     record = measure_width_curve(RunConfig(preset=name), (scale, 1.0), seeds, runs_dir, cache_dir)
-    networks = record["networks"]
-    losses = {seed: 100 * (networks[f"x1-seed{seed}"]["ap50"] - networks[f"x{scale:g}-seed{seed}"]["ap50"])
-              for seed in seeds}
-    table = curve_table({**record, "networks": {key: value for key, value in networks.items()
-                                                if value["seed"] in seeds and value["scale"] in (scale, 1.0)}})
+    networks = {key: value for key, value in record["networks"].items()
+                if value["seed"] in seeds and value["scale"] in (scale, 1.0)}
+    table = curve_table({**record, "networks": networks})
     print(f"\n{name}: {variant.description}\n{format_curve(table)}")
-    mean_loss = sum(losses.values()) / len(losses)
+    mean_loss = -float(table.loc[table["scale"] == scale, "ap50_change"].iloc[0])
     return {"description": variant.description, "data": asdict(PRESETS[name].data), "widths": PRESETS[name].widths,
-            "curve": table.to_dict("records"), "ap50_loss_points": {str(s): loss for s, loss in losses.items()},
-            "mean_ap50_loss_points": mean_loss, "has_slack": mean_loss <= SLACK_POINTS,
-            "seconds_this_call": time.perf_counter() - started}
+            "networks": networks, "curve": table.to_dict("records"), "mean_ap50_loss_points": mean_loss,
+            "has_slack": mean_loss <= SLACK_POINTS, "seconds_this_call": time.perf_counter() - started}
 
 
 def lineage(name: str, seed: int, generations: int, runs_dir: Path, cache_dir: Path) -> dict[str, Any]:
     """A variant's evolution (resumed where ``runs_dir`` holds it): its last generation against its first."""
     config = RunConfig(preset=name, seed=seed, generations=generations)
     started = time.perf_counter()
-    first, *_, last = evolve(config, runs_dir / config.name, cache_dir)
-    a, b = first.metrics, last.metrics
-    result = {"seed": seed, "generations": generations, "synapse_reduction": a["synapses"] / b["synapses"],
-              "mac_reduction": a["macs"] / b["macs"], "ap50_first": a["ap50"], "ap50_last": b["ap50"],
-              "ap50_change_points": 100 * (b["ap50"] - a["ap50"]),
-              **{f"{key}_change_points": 100 * (b["operating_point"][key] - a["operating_point"][key])
-                 for key in ("precision", "recall")},
+    table = generations_table(evolve(config, runs_dir / config.name, cache_dir))
+    first, last = table.iloc[0], table.iloc[-1]
+    result = {"seed": seed, "generations": generations, "synapse_reduction": last["synapse_reduction"],
+              "mac_reduction": last["mac_reduction"], "ap50_first": first["ap50"], "ap50_last": last["ap50"],
+              **{f"{key}_change_points": 100 * (last[key] - first[key])
+                 for key in ("ap50", "op_precision", "op_recall")},
               "seconds_this_call": time.perf_counter() - started}
     print(f"{name} seed {seed}: generation {generations} keeps 1/{result['synapse_reduction']:.1f} of the synapses, "
           f"1/{result['mac_reduction']:.1f} of the MACs; AP50 {result['ap50_change_points']:+.1f}, P "
-          f"{result['precision_change_points']:+.1f}, R {result['recall_change_points']:+.1f} points "
+          f"{result['op_precision_change_points']:+.1f}, R {result['op_recall_change_points']:+.1f} points "
           "(at the validated operating point)")
     return result
 
