@@ -1,6 +1,7 @@
 """The comparison: baseline decisions keep what they promise, int8 is per-channel symmetric, and a tiny comparison
 runs every lineage into one table and resumes without redoing finished generations."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_d
 from evosynth.storage.runs import RunFolder
 from evosynth.study import compare
 from evosynth.study.compare import ComparisonPlan, Lineage, question_rows, run_comparison
-from evosynth.study.config import RunConfig
+from evosynth.study.config import PRESETS, RunConfig
 from evosynth.study.methods import METHODS, environment_equivalent, get_method
 from evosynth.task.model import Architecture, GridDetector
 
@@ -172,6 +173,26 @@ def test_resuming_a_comparison_redoes_only_unfinished_generations(comparison, da
     again = run_comparison(SMOKE, runs, data_dir)
     assert redone == [2]
     pd.testing.assert_frame_equal(again, table)  # the redone generation replays bit for bit
+
+
+def test_the_task_ablation_evolves_the_same_ancestor_shape_on_another_task_with_its_own_generation_1(
+        comparison, data_dir, monkeypatch):
+    runs, _ = comparison
+    smoke = PRESETS["smoke"]
+    cluttered = replace(smoke, name="smoke-cluttered", data=replace(smoke.data, fragments=(2, 4), scribbles=(1, 3)))
+    monkeypatch.setitem(PRESETS, cluttered.name, cluttered)
+    plan = replace(SMOKE, name="tasks", baselines=(), precisions=(), levels=(), environments=(), seeds=(),
+                   tasks=(cluttered.name,))
+    table = run_comparison(plan, runs, data_dir)
+    tasks = question_rows(table, "task").set_index(["task", "generation"])
+    assert sorted(tasks.index.unique("task")) == ["smoke", "smoke-cluttered"]
+    assert tasks.loc[("smoke-cluttered", 1), "label"] == "evolutionary synthesis, smoke-cluttered task"
+    ancestors = [(runs / run / "gen_01/weights.safetensors").read_bytes()
+                 for run in tasks.xs(1, level="generation")["run"]]
+    assert ancestors[0] != ancestors[1]  # an ancestor of its own, trained on its own task
+    assert tasks.loc[("smoke-cluttered", 1), "synapses"] == tasks.loc[("smoke", 1), "synapses"]  # its shape
+    assert set(question_rows(table, "seed")["task"]) == {"smoke"}  # other questions hold the task fixed
+    assert "cluttered" in {lineage.config.preset for lineage in compare.COMPARISONS["full"].lineages()}
 
 
 def test_every_registered_method_runs_through_the_same_generation_step(comparison, data_dir):

@@ -9,7 +9,8 @@ restriction, the same measurement); lineages differ only in how each offspring i
     (fp32 = none, fp16, bf16, int8), the level of synthesis (``synapse``: alpha_cluster = 1, ``cluster``:
     alpha_synapse = 1, ``both``; with the budget environment an alpha of 1 keeps every entry, so 1 switches a
     level off exactly), the environment (the count budget, or the cost environment at the same expected MAC
-    shrink per generation) and the run seed.
+    shrink per generation), the run seed and the task (the cluttered task, on which the same ancestor has no
+    slack).
 ``l1-filter``
     L1-norm filter pruning to the widths the evolution reached in the same generation (read from its
     ``gen_NN/architecture.json``): the same MACs, every filter dense.
@@ -134,6 +135,7 @@ class ComparisonPlan:
     levels: tuple[str, ...] = ()
     environments: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
+    tasks: tuple[str, ...] = ()
 
     @property
     def generations(self) -> int:
@@ -150,21 +152,22 @@ class ComparisonPlan:
     def ablations(self) -> dict[str, tuple[Any, ...]]:
         """Per ablation axis (``methods.ABLATIONS``, in its order), the values the plan varies the reference to."""
         return {"precision": self.precisions, "level": self.levels, "environment": self.environments,
-                "seed": self.seeds}
+                "seed": self.seeds, "task": self.tasks}
 
 
 ENVIRONMENTS = ("budget", "cost")  # the environment ablation: the reference's, and the other at its MAC shrink
 COMPARISONS: dict[str, ComparisonPlan] = {
     # everything, on the study's data and for the study's 13 generations
     "full": ComparisonPlan("full", RunConfig(), precisions=("fp32", "bf16", "int8"), levels=("synapse", "cluster"),
-                           environments=ENVIRONMENTS, seeds=(1, 2)),
-    # what `make study` runs on 2 CPU cores within its 20 minutes: generations 1-3 of the baselines, of the run with
-    # no restriction (it shares the study's ancestor) and of the synapse-only run (the alpha sweep's alpha_cluster = 1
-    # point: it costs nothing more) and of the cost environment (it shares the ancestor too). The filter-only run,
-    # BF16, int8 and the seeds (an ancestor each) are `full`'s.
+                           environments=ENVIRONMENTS, seeds=(1, 2), tasks=("cluttered",)),
+    # what `make study` runs on 2 CPU cores: generations 1-3 of the baselines, of the run with no restriction (it
+    # shares the study's ancestor), of the synapse-only run (the alpha sweep's alpha_cluster = 1 point: it costs
+    # nothing more), of the budget environment (it shares the ancestor too) and of the cluttered task (an ancestor of
+    # its own: the study's previous default, measured beside the new one). The filter-only run, BF16, int8 and the
+    # seeds (an ancestor each) are `full`'s.
     "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",),
-                              environments=ENVIRONMENTS),
-    # every lineage on the tiny preset, for tests
+                              environments=ENVIRONMENTS, tasks=("cluttered",)),
+    # every lineage on the tiny preset, for tests (the task ablation has a test of its own)
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
                             levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,)),
 }
@@ -198,7 +201,8 @@ def _speeds(folder: Path) -> dict[int, dict[str, float]]:
 def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
     """One row per lineage and generation (1 .. the plan's length), read from the run folders' metrics.
 
-    Columns: method, label, run, reference (the evolution run the others are compared with), seed, precision
+    Columns: method, label, run, reference (the evolution run the others are compared with), seed, task (the
+    preset), precision
     (the restriction), level, environment, alpha_synapse, alpha_cluster, generation, synapses, clusters,
     parameters, macs, precision_score (P), recall (R), ap50, op_precision and op_recall (at the generation's
     threshold chosen on the validation split), latency_ms_frame and throughput_fps_batch32 (PyTorch
@@ -214,7 +218,7 @@ def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
             rows.append({
                 "method": lineage.method, "label": lineage.label(plan.reference), "run": lineage.name,
                 "reference": lineage.is_reference(plan.reference),
-                "seed": config.seed, "precision": config.precision, "level": lineage.level,
+                "seed": config.seed, "task": config.preset, "precision": config.precision, "level": lineage.level,
                 "environment": config.environment,
                 "alpha_synapse": metrics["alpha_synapse"], "alpha_cluster": metrics["alpha_cluster"],
                 "generation": number,
@@ -246,7 +250,7 @@ def read_table(path: Path) -> pd.DataFrame:
 def question_rows(table: pd.DataFrame, question: str) -> pd.DataFrame:
     """The rows that answer one question; each varies one thing around the reference evolution run.
 
-    ``methods``: the reference and the baselines; ``precision``, ``level``, ``environment``, ``seed``: the
+    ``methods``: the reference and the baselines; ``precision``, ``level``, ``environment``, ``seed``, ``task``: the
     evolution runs that differ from the reference in that column only (the reference among them).
     """
     if question not in QUESTIONS:

@@ -8,7 +8,7 @@ run: it adopts that run's generation 1 into a folder of its own and goes through
 A new baseline is one ``Baseline`` subclass here and one line in ``METHODS``.
 
 An ``Ablation`` is one axis the evolution is varied along around the reference run (``precision``, ``level``,
-``environment``, ``seed``): the run it makes of a value and how the legend names that run. Its key is the
+``environment``, ``seed``, ``task``): the run it makes of a value and how the legend names that run. Its key is the
 comparison table's column and ``compare.question_rows``'s question.
 """
 
@@ -286,6 +286,21 @@ class SeedAblation(Ablation):
         return f"seed {config.seed}"
 
 
+class TaskAblation(Ablation):
+    """The task (a ``digits`` preset: the data and the ancestor trained on it), e.g. the cluttered task that leaves
+    the same ancestor no slack; each task's lineage is read against its own generation 1."""
+
+    def vary(self, reference: RunConfig, value: Any) -> RunConfig:
+        return replace(reference, preset=value)
+
+    def varies(self, config: RunConfig, reference: RunConfig) -> bool:
+        return config.preset != reference.preset
+
+    def describe(self, config: RunConfig) -> str:
+        return f"{config.preset} task"
+
+
 # in the order a plan's lineages list them; keys are the table's columns and ``question_rows``'s questions
 ABLATIONS: dict[str, Ablation] = {"precision": PrecisionAblation(), "level": LevelAblation(),
-                                  "environment": EnvironmentAblation(), "seed": SeedAblation()}
+                                  "environment": EnvironmentAblation(), "seed": SeedAblation(),
+                                  "task": TaskAblation()}

