@@ -15,7 +15,7 @@ from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_d
 from evosynth.storage.runs import RunFolder
 from evosynth.study import compare
 from evosynth.study.compare import ComparisonPlan, Lineage, question_rows, run_comparison
-from evosynth.study.config import PRESETS, RunConfig
+from evosynth.study.config import RunConfig
 from evosynth.study.methods import METHODS, environment_equivalent, get_method
 from evosynth.task.model import Architecture, GridDetector
 
@@ -176,13 +176,10 @@ def test_resuming_a_comparison_redoes_only_unfinished_generations(comparison, da
 
 
 def test_the_task_ablation_evolves_the_same_ancestor_shape_on_another_task_with_its_own_generation_1(
-        comparison, data_dir, monkeypatch):
+        comparison, data_dir):
     runs, _ = comparison
-    smoke = PRESETS["smoke"]
-    cluttered = replace(smoke, name="smoke-cluttered", data=replace(smoke.data, fragments=(2, 4), scribbles=(1, 3)))
-    monkeypatch.setitem(PRESETS, cluttered.name, cluttered)
     plan = replace(SMOKE, name="tasks", baselines=(), precisions=(), levels=(), environments=(), seeds=(),
-                   tasks=(cluttered.name,))
+                   tasks=("smoke-cluttered",))
     table = run_comparison(plan, runs, data_dir)
     tasks = question_rows(table, "task").set_index(["task", "generation"])
     assert sorted(tasks.index.unique("task")) == ["smoke", "smoke-cluttered"]

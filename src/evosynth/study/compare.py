@@ -167,9 +167,10 @@ COMPARISONS: dict[str, ComparisonPlan] = {
     # seeds (an ancestor each) are `full`'s.
     "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",),
                               environments=ENVIRONMENTS, tasks=("cluttered",)),
-    # every lineage on the tiny preset, for tests (the task ablation has a test of its own)
+    # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
-                            levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,)),
+                            levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,),
+                            tasks=("smoke-cluttered",)),
 }
 
 
