@@ -8,7 +8,8 @@ chosen: for each variant, the ancestor (width x1) and the dense network of the a
 capacity curve (``capacity.measure_width_curve``; networks already measured under ``--runs-dir`` are reused). It
 writes one JSON with the machine, each variant's spec, its curve rows and the AP50 the small network gives up.
 With ``--lineages`` it also evolves each variant with the study's settings and records what its last generation
-kept against its generation 1: the outcome the slack is for.
+kept against its generation 1 (the outcome the slack is for), the same generation after a final training to
+convergence (the study's final network) and L1 filter pruning to the same widths with the same training.
 
     .venv/bin/python benchmarks/task_regime_scan.py --out benchmarks/task_regime_<machine>.json [--variants c1 e1]
 
@@ -24,9 +25,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from evosynth.deploy.benchmark import describe_machine, machine_summary
 from evosynth.files import write_json
-from evosynth.study.capacity import curve_table, format_curve, measure_width_curve
+from evosynth.storage.runs import RunFolder
+from evosynth.study.capacity import capacity_table, curve_table, format_curve, measure_capacity, measure_width_curve
+from evosynth.study.compare import Lineage, run_lineage
 from evosynth.study.config import PRESETS, SLACK_TASK, RunConfig
 from evosynth.study.evolution import evolve
 from evosynth.study.report import generations_table
@@ -86,21 +91,43 @@ def scan(name: str, variant: Variant, scale: float, seeds: list[int], runs_dir: 
             "has_slack": mean_loss <= SLACK_POINTS, "seconds_this_call": time.perf_counter() - started}
 
 
+def _changes(table: pd.DataFrame) -> dict[str, float]:
+    """A lineage's last generation against its first (``report.generations_table``), in points."""
+    first, last = table.iloc[0], table.iloc[-1]
+    return {"synapse_reduction": last["synapse_reduction"], "mac_reduction": last["mac_reduction"],
+            "ap50_first": first["ap50"], "ap50_last": last["ap50"],
+            **{f"{key}_change_points": 100 * (last[key] - first[key]) for key in ("ap50", "op_precision", "op_recall")}}
+
+
+def _say(what: str, result: dict[str, float]) -> None:
+    print(f"{what}: 1/{result['synapse_reduction']:.1f} of the synapses, 1/{result['mac_reduction']:.1f} of the "
+          f"MACs; AP50 {result['ap50_change_points']:+.1f}, P {result['op_precision_change_points']:+.1f}, R "
+          f"{result['op_recall_change_points']:+.1f} points (at the validated operating point)")
+
+
 def lineage(name: str, seed: int, generations: int, runs_dir: Path, cache_dir: Path) -> dict[str, Any]:
-    """A variant's evolution (resumed where ``runs_dir`` holds it): its last generation against its first."""
+    """A variant's evolution (resumed where ``runs_dir`` holds it), its last generation against its first; the same
+    generation after a final training to convergence and rebuilt from scratch (``capacity.measure_capacity``); and
+    L1 filter pruning to the same widths with the same training (``compare.run_lineage``)."""
     config = RunConfig(preset=name, seed=seed, generations=generations)
     started = time.perf_counter()
-    table = generations_table(evolve(config, runs_dir / config.name, cache_dir))
-    first, last = table.iloc[0], table.iloc[-1]
-    result = {"seed": seed, "generations": generations, "synapse_reduction": last["synapse_reduction"],
-              "mac_reduction": last["mac_reduction"], "ap50_first": first["ap50"], "ap50_last": last["ap50"],
-              **{f"{key}_change_points": 100 * (last[key] - first[key])
-                 for key in ("ap50", "op_precision", "op_recall")},
-              "seconds_this_call": time.perf_counter() - started}
-    print(f"{name} seed {seed}: generation {generations} keeps 1/{result['synapse_reduction']:.1f} of the synapses, "
-          f"1/{result['mac_reduction']:.1f} of the MACs; AP50 {result['ap50_change_points']:+.1f}, P "
-          f"{result['op_precision_change_points']:+.1f}, R {result['op_recall_change_points']:+.1f} points "
-          "(at the validated operating point)")
+    run_dir = runs_dir / config.name
+    result: dict[str, Any] = {"seed": seed, "generations": generations,
+                              **_changes(generations_table(evolve(config, run_dir, cache_dir)))}
+    _say(f"{name} seed {seed}, generation {generations} as bred", result)
+    rows = capacity_table(measure_capacity(run_dir, [generations], cache_dir)).set_index("network")
+    for network in ("trained on", "from scratch"):
+        row = rows.loc[network]
+        result[network.replace(" ", "_")] = {
+            "synapse_reduction": row["synapse_reduction"], "mac_reduction": row["mac_reduction"],
+            "epochs": int(row["epochs"]), "ap50_change_points": row["ap50_change"],
+            "op_precision_change_points": row["op_precision_change"],
+            "op_recall_change_points": row["op_recall_change"]}
+        _say(f"  {network}", result[network.replace(" ", "_")])
+    l1 = RunFolder(run_lineage(Lineage("l1-filter", config), runs_dir, cache_dir))
+    result["l1_filter"] = _changes(generations_table([l1.load(number) for number in l1.finished()]))
+    _say("  L1 filter pruning, same widths and training", result["l1_filter"])
+    result["seconds_this_call"] = time.perf_counter() - started
     return result
 
 

@@ -264,7 +264,8 @@ def capacity_rows() -> pd.DataFrame:
     """Two generations as evolved, trained on and from scratch, against a 1,000-synapse ancestor."""
     def entry(ap50: float, synapses: int, macs: float) -> dict:
         return {"precision_score": ap50 + 0.01, "recall": ap50 - 0.01, "ap50": ap50, "synapses": synapses,
-                "macs": macs, "widths": [4, 8], "epochs": 5, "train_seconds": 1.0}
+                "macs": macs, "widths": [4, 8], "epochs": 5, "train_seconds": 1.0,
+                "operating_point": {"threshold": 0.5, "precision": ap50 + 0.02, "recall": ap50 - 0.02}}
 
     return capacity_table({
         "ancestor": entry(0.80, 1000, 100.0),
@@ -300,6 +301,7 @@ def test_capacity_table_and_chart_compare_each_network_with_generation_1():
     rows = capacity_rows()
     assert list(rows["network"]) == ["as evolved", "trained on", "from scratch"] * 2
     assert rows["ap50_change"].tolist() == pytest.approx([-2.0, -1.0, -3.0, -10.0, -6.0, -8.0])
+    assert rows["op_recall_change"].tolist() == pytest.approx([-2.0, -1.0, -3.0, -10.0, -6.0, -8.0])
     assert rows["synapse_reduction"].tolist() == pytest.approx([4.0, 4.0, 1000 / 320, 10.0, 10.0, 1000 / 130])
     panels = charts.capacity_chart(rows, evolved_label=AS_EVOLVED).to_dict()["datasets"]
     labels = {row["panel"] for data in panels.values() for row in data}
@@ -518,3 +520,16 @@ def test_slack_is_judged_at_the_curve_point_nearest_a_sixth_of_the_macs():
     flat = rows.assign(ap50_change=[-0.5, 0.0, 0.3])
     assert "the ancestor has slack" in results_page.slack_explanation(flat)
     assert "not measured" in results_page.slack_explanation(None)
+
+
+def test_the_verdict_judges_accuracy_after_the_final_training_and_states_the_generation_as_bred():
+    table = results_table()  # as bred: precision +2.0, recall -2.0 at the operating point
+    bred = results_page.verdict(table, None)
+    assert "precision +2.0 and recall -2.0" in bred.accuracy and "within the paper's 2 points" in bred.accuracy
+    final = capacity_rows().iloc[4]  # generation 9 trained on: -6.0 points at its operating point
+    assert (final["network"], final["generation"]) == ("trained on", 9)
+    judged = results_page.verdict(table, None, final)
+    assert judged.accuracy.startswith("after a final training to convergence as generation 1's (5 epochs), "
+                                      "precision -6.0 and recall -6.0 points")
+    assert "as bred, with the offspring's training budget, precision +2.0 and recall -2.0" in judged.accuracy
+    assert judged.accuracy.endswith("not reproduced") and judged.reproduced == bred.reproduced - 1

@@ -149,7 +149,8 @@ def read_capacity(run_dir: Path, generations: Sequence[Generation]) -> dict[str,
 
 def capacity_table(record: dict[str, Any]) -> pd.DataFrame:
     """One row per generation and network (as evolved, trained on, from scratch): size and the change in
-    precision, recall and AP50 against generation 1, in points."""
+    precision, recall and AP50 against generation 1, in points (precision and recall at the fixed 0.5 threshold, and
+    ``op_``: at each network's validated operating point)."""
     ancestor = record["ancestor"]
     rows = []
     for number, evolved in record["evolved"].items():
@@ -160,12 +161,15 @@ def capacity_table(record: dict[str, Any]) -> pd.DataFrame:
                 "synapse_reduction": ancestor["synapses"] / entry["synapses"],
                 "mac_reduction": ancestor["macs"] / entry["macs"], "epochs": entry["epochs"],
                 **{f"{key}_change": 100 * (entry[key] - ancestor[key]) for key in QUALITY},
+                **{f"op_{key}_change": 100 * (entry["operating_point"][key] - ancestor["operating_point"][key])
+                   for key in ("precision", "recall")},
             })
     return pd.DataFrame(rows)
 
 
-READABLE = {"synapse_reduction": "synapses ÷", "mac_reduction": "MACs ÷", "precision_score_change": "ΔP (pts)",
-            "recall_change": "ΔR (pts)", "ap50_change": "ΔAP50 (pts)"}
+READABLE = {"synapse_reduction": "synapses ÷", "mac_reduction": "MACs ÷", "precision_score_change": "ΔP@0.5 (pts)",
+            "recall_change": "ΔR@0.5 (pts)", "op_precision_change": "ΔP (pts)", "op_recall_change": "ΔR (pts)",
+            "ap50_change": "ΔAP50 (pts)"}
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
