@@ -61,9 +61,9 @@ def digits_preset(name: str, data: DigitsSpec) -> Preset:
 # The study's task, chosen for the paper's regime (an ancestor with slack) as far as it was found: one to three clear
 # digits and little clutter. On the cluttered task (the generator's defaults, with stroke fragments and scribbles as
 # hard negatives) and its variants, a dense network of 0.41 of the ancestor's widths (0.18 of its MACs) trained from
-# scratch gave up 2.1-6.3 AP50 points; on this one 1.8 over seeds 0-2 (ancestor AP50 0.94), and its evolution lost
-# about half as much AP50 at more reduction. Still more than the 1 point of an ancestor with full slack
-# (benchmarks/task_regime_scan.py and its JSON files).
+# scratch gave up 2.1-6.3 AP50 points (AMD EPYC); on this one 1.8 over seeds 0-2 on the AMD EPYC kind and 1.4 on the
+# Intel Xeon kind (ancestor AP50 0.94), and its evolution lost about half as much AP50 at more reduction. Still more
+# than the 1 point of an ancestor with full slack (benchmarks/task_regime_scan.py and its JSON files).
 SLACK_TASK = DigitsSpec(digits=(1, 3), digit_height=(24.0, 44.0), fragments=(0, 0), scribbles=(0, 0), lines=(0, 2),
                         blobs=(0, 2), texture=(0.02, 0.08), max_occlusion=0.3, min_contrast=0.45)
 
