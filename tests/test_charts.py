@@ -526,8 +526,10 @@ def test_the_verdict_judges_accuracy_after_the_final_training_and_states_the_gen
     table = results_table()  # as bred: precision +2.0, recall -2.0 at the operating point
     bred = results_page.verdict(table, None)
     assert "precision +2.0 and recall -2.0" in bred.accuracy and "within the paper's 2 points" in bred.accuracy
-    final = capacity_rows().iloc[4]  # generation 9 trained on: -6.0 points at its operating point
+    final = results_page.final_training(capacity_rows(), 9)  # trained on: -6.0 points at its operating point
     assert (final["network"], final["generation"]) == ("trained on", 9)
+    assert results_page.final_training(capacity_rows(), 13) is None  # the run's last generation was not measured
+    assert results_page.final_training(None, 9) is None
     judged = results_page.verdict(table, None, final)
     assert judged.accuracy.startswith("after a final training to convergence as generation 1's (5 epochs), "
                                       "precision -6.0 and recall -6.0 points")

@@ -115,14 +115,19 @@ class Verdict:
         return f"{self.reproduced} of the paper's {self.measured} measured claims reproduced"
 
 
-def final_training(run_dir: Path, generations: Sequence[Generation]) -> pd.Series | None:
-    """The run's last generation trained on to convergence under generation 1's rule, its masks kept (the study
-    measures it: ``capacity.measure_capacity``): its ``capacity_table`` row, or None where it was not measured."""
+def capacity_rows(run_dir: Path, generations: Sequence[Generation]) -> pd.DataFrame | None:
+    """The run's ``capacity.capacity_table`` (``generations``: ``load_run``'s), or None where it was not measured."""
     record = read_capacity(run_dir, generations)
-    if record is None:
+    return capacity_table(record) if record is not None else None
+
+
+def final_training(rows: pd.DataFrame | None, last_generation: int) -> pd.Series | None:
+    """The run's last generation trained on to convergence under generation 1's rule, its masks kept (the study
+    measures it: ``capacity.measure_capacity``): its row of ``rows`` (``capacity_rows``), or None where it was not
+    measured."""
+    if rows is None:
         return None
-    rows = capacity_table(record)
-    final = rows[(rows["generation"] == generations[-1].number) & (rows["network"] == "trained on")]
+    final = rows[(rows["generation"] == last_generation) & (rows["network"] == "trained on")]
     return final.iloc[0] if len(final) else None
 
 
