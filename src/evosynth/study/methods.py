@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
@@ -218,17 +219,22 @@ class Ablation(ABC):
         """How the legend names the run's value on this axis."""
 
 
-class PrecisionAblation(Ablation):
-    """The precision restriction: fp32 (none), fp16, bf16, int8."""
+@dataclass(frozen=True)
+class SettingAblation(Ablation):
+    """An axis that is one run setting, taken as it is: ``setting`` is the ``RunConfig`` field, ``legend`` names its
+    value."""
+
+    setting: str
+    legend: Callable[[Any], str]
 
     def vary(self, reference: RunConfig, value: Any) -> RunConfig:
-        return replace(reference, precision=value)
+        return replace(reference, **{self.setting: value})
 
     def varies(self, config: RunConfig, reference: RunConfig) -> bool:
-        return config.precision != reference.precision
+        return getattr(config, self.setting) != getattr(reference, self.setting)
 
     def describe(self, config: RunConfig) -> str:
-        return config.precision.upper()
+        return self.legend(getattr(config, self.setting))
 
 
 class LevelAblation(Ablation):
@@ -273,34 +279,15 @@ class EnvironmentAblation(Ablation):
         return f"{config.environment} environment (keep {config.alpha_cluster:g} of the {what})"
 
 
-class SeedAblation(Ablation):
-    """The run seed (the ancestor's initialisation and every random stream)."""
-
-    def vary(self, reference: RunConfig, value: Any) -> RunConfig:
-        return replace(reference, seed=value)
-
-    def varies(self, config: RunConfig, reference: RunConfig) -> bool:
-        return config.seed != reference.seed
-
-    def describe(self, config: RunConfig) -> str:
-        return f"seed {config.seed}"
-
-
-class TaskAblation(Ablation):
-    """The task (a ``digits`` preset: the data and the ancestor trained on it), e.g. the cluttered task that leaves
-    the same ancestor no slack; each task's lineage is read against its own generation 1."""
-
-    def vary(self, reference: RunConfig, value: Any) -> RunConfig:
-        return replace(reference, preset=value)
-
-    def varies(self, config: RunConfig, reference: RunConfig) -> bool:
-        return config.preset != reference.preset
-
-    def describe(self, config: RunConfig) -> str:
-        return f"{config.preset} task"
-
-
 # in the order a plan's lineages list them; keys are the table's columns and ``question_rows``'s questions
-ABLATIONS: dict[str, Ablation] = {"precision": PrecisionAblation(), "level": LevelAblation(),
-                                  "environment": EnvironmentAblation(), "seed": SeedAblation(),
-                                  "task": TaskAblation()}
+ABLATIONS: dict[str, Ablation] = {
+    # the precision restriction: fp32 (none), fp16, bf16, int8
+    "precision": SettingAblation("precision", str.upper),
+    "level": LevelAblation(),
+    "environment": EnvironmentAblation(),
+    # the run seed: the ancestor's initialisation and every random stream
+    "seed": SettingAblation("seed", "seed {}".format),
+    # the task (a ``digits`` preset: its data and the ancestor trained on it), e.g. the cluttered task that leaves the
+    # same ancestor no slack; each task's lineage is read against its own generation 1
+    "task": SettingAblation("preset", "{} task".format),
+}
