@@ -117,13 +117,12 @@ def lineage(name: str, seed: int, generations: int, runs_dir: Path, cache_dir: P
     _say(f"{name} seed {seed}, generation {generations} as bred", result)
     rows = capacity_table(measure_capacity(run_dir, [generations], cache_dir)).set_index("network")
     for network in ("trained on", "from scratch"):
-        row = rows.loc[network]
-        result[network.replace(" ", "_")] = {
-            "synapse_reduction": row["synapse_reduction"], "mac_reduction": row["mac_reduction"],
-            "epochs": int(row["epochs"]), "ap50_change_points": row["ap50_change"],
-            "op_precision_change_points": row["op_precision_change"],
-            "op_recall_change_points": row["op_recall_change"]}
-        _say(f"  {network}", result[network.replace(" ", "_")])
+        row, key = rows.loc[network], network.replace(" ", "_")
+        result[key] = {"synapse_reduction": row["synapse_reduction"], "mac_reduction": row["mac_reduction"],
+                       "epochs": int(row["epochs"]), "ap50_change_points": row["ap50_change"],
+                       "op_precision_change_points": row["op_precision_change"],
+                       "op_recall_change_points": row["op_recall_change"]}
+        _say(f"  {network}", result[key])
     l1 = RunFolder(run_lineage(Lineage("l1-filter", config), runs_dir, cache_dir))
     result["l1_filter"] = _changes(generations_table([l1.load(number) for number in l1.finished()]))
     _say("  L1 filter pruning, same widths and training", result["l1_filter"])
