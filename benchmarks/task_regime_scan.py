@@ -105,29 +105,36 @@ def _say(what: str, result: dict[str, float]) -> None:
           f"{result['op_recall_change_points']:+.1f} points (at the validated operating point)")
 
 
-def lineage(name: str, seed: int, generations: int, runs_dir: Path, cache_dir: Path) -> dict[str, Any]:
-    """A variant's evolution (resumed where ``runs_dir`` holds it), its last generation against its first; the same
+def lineage(config: RunConfig, runs_dir: Path, cache_dir: Path) -> dict[str, Any]:
+    """A run's evolution (resumed where ``runs_dir`` holds it), its last generation against its first; the same
     generation after a final training to convergence and rebuilt from scratch (``capacity.measure_capacity``); and
-    L1 filter pruning to the same widths with the same training (``compare.run_lineage``)."""
-    config = RunConfig(preset=name, seed=seed, generations=generations)
+    L1 filter pruning to the same widths with the same training, as bred and after the same final training."""
     started = time.perf_counter()
-    run_dir = runs_dir / config.name
-    result: dict[str, Any] = {"seed": seed, "generations": generations,
+    run_dir, generations = runs_dir / config.name, config.generations
+    result: dict[str, Any] = {"seed": config.seed, "generations": generations,
                               **_changes(generations_table(evolve(config, run_dir, cache_dir)))}
-    _say(f"{name} seed {seed}, generation {generations} as bred", result)
+    _say(f"{config.name}, generation {generations} as bred", result)
     rows = capacity_table(measure_capacity(run_dir, [generations], cache_dir)).set_index("network")
     for network in ("trained on", "from scratch"):
-        row, key = rows.loc[network], network.replace(" ", "_")
-        result[key] = {"synapse_reduction": row["synapse_reduction"], "mac_reduction": row["mac_reduction"],
-                       "epochs": int(row["epochs"]), "ap50_change_points": row["ap50_change"],
-                       "op_precision_change_points": row["op_precision_change"],
-                       "op_recall_change_points": row["op_recall_change"]}
-        _say(f"  {network}", result[key])
+        result[network.replace(" ", "_")] = _capacity_changes(rows.loc[network])
+        _say(f"  {network}", result[network.replace(" ", "_")])
     l1 = RunFolder(run_lineage(Lineage("l1-filter", config), runs_dir, cache_dir))
     result["l1_filter"] = _changes(generations_table([l1.load(number) for number in l1.finished()]))
     _say("  L1 filter pruning, same widths and training", result["l1_filter"])
+    l1_rows = capacity_table(measure_capacity(l1.root, [generations], cache_dir, trained_as=config,
+                                              kinds=("trained_on",))).set_index("network")
+    result["l1_filter"]["trained_on"] = _capacity_changes(l1_rows.loc["trained on"])
+    _say("    trained on", result["l1_filter"]["trained_on"])
     result["seconds_this_call"] = time.perf_counter() - started
     return result
+
+
+def _capacity_changes(row: pd.Series) -> dict[str, Any]:
+    """A ``capacity_table`` row in the keys of ``_changes``."""
+    return {"synapse_reduction": row["synapse_reduction"], "mac_reduction": row["mac_reduction"],
+            "epochs": int(row["epochs"]), "ap50_change_points": row["ap50_change"],
+            "op_precision_change_points": row["op_precision_change"],
+            "op_recall_change_points": row["op_recall_change"]}
 
 
 def main() -> None:
@@ -146,8 +153,8 @@ def main() -> None:
                           arguments.cache_dir) for name in arguments.variants}
     if arguments.lineages:
         for name, result in results.items():
-            result["lineages"] = [lineage(name, seed, arguments.generations, arguments.runs_dir, arguments.cache_dir)
-                                  for seed in arguments.seeds]
+            result["lineages"] = [lineage(RunConfig(preset=name, seed=seed, generations=arguments.generations),
+                                          arguments.runs_dir, arguments.cache_dir) for seed in arguments.seeds]
     write_json(arguments.out, {"machine": machine, "scale": arguments.scale, "seeds": arguments.seeds,
                                "slack_points": SLACK_POINTS, "variants": results})
     print(f"\n{machine_summary(machine)}")

@@ -13,6 +13,7 @@ from evosynth.cli import main
 from evosynth.errors import CheckpointError
 from evosynth.storage.runs import WEIGHTS, RunFolder
 from evosynth.study.capacity import CAPACITY_FILE, capacity_table, measure_capacity, read_capacity
+from evosynth.study.compare import Lineage, run_lineage
 from evosynth.study.evolution import load_run
 
 
@@ -61,6 +62,21 @@ def test_table_rows_are_changes_against_generation_1(run, data_dir):
     row = table.iloc[0]
     assert row["ap50_change"] == pytest.approx(100 * (evolved["ap50"] - ancestor["ap50"]))
     assert row["synapse_reduction"] == pytest.approx(ancestor["synapses"] / evolved["synapses"])
+
+
+def test_a_baseline_is_trained_on_under_the_rule_of_the_run_it_follows(smoke_run, data_dir, tmp_path):
+    config, source = smoke_run
+    runs = tmp_path / "runs"
+    shutil.copytree(source, runs / config.name)
+    l1 = run_lineage(Lineage("l1-filter", config), runs, data_dir)
+    record = measure_capacity(l1, [2], data_dir, trained_as=config, kinds=("trained_on",))
+    trained_on = record["generations"]["2"]["trained_on"]
+    assert record["generations"]["2"].keys() == {"trained_on"}  # its from-scratch network is the evolution's
+    assert trained_on["widths"] == list(RunFolder(source).load(2).model.architecture.widths)
+    assert trained_on["rule"] == config.resolved_preset.ancestor.to_json()
+    assert list(capacity_table(record)["network"]) == ["as evolved", "trained on"]
+    with pytest.raises(ValueError, match="unknown capacity kind 'dense'"):
+        measure_capacity(l1, [2], data_dir, trained_as=config, kinds=("dense",))
 
 
 def test_bad_requests_are_refused_by_name(run, data_dir, tmp_path):

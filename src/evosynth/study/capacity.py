@@ -93,11 +93,22 @@ def stopping_reason(curve: TrainingCurve, rule: TrainingBudget) -> str:
     return "patience" if stalled else "epoch cap"
 
 
-def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None,
-                     cache_dir: Path = Path("data/cache")) -> dict[str, Any]:
-    """Compute (or reuse) both kinds for generations ``numbers`` of the run (default: its last) and return the
-    whole capacity record."""
-    config, generations = load_run(run_dir)
+def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None, cache_dir: Path = Path("data/cache"), *,
+                     trained_as: RunConfig | None = None, kinds: Sequence[str] = KINDS) -> dict[str, Any]:
+    """Compute (or reuse) ``kinds`` for generations ``numbers`` of the run (default: its last) and return the
+    whole capacity record.
+
+    ``trained_as``: the evolution run whose task and training rule apply, for a lineage folder that is not one (a
+    baseline follows one: ``compare.Lineage.config``); its from-scratch network is the evolution's at the same widths,
+    so a baseline asks for ``trained_on`` only."""
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown capacity kind {unknown[0]!r}; choose among {', '.join(KINDS)}")
+    if trained_as is None:
+        config, generations = load_run(run_dir)
+    else:
+        folder = RunFolder(run_dir)
+        config, generations = trained_as, [folder.load(number) for number in folder.finished()]
     by_number = {g.number: g for g in generations}
     numbers = list(numbers) if numbers else [generations[-1].number]
     missing = [n for n in numbers if n not in by_number or n == 1]
@@ -106,7 +117,7 @@ def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None,
                          f"{', '.join(str(n) for n in sorted(by_number) if n > 1) or 'none (evolve it first)'}")
     record = _stored(run_dir) or {"generations": {}}
     rule = config.resolved_preset.ancestor.to_json()
-    to_do = [(n, kind) for n in numbers for kind in KINDS
+    to_do = [(n, kind) for n in numbers for kind in kinds
              if record["generations"].get(str(n), {}).get(kind, {}).get("rule") != rule]
     if to_do:
         data = load_task_data(config, cache_dir)
@@ -148,14 +159,16 @@ def read_capacity(run_dir: Path, generations: Sequence[Generation]) -> dict[str,
 
 
 def capacity_table(record: dict[str, Any]) -> pd.DataFrame:
-    """One row per generation and network (as evolved, trained on, from scratch): size and the change in
+    """One row per generation and network (as evolved, and those measured of trained on and from scratch): size and
+    the change in
     precision, recall and AP50 against generation 1, in points (precision and recall at the fixed 0.5 threshold, and
     ``op_``: at each network's validated operating point)."""
     ancestor = record["ancestor"]
     rows = []
     for number, evolved in record["evolved"].items():
-        for kind, entry in {AS_EVOLVED: evolved, **{k.replace("_", " "): record["generations"][number][k]
-                                                       for k in KINDS}}.items():
+        measured = record["generations"][number]
+        for kind, entry in {AS_EVOLVED: evolved, **{k.replace("_", " "): measured[k] for k in KINDS
+                                                       if k in measured}}.items():
             rows.append({
                 "generation": int(number), "network": kind, "widths": "-".join(map(str, entry["widths"])),
                 "synapse_reduction": ancestor["synapses"] / entry["synapses"],
