@@ -192,6 +192,29 @@ def test_the_task_ablation_evolves_the_same_ancestor_shape_on_another_task_with_
     assert "cluttered" in {lineage.config.preset for lineage in compare.COMPARISONS["full"].lineages()}
 
 
+def test_the_final_training_trains_the_reference_and_each_baseline_once(comparison, data_dir, monkeypatch):
+    runs, _ = comparison
+    plan = replace(SMOKE, name="final", precisions=(), levels=(), environments=(), seeds=(), final_training=True)
+    assert [lineage.method for lineage in plan.final_trained()] == ["evolution", *compare.BASELINES]
+    assert replace(plan, final_training=False).final_trained() == []
+    run_comparison(plan, runs, data_dir)
+    finals = compare.final_training_table(plan, runs)
+    networks = (compare.AS_BRED, "trained on")
+    assert sorted(zip(finals["method"], finals["network"], strict=True)) == sorted(
+        (method, network) for method in ("evolution", *compare.BASELINES) for network in networks)
+    assert (finals["generation"] == plan.generations).all()
+    trained = finals[finals["network"] == "trained on"].set_index("method")
+    assert trained.loc["l1-filter", "mac_reduction"] == trained.loc["evolution", "mac_reduction"]
+    assert trained.loc["l1-filter", "label"] == compare.METHOD_LABELS["l1-filter"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a final training was done again")
+
+    monkeypatch.setattr("evosynth.study.capacity.train", no_training)
+    run_comparison(plan, runs, data_dir)  # measured once, reused
+    assert compare.final_training_table(replace(plan, final_training=False), runs).empty
+
+
 def test_every_registered_method_runs_through_the_same_generation_step(comparison, data_dir):
     runs, _ = comparison
     config = SMOKE.reference

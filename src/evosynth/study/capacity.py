@@ -146,15 +146,16 @@ def _with_run_metrics(record: dict[str, Any], by_number: dict[int, Generation],
             "evolved": {str(n): {key: by_number[n].metrics[key] for key in RECORDED} for n in numbers}}
 
 
-def read_capacity(run_dir: Path, generations: Sequence[Generation]) -> dict[str, Any] | None:
+def read_capacity(run_dir: Path, generations: Sequence[Generation],
+                  kinds: Sequence[str] = KINDS) -> dict[str, Any] | None:
     """What ``evosynth capacity`` measured for the run whose ``generations`` (``load_run``) are given, for every
-    generation with both networks, or None if it was not run: the book shows it without computing anything."""
+    generation with each of ``kinds``, or None if it was not run: the book shows it without computing anything."""
     record = _stored(run_dir)
     if record is None:
         return None
     by_number = {g.number: g for g in generations}
     numbers = sorted(int(n) for n, entry in record["generations"].items()
-                     if int(n) in by_number and set(KINDS) <= set(entry))
+                     if int(n) in by_number and set(kinds) <= set(entry))
     return _with_run_metrics(record, by_number, numbers) if numbers else None
 
 

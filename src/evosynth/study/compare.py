@@ -22,7 +22,10 @@ Each method, and each ablation axis, is a small strategy object in ``evosynth.st
 ``ABLATIONS``) that this module looks up. A baseline lineage is an ordinary resumable run folder keyed by its
 parameters: its generation 1 is adopted from the evolution run it follows (which shares the study's ancestor), and a
 rerun loads the generations it has.
-``run_comparison`` runs every lineage of a plan and writes one tidy table, one row per lineage and generation.
+``run_comparison`` runs every lineage of a plan and writes one tidy table, one row per lineage and generation. A plan
+with ``final_training`` also trains the last generation of the reference and of each baseline on to convergence, as
+the study does for its own last generation, so that the lineages can be compared after the whole recipe
+(``final_training_table``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from tqdm.auto import tqdm
 from evosynth.deploy.benchmark import measured_table
 from evosynth.files import atomic_write
 from evosynth.storage.runs import METRICS, Generation, RunFolder, read_json
+from evosynth.study.capacity import AS_EVOLVED, capacity_table, measure_capacity, read_capacity
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import Decide, breed, evolve, load_task_data, run_generation, save_result
 from evosynth.study.methods import ABLATIONS, METHODS, Method, get_method
@@ -51,6 +55,8 @@ SPEED_WORKLOADS = {"frame": ("latency_ms_frame", "median_ms"), "thumbnail-b32": 
 SPEED_COLUMNS: tuple[str, ...] = tuple(column for column, _ in SPEED_WORKLOADS.values())
 QUALITY_COLUMNS = {"precision_score": "precision", "recall": "recall", "ap50": "AP50"}
 QUESTIONS: tuple[str, ...] = ("methods", *ABLATIONS)
+AS_BRED = "as bred"  # a lineage's last generation before the final training, whatever its method
+FINAL_KINDS = ("trained_on",)  # a lineage's from-scratch network is the evolution's at its widths
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,9 @@ class ComparisonPlan:
     environments: tuple[str, ...] = ()
     seeds: tuple[int, ...] = ()
     tasks: tuple[str, ...] = ()
+    # the reference's and the baselines' last generation trained on to convergence as generation 1 was (the study's
+    # final network, ``capacity.measure_capacity``): the comparison after the whole recipe
+    final_training: bool = False
 
     @property
     def generations(self) -> int:
@@ -149,6 +158,13 @@ class ComparisonPlan:
         evolutions = [reference, *dict.fromkeys(v for v in variants if v != reference)]
         return [Lineage("evolution", c) for c in evolutions] + [Lineage(m, reference) for m in self.baselines]
 
+    def final_trained(self) -> list[Lineage]:
+        """The lineages ``final_training`` trains on: the reference and the baselines that follow it."""
+        if not self.final_training:
+            return []
+        return [lineage for lineage in self.lineages()
+                if lineage.strategy.follows or lineage.is_reference(self.reference)]
+
     def ablations(self) -> dict[str, tuple[Any, ...]]:
         """Per ablation axis (``methods.ABLATIONS``, in its order), the values the plan varies the reference to."""
         return {"precision": self.precisions, "level": self.levels, "environment": self.environments,
@@ -159,18 +175,18 @@ ENVIRONMENTS = ("budget", "cost")  # the environment ablation: the reference's, 
 COMPARISONS: dict[str, ComparisonPlan] = {
     # everything, on the study's data and for the study's 13 generations
     "full": ComparisonPlan("full", RunConfig(), precisions=("fp32", "bf16", "int8"), levels=("synapse", "cluster"),
-                           environments=ENVIRONMENTS, seeds=(1, 2), tasks=("cluttered",)),
+                           environments=ENVIRONMENTS, seeds=(1, 2), tasks=("cluttered",), final_training=True),
     # what `make study` runs on 2 CPU cores: generations 1-3 of the baselines, of the run with no restriction (it
     # shares the study's ancestor), of the synapse-only run (the alpha sweep's alpha_cluster = 1 point: it costs
     # nothing more), of the budget environment (it shares the ancestor too) and of the cluttered task (an ancestor of
-    # its own: the study's previous default, measured beside the new one). The filter-only run, BF16, int8 and the
-    # seeds (an ancestor each) are `full`'s.
+    # its own: the study's previous default, measured beside the new one). The filter-only run, BF16, int8, the
+    # seeds (an ancestor each) and the final training are `full`'s.
     "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",),
                               environments=ENVIRONMENTS, tasks=("cluttered",)),
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
                             levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,),
-                            tasks=("smoke-cluttered",)),
+                            tasks=("smoke-cluttered",), final_training=True),
 }
 
 
@@ -235,9 +251,27 @@ def run_comparison(plan: ComparisonPlan, runs_dir: Path, cache_dir: Path) -> pd.
     """Run (or resume) every lineage of ``plan``, write its table to ``table_path`` (CSV) and return it."""
     for lineage in tqdm(plan.lineages(), desc=f"comparison {plan.name}", unit="lineage"):
         run_lineage(lineage, runs_dir, cache_dir)
+    for lineage in plan.final_trained():
+        measure_capacity(runs_dir / lineage.name, [plan.generations], cache_dir, trained_as=lineage.config,
+                         kinds=FINAL_KINDS)
     table = comparison_table(plan, runs_dir)
     atomic_write(table_path(plan, runs_dir), lambda tmp: tmp.write_text(table.to_csv(index=False)))
     return table
+
+
+def final_training_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
+    """Per lineage of ``plan.final_trained``, its last generation as bred (``network``: ``AS_BRED``, a baseline's
+    too) and after the final training: the ``capacity.capacity_table`` rows (changes against its generation 1) with
+    the lineage's ``label`` and ``method``; empty where the plan has no final training or it was not measured."""
+    tables = []
+    for lineage in plan.final_trained():
+        folder = RunFolder(runs_dir / lineage.name)
+        record = read_capacity(folder.root, [folder.load(1), folder.load(plan.generations)], FINAL_KINDS)
+        if record is not None:
+            rows = capacity_table(record)
+            last = rows[rows["generation"] == plan.generations].replace({"network": {AS_EVOLVED: AS_BRED}})
+            tables.append(last.assign(label=lineage.label(plan.reference), method=lineage.method))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
 def read_table(path: Path) -> pd.DataFrame:
