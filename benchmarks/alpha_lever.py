@@ -1,0 +1,75 @@
+"""Where on the alpha axis does the study keep its accuracy? The study's lineage at other environmental factors.
+
+The environment decides how much each generation removes (``alpha_cluster``: the fraction of the parent's MACs kept,
+``alpha_synapse``: of its synapses); the law P(S_g | W_{g-1}) * F(alpha) is the same at every point. For each
+(alpha_synapse, alpha_cluster) pair and seed this evolves the study's task for its 13 generations and records, with
+``task_regime_scan.lineage``, the last generation against the same seed's generation 1: as bred, after a final
+training to convergence, rebuilt from scratch, and L1 filter pruning to the same widths with the same training (as
+bred and trained on). It writes one JSON with the machine, every lineage and each pair's means over the seeds.
+
+    .venv/bin/python benchmarks/alpha_lever.py --out benchmarks/alpha_lever_<machine>.json --alphas 0.96,0.86
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from task_regime_scan import lineage
+
+from evosynth.deploy.benchmark import describe_machine, machine_summary
+from evosynth.files import write_json
+from evosynth.study.config import RunConfig
+
+MEASURES = ("synapse_reduction", "mac_reduction", "ap50_change_points", "op_precision_change_points",
+            "op_recall_change_points")
+NETWORKS = {"as bred": (), "trained on": ("trained_on",), "L1, as bred": ("l1_filter",),
+            "L1, trained on": ("l1_filter", "trained_on")}
+
+
+def _pair(text: str) -> tuple[float, float]:
+    synapse, cluster = (float(value) for value in text.split(","))
+    return synapse, cluster
+
+
+def _network(result: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for key in path:
+        result = result[key]
+    return result
+
+
+def means(lineages: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per network (``NETWORKS``), each measure's mean over the seeds."""
+    return {name: {measure: mean(_network(result, path)[measure] for result in lineages) for measure in MEASURES}
+            for name, path in NETWORKS.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
+    parser.add_argument("--alphas", type=_pair, nargs="+", required=True, metavar="SYNAPSE,CLUSTER")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"))
+    arguments = parser.parse_args()
+    machine = describe_machine()
+    points = []
+    for alpha_synapse, alpha_cluster in arguments.alphas:
+        lineages = [lineage(RunConfig(seed=seed, alpha_synapse=alpha_synapse, alpha_cluster=alpha_cluster),
+                            arguments.runs_dir, arguments.cache_dir) for seed in arguments.seeds]
+        points.append({"alpha_synapse": alpha_synapse, "alpha_cluster": alpha_cluster, "lineages": lineages,
+                       "means": means(lineages)})
+        write_json(arguments.out, {"machine": machine, "seeds": arguments.seeds, "points": points})
+    print(f"\n{machine_summary(machine)}; means over seeds {arguments.seeds}, last generation against generation 1")
+    for point in points:
+        for name, values in point["means"].items():
+            print(f"as {point['alpha_synapse']:g} ac {point['alpha_cluster']:g}  {name:15s} "
+                  f"{values['synapse_reduction']:5.1f}x synapses {values['mac_reduction']:4.1f}x MACs  AP50 "
+                  f"{values['ap50_change_points']:+.1f}  P {values['op_precision_change_points']:+.1f}  R "
+                  f"{values['op_recall_change_points']:+.1f}")
+
+
+if __name__ == "__main__":
+    main()
