@@ -160,10 +160,9 @@ def read_capacity(run_dir: Path, generations: Sequence[Generation],
 
 
 def capacity_table(record: dict[str, Any]) -> pd.DataFrame:
-    """One row per generation and network (as evolved, and those measured of trained on and from scratch): size and
-    the change in
-    precision, recall and AP50 against generation 1, in points (precision and recall at the fixed 0.5 threshold, and
-    ``op_``: at each network's validated operating point)."""
+    """One row per generation and network (as evolved, and whichever of trained on and from scratch were measured):
+    size and the change in precision, recall and AP50 against generation 1, in points (precision and recall at the
+    fixed 0.5 threshold, and ``op_``: at each network's validated operating point)."""
     ancestor = record["ancestor"]
     rows = []
     for number, evolved in record["evolved"].items():
