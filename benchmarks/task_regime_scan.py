@@ -31,7 +31,7 @@ from evosynth.deploy.benchmark import describe_machine, machine_summary
 from evosynth.files import write_json
 from evosynth.storage.runs import RunFolder
 from evosynth.study.capacity import capacity_table, curve_table, format_curve, measure_capacity, measure_width_curve
-from evosynth.study.compare import Lineage, run_lineage
+from evosynth.study.compare import FINAL_KINDS, Lineage, run_lineage
 from evosynth.study.config import PRESETS, SLACK_TASK, RunConfig
 from evosynth.study.evolution import evolve
 from evosynth.study.report import generations_table
@@ -119,10 +119,10 @@ def lineage(config: RunConfig, runs_dir: Path, cache_dir: Path) -> dict[str, Any
         result[network.replace(" ", "_")] = _capacity_changes(rows.loc[network])
         _say(f"  {network}", result[network.replace(" ", "_")])
     l1 = RunFolder(run_lineage(Lineage("l1-filter", config), runs_dir, cache_dir))
-    result["l1_filter"] = _changes(generations_table([l1.load(number) for number in l1.finished()]))
+    result["l1_filter"] = _changes(generations_table(l1.load_finished()))
     _say("  L1 filter pruning, same widths and training", result["l1_filter"])
     l1_rows = capacity_table(measure_capacity(l1.root, [generations], cache_dir, trained_as=config,
-                                              kinds=("trained_on",))).set_index("network")
+                                              kinds=FINAL_KINDS)).set_index("network")
     result["l1_filter"]["trained_on"] = _capacity_changes(l1_rows.loc["trained on"])
     _say("    trained on", result["l1_filter"]["trained_on"])
     result["seconds_this_call"] = time.perf_counter() - started

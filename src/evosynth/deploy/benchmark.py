@@ -467,7 +467,7 @@ def benchmark_run(
     chosen = [name for name in backends if name not in skipped]
     if any(BACKENDS[name].needs_exports for name in chosen):
         export_run(folder.root)
-    generations = [folder.load(number) for number in folder.finished()]
+    generations = folder.load_finished()
     if not generations:
         raise ValueError(f"{folder.root} has no finished generation to benchmark")
     sizes = {name: WORKLOADS[name].image_size(training_size) for name in workloads}

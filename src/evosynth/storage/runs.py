@@ -155,6 +155,10 @@ class RunFolder:
                 numbers.append(int(child.name[4:]))
         return numbers
 
+    def load_finished(self) -> list[Generation]:
+        """Every finished generation, in order."""
+        return [self.load(number) for number in self.finished()]
+
     def is_finished(self, number: int) -> bool:
         return (self.generation_dir(number) / METRICS).is_file()
 

@@ -107,8 +107,7 @@ def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None, cache_
     if trained_as is None:
         config, generations = load_run(run_dir)
     else:
-        folder = RunFolder(run_dir)
-        config, generations = trained_as, [folder.load(number) for number in folder.finished()]
+        config, generations = trained_as, RunFolder(run_dir).load_finished()
     by_number = {g.number: g for g in generations}
     numbers = list(numbers) if numbers else [generations[-1].number]
     missing = [n for n in numbers if n not in by_number or n == 1]

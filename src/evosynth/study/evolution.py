@@ -230,7 +230,7 @@ def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:
     """A run folder's configuration and its finished generations, in order."""
     folder = RunFolder(out)
     config = RunConfig.from_json(folder.stored_config()["config"])
-    return config, [folder.load(number) for number in folder.finished()]
+    return config, folder.load_finished()
 
 
 def ensure_generation(config: RunConfig, out: Path, number: int, cache_dir: Path = Path("data/cache")) -> Generation:
