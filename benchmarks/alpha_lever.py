@@ -17,7 +17,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from task_regime_scan import lineage
+from task_regime_scan import FOLLOWERS, lineage
 
 from evosynth.deploy.benchmark import describe_machine, machine_summary
 from evosynth.files import write_json
@@ -26,7 +26,8 @@ from evosynth.study.config import RunConfig
 MEASURES = ("synapse_reduction", "mac_reduction", "ap50_change_points", "op_precision_change_points",
             "op_recall_change_points")
 NETWORKS = {"as bred": (), "trained on": ("trained_on",), "L1, as bred": ("l1_filter",),
-            "L1, trained on": ("l1_filter", "trained_on")}
+            "L1, trained on": ("l1_filter", "trained_on"), "strongest-first twin, as bred": ("matched",),
+            "strongest-first twin, trained on": ("matched", "trained_on")}
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -41,9 +42,9 @@ def _network(result: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 
 def means(lineages: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per network (``NETWORKS``), each measure's mean over the seeds."""
+    """Per network measured (``NETWORKS``), each measure's mean over the seeds."""
     return {name: {measure: mean(_network(result, path)[measure] for result in lineages) for measure in MEASURES}
-            for name, path in NETWORKS.items()}
+            for name, path in NETWORKS.items() if not path or path[0] in lineages[0]}
 
 
 def main() -> None:
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
     parser.add_argument("--alphas", type=_pair, nargs="+", required=True, metavar="SYNAPSE,CLUSTER")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--followers", nargs="+", choices=FOLLOWERS, default=list(FOLLOWERS),
+                        help="the baselines measured at each lineage's widths (at alpha_synapse 1 the twin is L1)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
     parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"))
     arguments = parser.parse_args()
@@ -58,7 +61,8 @@ def main() -> None:
     points = []
     for alpha_synapse, alpha_cluster in arguments.alphas:
         lineages = [lineage(RunConfig(seed=seed, alpha_synapse=alpha_synapse, alpha_cluster=alpha_cluster),
-                            arguments.runs_dir, arguments.cache_dir) for seed in arguments.seeds]
+                            arguments.runs_dir, arguments.cache_dir, tuple(arguments.followers))
+                    for seed in arguments.seeds]
         points.append({"alpha_synapse": alpha_synapse, "alpha_cluster": alpha_cluster, "lineages": lineages,
                        "means": means(lineages)})
         write_json(arguments.out, {"machine": machine, "seeds": arguments.seeds, "points": points})

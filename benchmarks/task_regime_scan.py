@@ -31,11 +31,12 @@ from evosynth.deploy.benchmark import describe_machine, machine_summary
 from evosynth.files import write_json
 from evosynth.storage.runs import RunFolder
 from evosynth.study.capacity import capacity_table, curve_table, format_curve, measure_capacity, measure_width_curve
-from evosynth.study.compare import FINAL_KINDS, Lineage, run_lineage
+from evosynth.study.compare import FINAL_KINDS, METHOD_LABELS, Lineage, run_lineage
 from evosynth.study.config import PRESETS, SLACK_TASK, RunConfig
 from evosynth.study.evolution import evolve
 from evosynth.study.report import generations_table
 
+FOLLOWERS = ("l1-filter", "matched")  # the baselines a lineage is measured against, at its widths and training
 SLACK_POINTS = 1.0  # the issue's "within about 1 point": an ancestor with slack loses at most this much at 1/6
 
 
@@ -105,10 +106,12 @@ def _say(what: str, result: dict[str, float]) -> None:
           f"{result['op_recall_change_points']:+.1f} points (at the validated operating point)")
 
 
-def lineage(config: RunConfig, runs_dir: Path, cache_dir: Path) -> dict[str, Any]:
+def lineage(config: RunConfig, runs_dir: Path, cache_dir: Path,
+            followers: tuple[str, ...] = FOLLOWERS) -> dict[str, Any]:
     """A run's evolution (resumed where ``runs_dir`` holds it), its last generation against its first; the same
     generation after a final training to convergence and rebuilt from scratch (``capacity.measure_capacity``); and
-    L1 filter pruning to the same widths with the same training, as bred and after the same final training."""
+    the baselines that take the same widths with the same training (``FOLLOWERS``: L1 filter pruning, dense; the
+    strongest-first twin, the same synapses too), as bred and after the same final training."""
     started = time.perf_counter()
     run_dir, generations = runs_dir / config.name, config.generations
     result: dict[str, Any] = {"seed": config.seed, "generations": generations,
@@ -118,13 +121,15 @@ def lineage(config: RunConfig, runs_dir: Path, cache_dir: Path) -> dict[str, Any
     for network in ("trained on", "from scratch"):
         result[network.replace(" ", "_")] = _capacity_changes(rows.loc[network])
         _say(f"  {network}", result[network.replace(" ", "_")])
-    l1 = RunFolder(run_lineage(Lineage("l1-filter", config), runs_dir, cache_dir))
-    result["l1_filter"] = _changes(generations_table(l1.load_finished()))
-    _say("  L1 filter pruning, same widths and training", result["l1_filter"])
-    l1_rows = capacity_table(measure_capacity(l1.root, [generations], cache_dir, trained_as=config,
-                                              kinds=FINAL_KINDS)).set_index("network")
-    result["l1_filter"]["trained_on"] = _capacity_changes(l1_rows.loc["trained on"])
-    _say("    trained on", result["l1_filter"]["trained_on"])
+    for method in followers:
+        folder = RunFolder(run_lineage(Lineage(method, config), runs_dir, cache_dir))
+        key = method.replace("-", "_")
+        result[key] = _changes(generations_table(folder.load_finished()))
+        _say(f"  {METHOD_LABELS[method]}, same widths and training", result[key])
+        rows = capacity_table(measure_capacity(folder.root, [generations], cache_dir, trained_as=config,
+                                               kinds=FINAL_KINDS)).set_index("network")
+        result[key]["trained_on"] = _capacity_changes(rows.loc["trained on"])
+        _say("    trained on", result[key]["trained_on"])
     result["seconds_this_call"] = time.perf_counter() - started
     return result
 

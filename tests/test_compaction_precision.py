@@ -96,3 +96,36 @@ def test_l1_surgery_equals_torch_pruning_depgraph_on_the_same_channels(seed):
     images = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(ours.eval()(images), reference.eval()(images), atol=1e-5)
+
+
+def test_matched_rule_keeps_the_given_structure_by_strength():
+    """The strongest-first twin of a generation: the same widths and per-layer synapse counts, the kept filters those
+    of largest L1 norm, each with its strongest synapse, and every other kept synapse at least as strong as any
+    dropped one of its layer."""
+    from evosynth.core.pruning import l1_filter_decisions, matched_decisions
+
+    generator = torch.Generator().manual_seed(4)
+    layers = [("a", torch.randn(8, 3, 3, 3, generator=generator)), ("b", torch.randn(6, 8, 3, 3, generator=generator)),
+              ("head", torch.randn(5, 6, 1, 1, generator=generator))]
+    parent_masks = {"b": torch.rand(6, 8, 3, 3, generator=generator) > 0.3}
+    counts = {"a": 40, "b": 60, "head": 7}
+    decisions = matched_decisions(layers, parent_masks, widths=(5, 4), synapses=counts)
+    filters = l1_filter_decisions(layers, parent_masks, widths=(5, 4))
+    for name, _ in layers:
+        decision = decisions[name]
+        assert torch.equal(decision.cluster_keep, filters[name].cluster_keep)
+        assert int(decision.synapse_mask.sum()) == counts[name]
+        assert not torch.any(decision.synapse_mask & ~filters[name].synapse_mask)  # nothing grows back
+        kept = decision.synapse_mask[decision.cluster_keep].reshape(int(decision.cluster_keep.sum()), -1)
+        assert kept.any(dim=1).all()  # no kept filter is an empty shell
+    head = decisions["head"]
+    assert head.cluster_keep.all() and torch.equal(head.synapse_mask.reshape(5, 6).any(dim=1), torch.ones(5).bool())
+    a = decisions["a"]  # beyond each filter's reserved strongest, the rest go by |w|
+    strength = layers[0][1].abs()
+    reserved = torch.zeros_like(a.synapse_mask)
+    for index in a.cluster_keep.nonzero().flatten().tolist():
+        reserved[index].reshape(-1)[strength[index].reshape(-1).argmax()] = True
+    chosen, dropped = a.synapse_mask & ~reserved, filters["a"].synapse_mask & ~a.synapse_mask
+    assert strength[chosen].min() >= strength[dropped].max()
+    many = matched_decisions(layers, parent_masks, widths=(5, 4), synapses={"a": 10_000, "b": 10_000, "head": 10_000})
+    assert all(torch.equal(many[name].synapse_mask, filters[name].synapse_mask) for name, _ in layers)

@@ -129,8 +129,8 @@ def comparison(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tupl
 
 def test_a_tiny_comparison_fills_one_table_with_every_lineage(comparison):
     runs, table = comparison
-    assert set(table["method"]) == {"evolution", "l1-filter", "imp"}
-    assert len(table) == len(SMOKE.lineages()) * SMOKE.generations == 9 * 2
+    assert set(table["method"]) == {"evolution", "l1-filter", "matched", "imp"}
+    assert len(table) == len(SMOKE.lineages()) * SMOKE.generations == 10 * 2
     assert compare.read_table(compare.table_path(SMOKE, runs)).shape == table.shape
     assert sorted(question_rows(table, "precision")["precision"].unique()) == ["fp16", "fp32", "int8"]
     assert sorted(question_rows(table, "level")["level"].unique()) == ["both", "cluster", "synapse"]
@@ -147,14 +147,16 @@ def test_a_tiny_comparison_fills_one_table_with_every_lineage(comparison):
     methods = question_rows(table, "methods").set_index(["method", "generation"])
     first = methods.xs(1, level="generation")
     assert first["synapses"].nunique() == 1 and first["ap50"].nunique() == 1  # one shared ancestor
-    evolution, l1, imp = (methods.loc[m] for m in ("evolution", "l1-filter", "imp"))
+    evolution, l1, matched, imp = (methods.loc[m] for m in ("evolution", "l1-filter", "matched", "imp"))
     assert l1.loc[2, "macs"] == evolution.loc[2, "macs"]  # L1 follows the evolution's widths
+    assert l1.loc[2, "synapses"] > evolution.loc[2, "synapses"]  # ... with every kept filter dense
+    assert (matched.loc[2, ["macs", "synapses"]] == evolution.loc[2, ["macs", "synapses"]]).all()  # its structure
     assert imp.loc[2, "macs"] == imp.loc[1, "macs"]  # masks only: no cheaper to run
     layers = len(SMOKE.reference.resolved_preset.widths) + 1
     assert imp.loc[2, "synapses"] == pytest.approx(0.8 * imp.loc[1, "synapses"], abs=0.5 * layers)  # rounding
     ancestor = [(runs / Lineage(m, SMOKE.reference).name / "gen_01/weights.safetensors").read_bytes()
-                for m in ("evolution", "l1-filter", "imp")]
-    assert ancestor[0] == ancestor[1] == ancestor[2]
+                for m in ("evolution", "l1-filter", "matched", "imp")]
+    assert ancestor[0] == ancestor[1] == ancestor[2] == ancestor[3]
 
 
 def test_resuming_a_comparison_redoes_only_unfinished_generations(comparison, data_dir, monkeypatch):
@@ -233,7 +235,7 @@ def test_every_registered_method_runs_through_the_same_generation_step(compariso
 
 
 def test_an_unknown_method_is_refused_with_the_known_ones_listed():
-    known = "choose one of evolution, l1-filter, imp"
+    known = "choose one of evolution, l1-filter, matched, imp"
     with pytest.raises(ValueError, match=f"unknown method 'snip'; {known}"):
         get_method("snip")
     with pytest.raises(ValueError, match=f"unknown method 'snip'; {known}"):

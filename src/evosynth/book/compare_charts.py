@@ -12,7 +12,7 @@ import pandas as pd
 from evosynth.study.compare import METHOD_LABELS, QUALITY_COLUMNS, pareto_front
 
 # one colour per method, the same in every chart of the comparison (none is used for another meaning)
-METHOD_COLORS = {"evolution": "#1f77b4", "l1-filter": "#9467bd", "imp": "#8c564b"}
+METHOD_COLORS = {"evolution": "#1f77b4", "l1-filter": "#9467bd", "matched": "#e377c2", "imp": "#8c564b"}
 FRONT_COLOR = "#000000"
 COSTS = {  # column -> (short name, axis title, what it is, factor applied before plotting)
     "macs": ("MACs", "MACs per image (millions, log)", "MACs: multiply-accumulates one image costs", 1e-6),

@@ -10,6 +10,12 @@ that the evolution uses. Both rules are deterministic: they need no random strea
     after the previous layer's pruning (Li et al.'s "greedy" variant), so it measures what the filter will keep.
     Removed filters are cut out by ``compact``: the network gets faster exactly like an evolved one of that width.
 
+``matched_decisions``
+    The evolution's structure, decided greedily: L1 filter pruning to given widths, then, within each layer, the
+    given number of synapses with the largest |w| (of those left). Given the widths *and* the per-layer synapse
+    counts a generation of the evolution reached, it keeps the same structure by strength alone, so the two differ
+    only in the rule that chose it: the synthesis's draw against the strongest-first choice.
+
 ``magnitude_decisions``
     Iterative magnitude pruning, unstructured (Han et al., 2015): per level, each layer loses the given fraction
     of its remaining synapses, smallest |w| first. Layer-wise, not global: every conv is followed by BatchNorm,
@@ -63,6 +69,33 @@ def l1_filter_decisions(
             cluster_keep[strongest] = True
         decisions[name] = LayerDecision(cluster_keep, alive & cluster_keep.reshape((-1,) + (1,) * (weight.dim() - 1)))
         input_keep = cluster_keep
+    return decisions
+
+
+def _strongest(weight: torch.Tensor, alive: torch.Tensor, clusters: torch.Tensor, count: int) -> torch.Tensor:
+    """``count`` entries of ``alive``: each kept cluster's strongest (so a kept filter is never an empty shell, as
+    in synthesis), then the largest |w| of the rest (ties: the lower index)."""
+    strength = torch.where(alive, weight.detach().abs(), -math.inf).reshape(weight.shape[0], -1)
+    keep = torch.zeros_like(strength, dtype=torch.bool)
+    served = clusters & torch.isfinite(strength).any(dim=1)
+    keep[served.nonzero().squeeze(1), strength[served].argmax(dim=1)] = True
+    rest = torch.where(keep, -math.inf, strength).reshape(-1)
+    extra = max(0, count - int(keep.sum()))
+    keep.reshape(-1)[torch.argsort(rest, descending=True, stable=True)[:extra]] = True
+    return keep.reshape(weight.shape) & alive
+
+
+def matched_decisions(
+    layers: Sequence[tuple[str, torch.Tensor]], masks: dict[str, torch.Tensor], widths: Sequence[int],
+    synapses: dict[str, int],
+) -> dict[str, LayerDecision]:
+    """``l1_filter_decisions`` to ``widths``, then per layer ``synapses[name]`` of the synapses left, each kept
+    filter's strongest first and then by |w| (all of them where fewer are left: nothing grows back)."""
+    decisions = l1_filter_decisions(layers, masks, widths)
+    for name, weight in layers:
+        decision = decisions[name]
+        decisions[name] = LayerDecision(
+            decision.cluster_keep, _strongest(weight, decision.synapse_mask, decision.cluster_keep, synapses[name]))
     return decisions
 
 

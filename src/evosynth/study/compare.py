@@ -14,6 +14,9 @@ restriction, the same measurement); lineages differ only in how each offspring i
 ``l1-filter``
     L1-norm filter pruning to the widths the evolution reached in the same generation (read from its
     ``gen_NN/architecture.json``): the same MACs, every filter dense.
+``matched``
+    the evolution's structure chosen strongest-first: L1 filters to its widths, then per layer its synapse count,
+    largest |w| first. The same MACs and synapses, so only the choosing rule differs from the evolution's.
 ``imp``
     iterative magnitude pruning, a fixed share (``IMP_FRACTION``) of the remaining synapses per generation and
     layer, masks only.
@@ -62,7 +65,7 @@ FINAL_KINDS = ("trained_on",)  # a lineage's from-scratch network is the evoluti
 @dataclass(frozen=True)
 class Lineage:
     """One line of the comparison: a method, and the evolution run that fixes its training, restriction and seed
-    (for ``l1-filter`` also its widths; for ``evolution`` it is the run itself)."""
+    (for ``l1-filter`` and ``matched`` also its structure; for ``evolution`` it is the run itself)."""
 
     method: str
     config: RunConfig

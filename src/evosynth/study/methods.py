@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
+from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions, matched_decisions
 from evosynth.core.synthesis import LayerDecision
 from evosynth.storage.runs import ARCHITECTURE, Generation, RunFolder, read_json
 from evosynth.study.config import RunConfig
@@ -167,6 +167,31 @@ class L1Filter(Baseline):
         return by_l1_norm
 
 
+class MatchedStructure(Baseline):
+    """The evolution's structure chosen by strength: per generation, L1 filter pruning to the widths the evolution
+    reached and, within each layer, as many synapses as the evolution kept there, the largest |w| first. Same
+    MACs and same synapses as the evolution; only the rule that chose them differs (draw against strongest-first)."""
+
+    key = "matched"
+    label = "strongest-first, the evolution's widths and synapses"
+    prunes = "both"
+
+    def run_name(self, config: RunConfig) -> str:
+        return f"matched-{config.name}"
+
+    def identity(self, config: RunConfig) -> dict[str, Any]:
+        return {"method": self.key, "filters": "L1 over the synapses left (greedy)",
+                "synapses": "largest |w| per layer", "structure_of": config.identity()}
+
+    def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
+        def by_strength(parent: Generation, number: int) -> dict[str, LayerDecision]:
+            target = reference.load(number)
+            counts = {name: int(mask.sum()) for name, mask in target.masks.items()}
+            return matched_decisions(parent_layers(parent), parent.masks, target.model.architecture.widths, counts)
+
+        return by_strength
+
+
 class IterativeMagnitude(Baseline):
     """Iterative magnitude pruning, ``IMP_FRACTION`` of the remaining synapses per generation and layer, masks
     only."""
@@ -190,7 +215,8 @@ class IterativeMagnitude(Baseline):
         return lambda parent, _: magnitude_decisions(parent_layers(parent), parent.masks, IMP_FRACTION)
 
 
-METHODS: dict[str, Method] = {method.key: method for method in (Evolution(), L1Filter(), IterativeMagnitude())}
+METHODS: dict[str, Method] = {method.key: method for method in
+                              (Evolution(), L1Filter(), MatchedStructure(), IterativeMagnitude())}
 
 
 def get_method(name: str) -> Method:
