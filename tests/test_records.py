@@ -47,7 +47,7 @@ from evosynth.deploy.export import (
 from evosynth.storage.runs import ARCHITECTURE, CURVE, METRICS, WEIGHTS, RunFolder
 from evosynth.study.capacity import CAPACITY_FILE, KINDS, RECORDED, measure_capacity
 from evosynth.study.compare import Lineage, run_lineage
-from evosynth.study.config import DEFAULT_ALPHA_CLUSTER, RunConfig
+from evosynth.study.config import DEFAULT_ALPHA_CLUSTER, DEFAULT_ALPHA_SYNAPSE, RunConfig
 from evosynth.study.evolution import evolve, load_task_data, restrict_and_measure
 from evosynth.task.metrics import OperatingPoint, Quality, assess, evaluate
 from evosynth.task.model import FRAME_SIZE, GridDetector
@@ -282,7 +282,8 @@ def test_an_adopted_ancestor_records_the_adopting_runs_fields(traced_run):
     _, runs, _, other = traced_run
     ancestor = read(runs / "ancestors" / other.ancestor_name / "gen_01" / METRICS)
     adopted = read(runs / "other" / "gen_01" / METRICS)
-    assert ancestor["alpha_synapse"] == 0.96 and ancestor["alpha_cluster"] == 0.5  # made by the traced run
+    # made by the traced run
+    assert ancestor["alpha_synapse"] == DEFAULT_ALPHA_SYNAPSE and ancestor["alpha_cluster"] == 0.5
     assert adopted["alpha_synapse"] == 0.9 and adopted["alpha_cluster"] == other.alpha_cluster == DEFAULT_ALPHA_CLUSTER
     assert adopted["environment"] == other.environment
     assert {k: v for k, v in adopted.items() if not k.startswith("alpha")} == \

@@ -103,12 +103,15 @@ PRESETS: dict[str, Preset] = {
 # the AMD kind, at about the count budget's AP50 with more MACs removed and a higher frame speed-up on every CPU
 # backend measured; channel rounding to 8 or 16 did not raise the speed-up (benchmarks/ holds the measurements).
 # Its strength removes what the study's targets ask for in 13 generations (ten-fold fewer synapses, six-fold fewer
-# MACs) and no more. On the study's task, seeds 0-2, AMD EPYC: keeping 0.837 of the parent's MACs per generation ended
-# 8.8-11.0x below the ancestor's MACs at -1.8 to -3.8 AP50 points as bred; 0.85 at 6.3-8.0x (11.7-14.4x fewer
-# synapses), -1.7 to -2.7 as bred and -0.8 to -1.9 after the final training; 0.86 stopped at 5.5x (seed 0)
-# (benchmarks/alpha_lever.py and its JSON).
+# MACs) and no more, most of it as whole filters. On the study's task, seeds 0-2: keeping 0.837 of the parent's MACs
+# per generation ended 8.8-11.0x below the ancestor's MACs at -1.8 to -3.8 AP50 points as bred (AMD EPYC); 0.85 with
+# 0.96 of the synapses at 6.3-8.0x (11.7-14.4x fewer synapses), -1.7 to -2.7 as bred, -0.8 to -1.9 after the final
+# training, while L1 filter pruning to the same widths, keeping 1.6x the synapses, lost less (AMD EPYC). With 0.98 of
+# the synapses (Intel Xeon): 5.9-8.5x fewer MACs, 9.1-13.1x fewer synapses (mean 10.5x), -0.4 to -2.4 as bred and
+# +0.1 to -1.4 after the final training (mean -0.6, L1 at the same widths -1.0) (benchmarks/alpha_lever.py and its
+# JSON files).
 DEFAULT_ENVIRONMENT = "cost"
-DEFAULT_ALPHA_SYNAPSE = 0.96
+DEFAULT_ALPHA_SYNAPSE = 0.98
 DEFAULT_ALPHA_CLUSTER = 0.85
 
 

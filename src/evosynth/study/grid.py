@@ -8,7 +8,7 @@ The file names the axes, not the runs, so that a study of a few hundred runs sta
     preset = "paper"
     generations = 13
     environment = "cost"
-    alpha_synapse = 0.96
+    alpha_synapse = 0.98
     alpha_cluster = [0.72, 0.85, 1.0]
     precision = "fp16"
     seed = [0, 1]
