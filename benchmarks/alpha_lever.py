@@ -60,12 +60,14 @@ def main() -> None:
     machine = describe_machine()
     points = []
     for alpha_synapse, alpha_cluster in arguments.alphas:
-        lineages = [lineage(RunConfig(seed=seed, alpha_synapse=alpha_synapse, alpha_cluster=alpha_cluster),
-                            arguments.runs_dir, arguments.cache_dir, tuple(arguments.followers))
-                    for seed in arguments.seeds]
-        points.append({"alpha_synapse": alpha_synapse, "alpha_cluster": alpha_cluster, "lineages": lineages,
-                       "means": means(lineages)})
-        write_json(arguments.out, {"machine": machine, "seeds": arguments.seeds, "points": points})
+        lineages: list[dict[str, Any]] = []
+        point = {"alpha_synapse": alpha_synapse, "alpha_cluster": alpha_cluster, "lineages": lineages}
+        points.append(point)
+        for seed in arguments.seeds:  # written after every lineage: a stopped scan keeps its finished seeds
+            lineages.append(lineage(RunConfig(seed=seed, alpha_synapse=alpha_synapse, alpha_cluster=alpha_cluster),
+                                    arguments.runs_dir, arguments.cache_dir, tuple(arguments.followers)))
+            point["means"] = means(lineages)
+            write_json(arguments.out, {"machine": machine, "seeds": arguments.seeds, "points": points})
     print(f"\n{machine_summary(machine)}; means over seeds {arguments.seeds}, last generation against generation 1")
     for point in points:
         for name, values in point["means"].items():
