@@ -56,9 +56,11 @@ class Variant:
 
 
 FEWER_NEGATIVES = {"fragments": (0, 1), "scribbles": (0, 1)}
-# e3 is the study's task (``config.SLACK_TASK``): its knobs that differ from the cluttered task's
+# e3s64 is the study's task (``config.SLACK_TASK``): its knobs that differ from the cluttered task's; e3 is the same
+# task drawn on the cluttered task's 96-pixel canvas, the study's task before it was drawn smaller
 SLACK_KNOBS = {f.name: getattr(SLACK_TASK, f.name) for f in fields(SLACK_TASK)
                if getattr(SLACK_TASK, f.name) != getattr(PRESETS["cluttered"].data, f.name)}
+CANVAS_96 = {"canvas": 96, "digit_height": (24.0, 44.0)}
 VARIANTS: dict[str, Variant] = {
     "cluttered": Variant("the cluttered task (the study's previous default) and the study's ancestor, unchanged"),
     "c1": Variant("fewer hard negatives (stroke fragments 0-1, scribbles 0-1 per canvas)", FEWER_NEGATIVES),
@@ -71,8 +73,12 @@ VARIANTS: dict[str, Variant] = {
                   {**FEWER_NEGATIVES, "min_contrast": 0.45, "max_occlusion": 0.3}),
     "e1": Variant("no hard negatives, digits 18-40 px tall", {"fragments": (0, 0), "scribbles": (0, 0),
                                                                "digit_height": (18.0, 40.0)}),
-    "e3": Variant("an easy task (the study's since it was measured): 1-3 digits 24-44 px, no hard negatives, "
-                  "little clutter, clear digits", SLACK_KNOBS),
+    "e3": Variant("an easy task: 1-3 digits 24-44 px on a 96-pixel canvas, no hard negatives, little clutter, clear "
+                  "digits (the study's task before it was drawn smaller)", {**SLACK_KNOBS, **CANVAS_96}),
+    # the same task drawn smaller (digits scaled with the canvas): 0.44 and 0.69 of the compute per image
+    "e3s64": Variant("the study's task: the easy task on a 64-pixel canvas, digits 16-29 px", SLACK_KNOBS),
+    "e3s80": Variant("the easy task on an 80-pixel canvas, digits 20-37 px", {**SLACK_KNOBS, "canvas": 80,
+                                                                            "digit_height": (20.0, 36.7)}),
 }
 
 
