@@ -91,7 +91,7 @@ def test_identity_and_names_keep_their_keys():
     default = RunConfig()
     assert list(default.identity()) == ["preset", "environment", "alpha_synapse", "alpha_cluster", "precision",
                                         "seed", "data", "preset_definition"]
-    assert default.name == "paper-digits-cost-as0.98-ac0.85-fp16-seed0"
+    assert default.name == "paper-digits-cost-as0.98-ac0.84-fp16-seed0"
     rounded = RunConfig(channel_multiple=8)
     assert rounded.identity()["channel_multiple"] == 8 and rounded.name.endswith("-cm8")
     assert rounded.ancestor_name == default.ancestor_name  # rounding acts from generation 2 on

@@ -9,7 +9,7 @@ The file names the axes, not the runs, so that a study of a few hundred runs sta
     generations = 13
     environment = "cost"
     alpha_synapse = 0.98
-    alpha_cluster = [0.72, 0.85, 1.0]
+    alpha_cluster = [0.72, 0.84, 1.0]
     precision = "fp16"
     seed = [0, 1]
     channel_multiple = 1

@@ -24,7 +24,7 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table
 
-DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.72, 0.85, 1.0)  # 1.0: filters untouched, the synapse-level ablation
+DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.72, 0.84, 1.0)  # 1.0: filters untouched, the synapse-level ablation
 
 # What tells the runs of a sweep apart: the run folder's name and the configuration's fields but its length.
 IDENTITY_COLUMNS = ("run", "preset", "data", "data_root", "category", "environment", "alpha_synapse",
