@@ -182,8 +182,8 @@ COMPARISONS: dict[str, ComparisonPlan] = {
     # what `make study` runs on 2 CPU cores: generations 1-3 of the baselines, of the run with no restriction (it
     # shares the study's ancestor), of the synapse-only run (the alpha sweep's alpha_cluster = 1 point: it costs
     # nothing more), of the budget environment (it shares the ancestor too) and of the cluttered task (an ancestor of
-    # its own: the study's previous default, measured beside the new one). The filter-only run, BF16, int8, the
-    # seeds (an ancestor each) and the final training are `full`'s.
+    # its own: the study's default before its task was chosen for slack, measured beside it). The filter-only run,
+    # BF16, int8, the seeds (an ancestor each) and the final training are `full`'s.
     "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",),
                               environments=ENVIRONMENTS, tasks=("cluttered",)),
     # every lineage on the tiny preset, for tests
