@@ -1,15 +1,15 @@
 """Which task leaves the ancestor slack? The capacity curve's decisive point, measured for variants of the task.
 
-The paper's premise is an over-parameterized ancestor: a network of a small fraction of its MACs, trained from
-scratch, does about as well. This script measures that premise for variants of the embedded ``digits`` task (around
-the cluttered task, the study's previous default) and of the ancestor's widths; it is how the study's task was
-chosen: for each variant, the ancestor (width x1) and the dense network of the ancestor's shape at
-``--scale`` of its widths (x0.41: 0.18 of its MACs), both trained from scratch to convergence by the study's own
-capacity curve (``capacity.measure_width_curve``; networks already measured under ``--runs-dir`` are reused). It
-writes one JSON with the machine, each variant's spec, its curve rows and the AP50 the small network gives up.
-With ``--lineages`` it also evolves each variant with the study's settings and records what its last generation
-kept against its generation 1 (the outcome the slack is for), the same generation after a final training to
-convergence (the study's final network) and L1 filter pruning to the same widths with the same training.
+The paper's premise is an over-parameterized ancestor: a network of a small fraction of its MACs, trained from scratch,
+does about as well. This script measures that premise for variants of the embedded ``digits`` task (around the cluttered
+task, the study's default before its task was chosen for slack) and of the ancestor's widths; it is how the study's task
+was chosen: for each variant, the ancestor (width x1) and the dense network of the ancestor's shape at ``--scale`` of
+its widths (x0.41: 0.18 of its MACs), both trained from scratch to convergence by the study's own capacity curve
+(``capacity.measure_width_curve``; networks already measured under ``--runs-dir`` are reused). It writes one JSON with
+the machine, each variant's spec, its curve rows and the AP50 the small network gives up. With ``--lineages`` it also
+evolves each variant with the study's settings and records what its last generation kept against its generation 1 (the
+outcome the slack is for), the same generation after a final training to convergence (the study's final network) and L1
+filter pruning to the same widths with the same training.
 
     .venv/bin/python benchmarks/task_regime_scan.py --out benchmarks/task_regime_<machine>.json [--variants c1 e1]
 
@@ -62,7 +62,8 @@ SLACK_KNOBS = {f.name: getattr(SLACK_TASK, f.name) for f in fields(SLACK_TASK)
                if getattr(SLACK_TASK, f.name) != getattr(PRESETS["cluttered"].data, f.name)}
 CANVAS_96 = {"canvas": 96, "digit_height": (24.0, 44.0)}
 VARIANTS: dict[str, Variant] = {
-    "cluttered": Variant("the cluttered task (the study's previous default) and the study's ancestor, unchanged"),
+    "cluttered": Variant("the cluttered task (the study's default before its task was chosen for slack) and the "
+                         "study's ancestor, unchanged"),
     "c1": Variant("fewer hard negatives (stroke fragments 0-1, scribbles 0-1 per canvas)", FEWER_NEGATIVES),
     "c1w15": Variant("fewer hard negatives, ancestor 1.5x wider", FEWER_NEGATIVES, widths=(48, 72, 96, 144, 192)),
     "c1n2": Variant("fewer hard negatives, 2,000 training canvases", {**FEWER_NEGATIVES, "n_train": 2000}),
