@@ -19,7 +19,7 @@ from typing import Any
 
 from task_regime_scan import FOLLOWERS, lineage
 
-from evosynth.deploy.benchmark import describe_machine, machine_summary
+from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.files import write_json
 from evosynth.study.config import RunConfig
 

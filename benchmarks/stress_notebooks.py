@@ -119,7 +119,7 @@ def main() -> None:
     counts = Counter(str(o["outcome"]).split(":")[0] for o in outcomes)
     # a cell that waited this long without hanging is a stall: the same lost message, recovered by chance
     stalled = sum(1 for o in outcomes if o["outcome"] == "passed" and float(o["slowest_cell_s"]) > STALL_S)
-    from evosynth.deploy.benchmark import describe_machine
+    from evosynth.deploy.machine import describe_machine
 
     report = {"machine": describe_machine(), "cell_limit_s": arguments.cell_limit, "executions": len(outcomes),
               "counts": dict(counts), "stalled_over_s": STALL_S, "stalled": stalled, "outcomes": outcomes}

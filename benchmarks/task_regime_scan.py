@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from evosynth.deploy.benchmark import describe_machine, machine_summary
+from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.files import write_json
 from evosynth.storage.runs import RunFolder
 from evosynth.study.capacity import capacity_table, curve_table, format_curve, measure_capacity, measure_width_curve

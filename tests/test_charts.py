@@ -372,6 +372,8 @@ def test_live_controls_redraw_on_change():
     assert slider_ is slider
     # nothing is captured into the Output widget while the cell runs (the headless hang, nbclient issue 312)
     assert output.outputs == () and output.msg_id == ""
+    slider.value = 0.5 + 1e-16 * 2  # the frontend snapping the start onto its step grid: not a move
+    assert calls == [] and hint.layout.display != "none"
     slider.value = 0.7
     assert calls == [0.7]
     assert hint.layout.display == "none"
@@ -520,18 +522,3 @@ def test_slack_is_judged_at_the_curve_point_nearest_a_sixth_of_the_macs():
     flat = rows.assign(ap50_change=[-0.5, 0.0, 0.3])
     assert "the ancestor has slack" in results_page.slack_explanation(flat)
     assert "not measured" in results_page.slack_explanation(None)
-
-
-def test_the_verdict_judges_accuracy_after_the_final_training_and_states_the_generation_as_bred():
-    table = results_table()  # as bred: precision +2.0, recall -2.0 at the operating point
-    bred = results_page.verdict(table, None)
-    assert "precision +2.0 and recall -2.0" in bred.accuracy and "within the paper's 2 points" in bred.accuracy
-    final = results_page.final_training(capacity_rows(), 9)  # trained on: -6.0 points at its operating point
-    assert (final["network"], final["generation"]) == ("trained on", 9)
-    assert results_page.final_training(capacity_rows(), 13) is None  # the run's last generation was not measured
-    assert results_page.final_training(None, 9) is None
-    judged = results_page.verdict(table, None, final)
-    assert judged.accuracy.startswith("after a final training to convergence as generation 1's (5 epochs), "
-                                      "precision -6.0 and recall -6.0 points")
-    assert "as bred, with the offspring's training budget, precision +2.0 and recall -2.0" in judged.accuracy
-    assert judged.accuracy.endswith("not reproduced") and judged.reproduced == bred.reproduced - 1

@@ -12,6 +12,7 @@ from evosynth.book import compare_charts
 from evosynth.core.compaction import compact
 from evosynth.core.precision import int8_codes, is_representable, restrict, rounded
 from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
+from evosynth.errors import EvosynthError
 from evosynth.storage.runs import RunFolder
 from evosynth.study import compare
 from evosynth.study.compare import ComparisonPlan, Lineage, question_rows, run_comparison
@@ -125,6 +126,15 @@ def test_int8_restricts_synapses_only_and_fp16_is_unchanged():
 def comparison(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, pd.DataFrame]:
     runs = tmp_path_factory.mktemp("compare")
     return runs, run_comparison(SMOKE, runs, data_dir)
+
+
+def test_a_page_reads_a_computed_comparison_and_refuses_one_that_is_not(comparison, tmp_path):
+    runs, table = comparison
+    pd.testing.assert_frame_equal(compare.read_comparison(SMOKE, runs), table)
+    assert compare.missing_lineages(SMOKE, runs) == []
+    with pytest.raises(EvosynthError, match=r"not computed .*10 lineage\(s\) missing.*evosynth compare --preset test"):
+        compare.read_comparison(SMOKE, tmp_path)
+    assert list(tmp_path.iterdir()) == [], "reading trained or wrote something"
 
 
 def test_a_tiny_comparison_fills_one_table_with_every_lineage(comparison):

@@ -15,7 +15,6 @@ from evosynth.cli import main
 from evosynth.deploy.benchmark import (
     BACKENDS,
     BENCH_FILE,
-    ISA_FLAGS,
     WORKLOADS,
     BenchFormatError,
     bench_is_current,
@@ -33,6 +32,7 @@ from evosynth.deploy.export import (
     run_image_size,
     tensorrt_unavailable,
 )
+from evosynth.deploy.machine import describe_machine
 from evosynth.storage.runs import WEIGHTS, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve
@@ -125,8 +125,8 @@ def test_bench_json_records_every_cell(run_dir, no_tensorrt):
     assert bench["settings"]["threads"] == 1
     machine = bench["machine"]
     assert machine["cpu"] and machine["logical_cores"] >= 1 and isinstance(machine["avx512_flags"], list)
-    flags = set(open("/proc/cpuinfo").read().split())
-    assert machine["isa"] == {flag: flag in flags for flag in ISA_FLAGS}
+    assert {key: machine[key] for key in ("cpu", "isa", "avx512_flags")} == {
+        key: describe_machine()[key] for key in ("cpu", "isa", "avx512_flags")}
     assert machine["versions"]["torch"] == torch.__version__
     assert set(bench["backends"]) == set(backends[:3]) and bench["seconds"] > 0
 

@@ -24,6 +24,8 @@ from evosynth.book.batch import (
 )
 from evosynth.book.browser import move_slider, read_book
 from evosynth.book.offline import CHART_CLASS, find_network_references
+from evosynth.deploy.benchmark import BENCH_FILE, read_bench
+from evosynth.deploy.machine import machine_summary
 from evosynth.study.config import RunConfig
 from test_real_data import make_pennfudan
 
@@ -138,13 +140,18 @@ def test_generation_1_reads_as_the_ancestors_page_and_2_as_an_offspring(smoke_st
 
 
 def test_results_and_intro_state_the_verdict_computed(smoke_study):
-    _, index = smoke_study
+    plan, index = smoke_study
     results, intro = _text(index, "generated/results.html"), _text(index, "generated/intro.html")
     assert re.search(r"\d of the paper's \d measured claims reproduced", results)
     assert re.search(r"\d of the paper's \d measured claims reproduced", intro), "no headline on the first page"
     assert "fewer synapses after" in results and "points from generation 1" in results and "on a whole" in results
     assert "Limitations" in results and "not measured for this run" not in results
-    assert re.search(r"Measured on [^.]*cores", results), "the verdict does not name the machine"
+    machine = machine_summary(read_bench(plan.runs_dir / plan.config.name / BENCH_FILE)["machine"])
+    assert f"Measured on {machine}" in results, "the verdict does not name the machine the bench measured"
+    assert f"Measured on {machine}" in intro
+    assert "Judged: the last generation" in results, "the verdict does not say which measurement it judged"
+    for other in ("as bred", "fixed 0.5 threshold"):
+        assert other in results, f"the accuracy table lacks {other!r}"
     assert "Download the generations table as CSV" in results
     assert "# Parameters" not in results, "the results page shows Papermill's parameters cell"
     for link in ("dna.html", "results.html", "alpha_explorer.html", "compare.html", "gen_01.html"):

@@ -92,7 +92,8 @@ def _export(arguments: argparse.Namespace) -> None:
 
 
 def _bench(arguments: argparse.Namespace) -> None:
-    from evosynth.deploy.benchmark import BENCH_FILE, benchmark_run, format_bench_table, machine_summary
+    from evosynth.deploy.benchmark import BENCH_FILE, benchmark_run, format_bench_table
+    from evosynth.deploy.machine import machine_summary
 
     bench = benchmark_run(arguments.run_dir, backends=arguments.backends, workloads=arguments.workloads,
                           rounds=arguments.rounds, threads=arguments.threads)

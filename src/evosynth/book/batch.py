@@ -8,22 +8,27 @@ A generation notebook opened on its own computes its generation when the run lac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from evosynth.book.offline import find_network_references, vendor_is_complete
+from evosynth.book.offline import add_book_embeds, find_network_references, vendor_is_complete
 from evosynth.deploy.benchmark import BACKENDS, DEFAULT_ROUNDS, bench_is_current, benchmark_run
+from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.errors import EvosynthError
+from evosynth.files import write_json
 from evosynth.study.capacity import STUDY_SCALES, measure_capacity, measure_width_curve
+from evosynth.study.compare import get_comparison, run_comparison
 from evosynth.study.config import RunConfig, default_preset
 from evosynth.study.distributed import run_grid
 from evosynth.study.evolution import evolve
@@ -48,14 +53,10 @@ class NotebookFailed(EvosynthError):
 KERNEL_START_LIMIT_S = 120  # a kernel starts in 2-5 s here; longer means it will not start
 # How long one cell may run, per notebook, in seconds, sized from measured times on the 2-core CPU kinds: the
 # slowest generation cell (where the run lacks the generation) trains the ancestor, 150 s on the AMD EPYC kind and
-# 300 s on the Intel Xeon kind; the five chapters of the default study took 2 min 50 s together on the AMD kind,
-# the reduced comparison's cell (it trains its lineages) the most of it. Six times the slowest leaves room for a
-# slower or loaded machine; a cell still running then is not going to end, and the batch says so.
+# 300 s on the Intel Xeon kind. The chapters only read what the study computed before them (a few seconds a cell);
+# a cell still running after 15 minutes is not going to end, and the batch says so.
 GENERATION_CELL_LIMIT_S = 1800
 CHAPTER_CELL_LIMIT_S = 900
-# The full comparison computes 13 generations of every lineage (each with its own ancestors) in one cell: about an
-# hour on the AMD kind; the Intel kind trains about 2x slower.
-FULL_COMPARISON_CELL_LIMIT_S = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -135,21 +136,23 @@ def execute(job: NotebookJob, cwd: Path = REPO_ROOT) -> None:
             raise NotebookFailed(
                 f"{job.source.name}: the kernel did not start within {KERNEL_START_LIMIT_S} s ({error})"
             ) from error
-    if job.hidden_tags:
-        _hide_cells(job.output, job.hidden_tags)
+    _prepare_for_book(job.output, job.hidden_tags)
 
 
 REMOVE_CELL = "remove-cell"  # MyST-NB leaves such a cell out of the rendered page
 
 
-def _hide_cells(output: Path, tags: Sequence[str]) -> None:
-    """Tag every cell of the executed notebook that carries one of ``tags`` so that the book leaves it out."""
+def _prepare_for_book(output: Path, hidden_tags: Sequence[str]) -> None:
+    """Make the executed notebook the page the book renders: every chart gets the script that draws it in the
+    static book (``offline.add_book_embeds``), and every cell that carries one of ``hidden_tags`` is tagged so
+    that the book leaves it out."""
     import nbformat
 
     notebook = nbformat.read(output, as_version=4)
+    add_book_embeds(notebook)
     for cell in notebook.cells:
         cell_tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if set(tags) & set(cell_tags) and REMOVE_CELL not in cell_tags:
+        if set(hidden_tags) & set(cell_tags) and REMOVE_CELL not in cell_tags:
             cell_tags.append(REMOVE_CELL)
     nbformat.write(notebook, output)
 
@@ -218,8 +221,7 @@ def study_jobs(
                     {"run_dir": pedestrians, "cache_dir": cache_dir},
                     hidden_tags=(INJECTED_PARAMETERS, WITHOUT_RUN_TAG if pedestrians else WITH_RUN_TAG)),
         NotebookJob(NOTEBOOKS / "compare.md", generated / "compare.ipynb",
-                    {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison, "cache_dir": cache_dir},
-                    FULL_COMPARISON_CELL_LIMIT_S if plan.comparison == "full" else GENERATION_CELL_LIMIT_S),
+                    {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison}),
         NotebookJob(NOTEBOOKS / "dna.md", generated / "dna.ipynb",
                     {"run_dir": run, "alpha_synapse": config.alpha_synapse, "alpha_cluster": config.alpha_cluster,
                      "environment": config.environment}),
@@ -307,29 +309,67 @@ def alpha_explorer_sweep(plan: StudyPlan, grid: SweepGrid | None) -> dict[str, A
     return {"sweep_table": str(outcome.table.resolve())}
 
 
+STAGE_TIMES = "study-times.json"  # in the runs folder: the seconds each stage of the last `evosynth study` took
+
+
+@dataclass
+class StageClock:
+    """Says what the study is computing, stage by stage, and how long each stage took; the times go to
+    ``STAGE_TIMES`` with the machine (a rerun that resumes takes less: the file says what this call did)."""
+
+    path: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, what: str) -> Iterator[None]:
+        tqdm.write(f"[study] {name}: {what}")
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        tqdm.write(f"[study] {name}: done in {self.seconds[name]:.0f} s")
+        write_json(self.path, {"machine": machine_summary(describe_machine()), "seconds": self.seconds,
+                               "total_seconds": round(sum(self.seconds.values()), 1)})
+
+
 def run_study(plan: StudyPlan) -> Path:
     """Compute every run the study shows, measure speed, the last generation's capacity and the task's capacity
-    curve, execute the pages, build the book.
+    curve, run the comparison's lineages, execute the pages, build the book.
 
-    Every run, on every data set, is computed one way: by ``evolve`` (resumable, generation by generation). The
-    pages only read what the runs hold, so a page's execution never trains.
+    Every run, on every data set, is computed one way: by ``evolve`` or ``run_comparison`` (resumable, generation
+    by generation), before any page runs. The pages only read what the runs hold, so a page's execution never
+    trains.
     """
     grid = load_sweep(plan.sweep_file) if plan.sweep_file else None  # a bad sweep file fails before any work
     run_dir = plan.runs_dir / plan.config.name
     generated = plan.book_dir / "generated"
-    evolve(plan.config, run_dir, plan.cache_dir)
-    explorer = alpha_explorer_sweep(plan, grid)
-    if not bench_is_current(run_dir):  # a rerun keeps the measurement; `evosynth bench` redoes it
-        benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
-    # size or synthesis: the last generation's widths trained to convergence, for the results page's verdict
-    measure_capacity(run_dir, [plan.config.generations], plan.cache_dir)
-    # how much network the task needs: dense networks of the ancestor's shape, narrower, from scratch
-    measure_width_curve(plan.config, STUDY_SCALES, (plan.config.seed,), plan.runs_dir, plan.cache_dir)
+    plan.runs_dir.mkdir(parents=True, exist_ok=True)
+    clock = StageClock(plan.runs_dir / STAGE_TIMES)
+    with clock.stage("evolution", f"{plan.config.generations} generations of {plan.config.name}"):
+        evolve(plan.config, run_dir, plan.cache_dir)
+    with clock.stage("alpha sweep", "the alpha explorer's runs" + (f" ({plan.sweep_file}, on Ray)" if grid else
+                                                                   f", alpha_cluster {plan.sweep_alpha_clusters}")):
+        explorer = alpha_explorer_sweep(plan, grid)
+    with clock.stage("speed", f"frames per second of every generation, {plan.bench_rounds} rounds"):
+        if not bench_is_current(run_dir):  # a rerun keeps the measurement; `evosynth bench` redoes it
+            benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
+    with clock.stage("final training", f"generation {plan.config.generations}'s widths trained to convergence, "
+                                       "trained on and from scratch"):
+        measure_capacity(run_dir, [plan.config.generations], plan.cache_dir)
+    with clock.stage("capacity curve", f"dense networks of the ancestor's shape at widths x{STUDY_SCALES}"):
+        measure_width_curve(plan.config, STUDY_SCALES, (plan.config.seed,), plan.runs_dir, plan.cache_dir)
+    comparison = get_comparison(plan.comparison)
+    with clock.stage("comparison", f"the {comparison.name!r} comparison's {len(comparison.lineages())} lineages, "
+                                   f"{comparison.generations} generations"):
+        run_comparison(comparison, plan.runs_dir, plan.cache_dir)
     pedestrians_dir = None
     if plan.pedestrians_root is not None:
         pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)
         pedestrians_dir = plan.runs_dir / pedestrians.name
-        evolve(pedestrians, pedestrians_dir, plan.cache_dir)
-    execute_all(generation_jobs(plan.config, run_dir, plan.cache_dir, generated), skip_done=True)
-    execute_all(study_jobs(plan, run_dir, explorer, generated, pedestrians_dir))
-    return build_book(plan.book_dir)
+        with clock.stage("pedestrians", f"the same evolution on Penn-Fudan ({plan.pedestrians_root})"):
+            evolve(pedestrians, pedestrians_dir, plan.cache_dir)
+    with clock.stage("generation pages", f"{plan.config.generations} pages, read from the run"):
+        execute_all(generation_jobs(plan.config, run_dir, plan.cache_dir, generated), skip_done=True)
+    with clock.stage("chapter pages", "intro, DNA, results, alpha explorer, comparison, pedestrians"):
+        execute_all(study_jobs(plan, run_dir, explorer, generated, pedestrians_dir))
+    with clock.stage("book", "Jupyter Book, offline"):
+        return build_book(plan.book_dir)

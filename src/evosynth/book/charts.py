@@ -11,7 +11,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from evosynth.book.paper import PAPER_TOLERANCE_POINTS
+from evosynth.study.paper import PAPER_TOLERANCE_POINTS
 
 # one colour per meaning, the same on every page
 PARENT_COLOR = "#9e9e9e"
@@ -102,7 +102,9 @@ def _fraction_panels(base: alt.Chart, order: list[str]) -> tuple[alt.Chart, alt.
         return (
             base.mark_bar()
             .encode(
-                x=alt.X("layer:N", sort=order, title="layer (data flow →)", axis=alt.Axis(labelAngle=0)),
+                # slanted: "head" and "whole network" overlap when level in a 250-pixel panel
+                x=alt.X("layer:N", sort=order, title="layer (data flow →)",
+                        axis=alt.Axis(labelAngle=-35, labelAlign="right")),
                 xOffset=alt.XOffset("environment:N"),
                 y=alt.Y(f"{field}:Q", title="expected fraction kept (0–1)", scale=alt.Scale(domain=[0, 1])),
                 color=alt.Color("environment:N", title="environment model",

@@ -130,7 +130,9 @@ def live_controls(render: Callable[..., None], **controls: Any) -> Any:
     hint = widgets.Label("Move a slider to redraw (needs a running kernel).")
     output = widgets.Output()
 
-    def redraw(_: object = None) -> None:
+    def redraw(change: dict[str, Any]) -> None:
+        if _rounding_echo(change["old"], change["new"]):
+            return
         hint.layout.display = "none"
         with output:
             output.clear_output(wait=True)
@@ -139,6 +141,12 @@ def live_controls(render: Callable[..., None], **controls: Any) -> Any:
     for control in controls.values():
         control.observe(redraw, names="value")
     return widgets.VBox([*controls.values(), hint, output])
+
+
+def _rounding_echo(old: object, new: object) -> bool:
+    """A slider's value moved by float rounding alone: a frontend snaps the starting value onto its step grid
+    (0.84 becomes 0.01 + 83 x 0.01 = 0.8400000000000002) as it renders, which is no move of the reader's."""
+    return isinstance(old, float) and isinstance(new, float) and abs(new - old) <= 1e-9 * max(1.0, abs(old))
 
 
 # --------------------------------------------------------------------------------------------------- images

@@ -2,8 +2,9 @@
 
 The book has to render with no network at all, so nothing may come from a CDN: Altair charts, ipywidgets
 and MathJax all default to one. ``fetch_vendor_js`` copies the JavaScript they need from the npm registry
-once, at install time; the book serves it as local files. ``enable_offline_altair`` makes executed
-notebooks emit charts that use that local copy, and ``find_network_references`` proves a built book loads
+once, at install time; the book serves it as local files. ``enable_offline_altair`` makes notebooks emit charts
+that every notebook frontend draws with its own Vega, ``add_book_embeds`` gives the executed copies the book
+renders a script that draws them with the local bundle, and ``find_network_references`` proves a built book loads
 nothing remote.
 """
 
@@ -34,7 +35,8 @@ MARKER: Final = "VENDOR.json"
 
 # JupyterLab 4.6.6 ships only a Vega 5 renderer (vega-lite 5.6.1) for Vega-Lite v3-v5 mime types, so the
 # Vega-Lite 6 spec that Altair 6 writes is offered under the v5 type; vega-lite 5.6 compiles it.
-_JUPYTERLAB_VEGALITE_MIME: Final = "application/vnd.vegalite.v5+json"
+VEGALITE_MIME: Final = "application/vnd.vegalite.v5+json"
+BOOK_MIME: Final = "application/javascript"  # what MyST-NB renders first in HTML: the book's embed of a chart
 
 CHART_CLASS: Final = "evosynth-chart"
 """Class of every chart's container in the built book (what the browser check looks for)."""
@@ -180,15 +182,20 @@ def vendor_is_complete(dest: Path) -> bool:
 
 
 def enable_offline_altair() -> None:
-    """Register and enable an Altair renderer whose output works offline in the book and in JupyterLab.
+    """Register and enable the Altair renderer of the study: every chart is sent as Vega-Lite only, and whatever
+    shows the notebook draws it with a renderer of its own, offline.
 
-    Each chart becomes a mime bundle with two renderings. ``application/javascript`` is MyST-NB's first
-    choice (priority 20, before text/html's 30) and becomes an inline script calling the page's
-    ``vegaEmbed`` from the locally served bundle (not inlined per chart). JupyterLab ranks its Vega
-    renderer (57) before JavaScript (110), so it draws the ``application/vnd.vegalite.v5+json`` copy with
-    its built-in vega-lite, with no trust needed. The book's Sphinx config must add
-    ``mystnb.unknown_mime_type`` to ``suppress_warnings``: MyST-NB warns about that mime type even though
-    it never selects it.
+    One decision, made where each frontend's ranking cannot get in its way. A notebook output holds one mime bundle
+    and each frontend picks the bundle's entry it ranks first: JupyterLab 4.6 ranks ``application/javascript`` 0
+    (its JavaScript extension), ``text/html`` 50 and its Vega extension's Vega-Lite types 57, so a chart that also
+    carries a script or HTML is drawn by that copy, which in JupyterLab cannot reach the book's local bundle
+    ("Cannot read properties of null"). With Vega-Lite alone, JupyterLab (and Notebook 7, VS Code) draw the chart
+    with the Vega they ship, with no network and no trust needed. The static book has no Vega-Lite renderer
+    (MyST-NB does not know the type): after a notebook is executed for the book, ``add_book_embeds`` puts beside
+    each chart the ``application/javascript`` that MyST-NB ranks first for HTML (priority 20, before text/html's
+    30), an inline script that draws the chart with the page's ``vegaEmbed`` from the locally served bundle. The
+    book's Sphinx config adds ``mystnb.unknown_mime_type`` to ``suppress_warnings``: MyST-NB warns about the
+    Vega-Lite type even though it never selects it.
     """
     import altair as alt  # the study extra; kept local so the network check works without it
 
@@ -197,6 +204,20 @@ def enable_offline_altair() -> None:
     # The alpha-slider charts carry their whole precomputed grid (a few thousand rows) so that they work without
     # a kernel; Altair's default 5,000-row guard would refuse them.
     alt.data_transformers.disable_max_rows()
+
+
+def add_book_embeds(notebook: Any) -> int:
+    """Give every chart of an executed notebook (an ``nbformat`` node) the script that draws it in the static book
+    (see ``enable_offline_altair``); returns how many charts got one. Outputs that have a script keep it."""
+    added = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if VEGALITE_MIME in data and BOOK_MIME not in data:
+                options = output.get("metadata", {}).get(VEGALITE_MIME, {}).get("embed_options", {})
+                data[BOOK_MIME] = _embed_script(data[VEGALITE_MIME], options)
+                added += 1
+    return added
 
 
 def find_network_references(html_dir: Path) -> list[str]:
@@ -221,17 +242,19 @@ def find_network_references(html_dir: Path) -> list[str]:
 
 
 def _render_chart(spec: dict[str, Any], **options: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Altair renderer: the mime bundle described in ``enable_offline_altair``."""
+    """Altair renderer: the chart as Vega-Lite (see ``enable_offline_altair``), its embed options as metadata."""
     embed_options: dict[str, Any] = options.get("embed_options") or {}
-    script = _EMBED_JS % {
+    display_metadata = {VEGALITE_MIME: {"embed_options": embed_options}} if embed_options else {}
+    return {VEGALITE_MIME: spec, "text/plain": _TEXT_REPR}, display_metadata
+
+
+def _embed_script(spec: dict[str, Any], embed_options: dict[str, Any]) -> str:
+    return _EMBED_JS % {
         "bundle": VEGA_BUNDLE,
         "chart_class": CHART_CLASS,
         "spec": _script_json(spec),
         "options": _script_json({"mode": "vega-lite", **embed_options}),
     }
-    bundle = {"application/javascript": script, _JUPYTERLAB_VEGALITE_MIME: spec, "text/plain": _TEXT_REPR}
-    display_metadata = {_JUPYTERLAB_VEGALITE_MIME: {"embed_options": embed_options}} if embed_options else {}
-    return bundle, display_metadata
 
 
 def _script_json(value: Any) -> str:

@@ -26,12 +26,10 @@ import contextlib
 import copy
 import datetime
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +48,7 @@ from evosynth.deploy.export import (
     run_image_size,
     tensorrt_unavailable,
 )
+from evosynth.deploy.machine import describe_machine
 from evosynth.errors import EvosynthError
 from evosynth.storage.runs import Generation, RunFolder, read_json, write_json
 from evosynth.task.model import FRAME_SIZE, count_macs
@@ -59,7 +58,6 @@ DEFAULT_ROUNDS = 15
 SAMPLE_LIMIT = 5  # a sample stops after 5 x sample_ms even if its iterations are not done
 BUSY_LOAD_PER_CORE = 0.6  # 1-minute load average per core above which other work shares the machine
 SCHEMA_VERSION = 2  # 2: workloads (frame, thumbnail, thumbnail batch); bench.json of another schema is refused
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16")  # what decides the kernels
 
 Shape = tuple[int, int, int, int]  # batch, channels, height, width
 Step = Callable[[], object]  # one forward pass on an input bound in advance
@@ -321,51 +319,6 @@ BACKENDS: dict[str, Backend] = {
                              needs_exports=True, unavailable=tensorrt_unavailable),
 }
 DEFAULT_BACKENDS = tuple(BACKENDS)
-
-
-def _cpu_model() -> tuple[str, list[str]]:
-    """CPU model name and its flags from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
-    fields: dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    return fields.get("model name") or platform.processor() or platform.machine(), fields.get("flags", "").split()
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def describe_machine() -> dict[str, Any]:
-    """What the numbers were measured on: they mean nothing without it."""
-    name, flags = _cpu_model()
-    return {
-        "cpu": name,
-        "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "isa": {flag: flag in flags for flag in ISA_FLAGS},
-        "avx512_flags": sorted(flag for flag in flags if flag.startswith(("avx512", "amx"))),
-        "native_fp16_arithmetic": "avx512_fp16" in flags or "amx_fp16" in flags,
-        "native_bf16_arithmetic": "avx512_bf16" in flags or "amx_bf16" in flags,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {package: _version(package)
-                     for package in ("torch", "onnxruntime", "onnx", "openvino", "numpy", "tensorrt")},
-    }
-
-
-def machine_summary(machine: dict[str, Any]) -> str:
-    """The CPU, its cores and the ISA flags that decide the kernels, in one line for captions and notes."""
-    isa = machine.get("isa", {})
-    present = [flag for flag in ISA_FLAGS if isa.get(flag)]
-    missing = [flag for flag in ISA_FLAGS if flag in isa and not isa[flag]]
-    return (f"{machine['cpu']}, {machine['usable_cores']} cores; {', '.join(present) or 'no AVX2/AVX-512'}"
-            + (f"; no {', '.join(missing)}" if missing else ""))
 
 
 @contextlib.contextmanager

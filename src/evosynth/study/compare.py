@@ -42,6 +42,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from evosynth.deploy.benchmark import measured_table
+from evosynth.errors import EvosynthError
 from evosynth.files import atomic_write
 from evosynth.storage.runs import METRICS, Generation, RunFolder, read_json
 from evosynth.study.capacity import AS_EVOLVED, capacity_table, measure_capacity, read_capacity
@@ -181,11 +182,11 @@ COMPARISONS: dict[str, ComparisonPlan] = {
                            environments=ENVIRONMENTS, seeds=(1, 2), tasks=("cluttered",), final_training=True),
     # what `make study` runs on 2 CPU cores: generations 1-3 of the baselines, of the run with no restriction (it
     # shares the study's ancestor), of the synapse-only run (the alpha sweep's alpha_cluster = 1 point: it costs
-    # nothing more), of the budget environment (it shares the ancestor too) and of the cluttered task (an ancestor of
-    # its own: the study's default before its task was chosen for slack, measured beside it). The filter-only run,
-    # BF16, int8, the seeds (an ancestor each) and the final training are `full`'s.
+    # nothing more) and of the budget environment (it shares the ancestor too): no lineage trains an ancestor of its
+    # own. The filter-only run, BF16, int8, the seeds and the cluttered task (an ancestor each) and the final
+    # training are `full`'s.
     "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",),
-                              environments=ENVIRONMENTS, tasks=("cluttered",)),
+                              environments=ENVIRONMENTS),
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
                             levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,),
@@ -260,6 +261,31 @@ def run_comparison(plan: ComparisonPlan, runs_dir: Path, cache_dir: Path) -> pd.
     table = comparison_table(plan, runs_dir)
     atomic_write(table_path(plan, runs_dir), lambda tmp: tmp.write_text(table.to_csv(index=False)))
     return table
+
+
+def missing_lineages(plan: ComparisonPlan, runs_dir: Path) -> list[str]:
+    """The lineages of ``plan`` whose generations (or whose final training, where the plan has one) are not all in
+    ``runs_dir``: what ``run_comparison`` would compute."""
+    missing = [lineage.name for lineage in plan.lineages()
+               if not all(RunFolder(runs_dir / lineage.name).is_finished(n) for n in range(1, plan.generations + 1))]
+    for lineage in plan.final_trained():
+        folder = RunFolder(runs_dir / lineage.name)
+        if lineage.name not in missing and read_capacity(
+                folder.root, [folder.load(1), folder.load(plan.generations)], FINAL_KINDS) is None:
+            missing.append(f"{lineage.name} (final training)")
+    return missing
+
+
+def read_comparison(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
+    """The comparison's table, read from the run folders ``run_comparison`` computed: a page reads, it never
+    trains. A comparison not computed yet is refused, naming the lineages and the command that computes them."""
+    missing = missing_lineages(plan, runs_dir)
+    if missing:
+        raise EvosynthError(
+            f"the {plan.name!r} comparison is not computed in {runs_dir}: {len(missing)} lineage(s) missing "
+            f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); run `evosynth compare --preset "
+            f"{plan.name} --runs-dir {runs_dir}` (or `evosynth study`, which does it before the pages)")
+    return comparison_table(plan, runs_dir)
 
 
 def final_training_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:

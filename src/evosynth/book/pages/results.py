@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from evosynth.book.paper import (
+from evosynth.deploy.benchmark import BENCH_FILE, bench_table, read_bench
+from evosynth.deploy.machine import half_precision_note, machine_summary
+from evosynth.storage.runs import Generation
+from evosynth.study.capacity import capacity_table, read_capacity
+from evosynth.study.paper import (
     PAPER_FPS,
     PAPER_GENERATIONS,
     PAPER_PRECISION_CHANGE_POINTS,
     PAPER_RECALL_CHANGE_POINTS,
-    PAPER_SPEEDUP,
     PAPER_SYNAPSE_REDUCTION,
     PAPER_TOLERANCE_POINTS,
 )
-from evosynth.deploy.benchmark import BENCH_FILE, bench_table, machine_summary, read_bench
-from evosynth.storage.runs import Generation
-from evosynth.study.capacity import capacity_table, read_capacity
+from evosynth.study.verdict import SLACK_MAC_FRACTION, SLACK_POINTS, Verdict, has_slack, verdict
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,6 @@ def measured_speed(run_dir: Path) -> MeasuredSpeed | None:
     arithmetic = {name: entry["arithmetic"] for name, entry in bench["backends"].items()}
     return MeasuredSpeed(bench_table(bench), hardware, half_precision_note(machine), dict(bench["skipped"]),
                          arithmetic)
-
-
-def half_precision_note(machine: dict) -> str:
-    """What the FP16 restriction means on this CPU: half-precision arithmetic, or storage only."""
-    bf16 = "computes BF16 natively" if machine["native_bf16_arithmetic"] else "has no native BF16 arithmetic"
-    if machine["native_fp16_arithmetic"]:
-        return f"this CPU computes FP16 natively (avx512_fp16 / amx_fp16) and {bf16.removeprefix('computes ')}"
-    return (f"this CPU has no native FP16 arithmetic, so the FP16 restriction is storage there (FP16-rounded weights "
-            f"computed in FP32), and {bf16}")
 
 
 def deployed_speedup(rows: pd.DataFrame, workload: str) -> pd.Series:
@@ -100,21 +92,6 @@ def paper_comparison(table: pd.DataFrame, frame_speed: tuple[float, float] | Non
     return pd.DataFrame(rows, columns=["quantity", "unit", "paper (reported)", "this run"], dtype=object)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What reproduced and what did not, in sentences computed from the run (the page glues them)."""
-
-    synapses: str
-    accuracy: str
-    speed: str
-    reproduced: int  # how many of the paper's three claims (synapses, accuracy, speed) this run reproduced
-    measured: int  # how many it could measure (speed needs a bench.json)
-
-    @property
-    def headline(self) -> str:
-        return f"{self.reproduced} of the paper's {self.measured} measured claims reproduced"
-
-
 def capacity_rows(run_dir: Path, generations: Sequence[Generation]) -> pd.DataFrame | None:
     """The run's ``capacity.capacity_table`` (``generations``: ``load_run``'s), or None where it was not measured."""
     record = read_capacity(run_dir, generations)
@@ -131,65 +108,18 @@ def final_training(rows: pd.DataFrame | None, last_generation: int) -> pd.Series
     return final.iloc[0] if len(final) else None
 
 
-def verdict(table: pd.DataFrame, speed: MeasuredSpeed | None, final: pd.Series | None = None) -> Verdict:
-    """The paper's three claims against the run's ``generations_table``: ten-fold fewer synapses, precision and
-    recall within two points of generation 1, and its speed-up (``PAPER_FPS``), here on a whole frame on the
-    backend that runs the last generation fastest (``speed``: ``measured_speed``, None where not benchmarked).
-
-    With ``final`` (``final_training``), accuracy is judged on the last generation after its final training to
-    convergence, as generation 1 was trained, so that neither is held to a shorter budget than the other; the
-    generation as bred, with the offspring's budget, is stated beside it.
-    """
-    first, last = table.iloc[0], table.iloc[-1]
-    generations = int(last["generation"])
-    reduction = float(last["synapse_reduction"])
-    synapses_ok = reduction >= PAPER_SYNAPSE_REDUCTION
-    synapses = (f"{reduction:.1f}× fewer synapses after {generations} generations: the paper's ten-fold reduction "
-                + ("is reproduced" if synapses_ok else "is not reached"))
-    bred = {name: 100 * float(last[column] - first[column])
-            for name, column in (("precision", "op_precision"), ("recall", "op_recall"), ("AP50", "ap50"),
-                                 ("fixed precision", "precision_score"), ("fixed recall", "recall"))}
-    bred_words = (f"precision {bred['precision']:+.1f} and recall {bred['recall']:+.1f} points from generation 1 at "
-                  f"each generation's threshold chosen on validation data (at the fixed 0.5 threshold "
-                  f"{bred['fixed precision']:+.1f} and {bred['fixed recall']:+.1f}; AP50 {bred['AP50']:+.1f})")
-    if final is None:
-        judged, accuracy = bred, bred_words
-    else:
-        judged = {"precision": float(final["op_precision_change"]), "recall": float(final["op_recall_change"]),
-                  "AP50": float(final["ap50_change"])}
-        accuracy = (f"after a final training to convergence as generation 1's ({int(final['epochs'])} epochs), "
-                    f"precision {judged['precision']:+.1f} and recall {judged['recall']:+.1f} points from generation "
-                    f"1 at the threshold chosen on validation data (AP50 {judged['AP50']:+.1f}); as bred, with the "
-                    f"offspring's training budget, {bred_words}")
-    tolerance = PAPER_TOLERANCE_POINTS
-    # judged as stated (to 0.1 point), so that a sentence never reads "+2.0 ... outside 2 points"
-    accuracy_ok = all(abs(round(judged[name], 1)) <= tolerance for name in ("precision", "recall"))
-    accuracy += (": " + (f"within the paper's {tolerance:g} points, reproduced" if accuracy_ok else
-                         f"outside the paper's {tolerance:g} points (it reports {PAPER_PRECISION_CHANGE_POINTS:+g} "
-                         f"and {PAPER_RECALL_CHANGE_POINTS:+g}), not reproduced"))
+def judge(table: pd.DataFrame, speed: MeasuredSpeed | None, final: pd.Series | None = None) -> Verdict:
+    """The study's verdict (``study.verdict.verdict``) on a run's ``generations_table``, its ``measured_speed`` and
+    its ``final_training`` row, on the whole-frame backend that runs the last generation fastest."""
     if speed is None:
-        on_frames, speed_ok, measured = "not measured in this build (`evosynth bench RUN_DIR` measures it)", False, 2
-    else:
-        frame = deployed_speedup(speed.rows, "frame")
-        speedup = float(frame["speedup_vs_gen1"])
-        speed_ok, measured = speedup >= PAPER_SPEEDUP, 3
-        on_frames = (f"{speedup:.2f}× faster on a whole {int(frame['width'])}×{int(frame['height'])} frame at "
-                     f"batch {int(frame['batch_size'])} on {frame['backend']} "
-                     f"[{speed.arithmetic[str(frame['backend'])]}], against the paper's {PAPER_SPEEDUP:.1f}× "
-                     f"({PAPER_FPS[0]:g} → {PAPER_FPS[1]:g} fps on a Jetson TX1): "
-                     + ("reproduced" if speed_ok else "not reached"))
-    return Verdict(synapses, accuracy, on_frames, int(synapses_ok) + int(accuracy_ok) + int(speed_ok), measured)
-
-
-# The paper's regime, as this study tests for it: a network with a sixth of the ancestor's MACs, trained from
-# scratch, comes within about a point of it (the ancestor has slack to lose).
-SLACK_MAC_FRACTION = 1 / 6
-SLACK_POINTS = 1.0
+        return verdict(table, None, None, final)
+    frame = deployed_speedup(speed.rows, "frame")
+    return verdict(table, frame, speed.arithmetic[str(frame["backend"])], final)
 
 
 def slack_explanation(curve_rows: pd.DataFrame | None) -> str:
     """Whether the ancestor is over-parameterized for the task, from ``capacity.curve_table`` rows (None: not
-    measured): the curve's point nearest a sixth of its MACs against its own size."""
+    measured): the curve's point nearest ``SLACK_MAC_FRACTION`` of its MACs against its own size."""
     if curve_rows is None or len(curve_rows) < 2:
         return "not measured for this build (`evosynth capacity-curve` measures it)"
     smaller = curve_rows[curve_rows["scale"] < 1.0]
@@ -198,7 +128,7 @@ def slack_explanation(curve_rows: pd.DataFrame | None) -> str:
     base = (f"a dense network of the ancestor's shape with {near['mac_fraction']:.2f} of its multiply-accumulates "
             f"(widths ×{near['scale']:g}: {near['widths']}), trained from scratch to convergence, changes AP50 by "
             f"{change:+.1f} points against the ancestor")
-    if change >= -SLACK_POINTS:
+    if has_slack(change):
         return base + (f": within {SLACK_POINTS:g} point, so the ancestor has slack, the regime in which the "
                        "paper's network lost synapses without losing accuracy")
     return base + (f": more than {SLACK_POINTS:g} point, so the ancestor has little slack on this task, and a "
