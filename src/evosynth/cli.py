@@ -150,6 +150,12 @@ def _check_book(arguments: argparse.Namespace) -> None:
         raise EvosynthError(f"{len(broken)} of {len(reports)} pages show a reader a problem")
 
 
+def _lab(arguments: argparse.Namespace) -> None:
+    from evosynth.book.lab import run_lab
+
+    run_lab(arguments.pages, arguments.port)
+
+
 def _download(arguments: argparse.Namespace) -> None:
     from evosynth.task.download import ARCHIVES, download
 
@@ -158,7 +164,7 @@ def _download(arguments: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from evosynth.book.batch import BOOK_DIR
+    from evosynth.book.batch import BOOK_DIR, NOTEBOOKS
     from evosynth.deploy.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS, DEFAULT_WORKLOADS, WORKLOADS
     from evosynth.study.capacity import DEFAULT_SCALES
     from evosynth.study.compare import COMPARISONS
@@ -267,6 +273,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("html_dir", type=Path, nargs="?", default=BOOK_DIR / "_build" / "html",
                        help="the built book (book/_build/html)")
     check.set_defaults(handler=_check_book)
+
+    from evosynth.book.lab import DEFAULT_PORT
+
+    lab = commands.add_parser("lab", help="the pages as live notebooks in JupyterLab (the alpha sliders redraw)",
+                              description="Starts JupyterLab on the study's pages with the project's settings: a "
+                                          "page (.md) opens as a notebook; Run All draws its charts offline and "
+                                          "its live sliders redraw them. Prints the URL; stop it with Ctrl-C.")
+    lab.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"loopback port ({DEFAULT_PORT})")
+    lab.add_argument("--pages", type=Path, default=NOTEBOOKS, help=f"the pages' folder ({NOTEBOOKS.name})")
+    lab.set_defaults(handler=_lab)
 
     from evosynth.study.distributed import add_sweep_command
 

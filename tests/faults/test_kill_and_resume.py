@@ -17,6 +17,9 @@ import pytest
 VICTIM = Path(__file__).with_name("victim.py")
 GENERATIONS = "3"
 TIMING_KEYS = {"train_seconds", "seconds"}  # wall-clock measurements, the only fields allowed to differ
+# The first test of the module also builds the reference (a warm-up run and the timed run, each a subprocess with
+# its own 300 s limit): its limit covers both.
+pytestmark = pytest.mark.timeout(660)
 
 
 def _evolve_args(out: Path, cache: Path) -> list[str]:
@@ -32,7 +35,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, flo
     """An uninterrupted run (its folder, its data cache) and how long it took."""
     root = tmp_path_factory.mktemp("reference")
     cache = root / "cache"
-    _cli(_evolve_args(root / "warm-up", cache))  # fills the data cache, so the timed run does generations only
+    warm_up = _cli(_evolve_args(root / "warm-up", cache))  # fills the data cache: the timed run does generations only
+    assert warm_up.returncode == 0, warm_up.stderr
     start = time.perf_counter()
     result = _cli(_evolve_args(root / "run", cache))
     assert result.returncode == 0, result.stderr

@@ -201,7 +201,7 @@ class Browser:
         self.close()
 
 
-def _problems_in(events: list[dict[str, Any]]) -> list[str]:
+def problems_in(events: list[dict[str, Any]]) -> list[str]:
     """The events of a page load that a reader would see in the console as errors."""
     problems = []
     for event in events:
@@ -240,7 +240,7 @@ def open_page(browser: Browser, url: str, chart_class: str, limit_s: float = PAG
         time.sleep(0.25)
     time.sleep(0.5)  # late console messages (fonts, deferred scripts)
     browser.evaluate("1")  # collects the events that arrived meanwhile
-    report = PageReport(url, _problems_in(browser.take_events()), len(states))
+    report = PageReport(url, problems_in(browser.take_events()), len(states))
     if not loaded:
         report.errors.append(f"the page did not finish loading within {limit_s:g} s")
     report.blank_charts = [f"chart {s['index'] + 1} {s['title']!r}: {s['failed'] or 'nothing drawn'}"
