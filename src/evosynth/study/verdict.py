@@ -13,6 +13,7 @@ The paper's claims (``evosynth.study.paper``) and the rule each is judged by:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -106,7 +107,7 @@ def accuracy_measurements(table: pd.DataFrame, final: pd.Series | None = None) -
     return measurements
 
 
-def accuracy_table(measurements: list[AccuracyMeasurement]) -> pd.DataFrame:
+def accuracy_table(measurements: Sequence[AccuracyMeasurement]) -> pd.DataFrame:
     """The measurements as a table for the page, the judged one first and marked."""
     return pd.DataFrame([{
         "measurement": m.training, "threshold": m.threshold, "judged": index == 0,
