@@ -67,7 +67,7 @@ def test_the_verdict_judges_the_final_training_first_and_lists_the_others_beside
     assert "trained on to convergence" in judged.accuracy_why
     assert judged.headline == "1 of the paper's 2 measured claims reproduced"  # synapses only; speed not measured
     shown = rules.accuracy_table(list(judged.measurements))
-    assert list(shown["judged"]) == [True, False, False, False]
+    assert list(shown["judged"]) == ["the verdict's", "beside it", "beside it", "beside it"]
     assert list(shown["no more than 2 points below"]) == ["no", "no", "yes", "yes"]  # final: -3 at both
     assert shown.loc[2, "precision change (points)"] == pytest.approx(1.0)
 
@@ -90,4 +90,4 @@ def test_synapses_and_speed_are_judged_at_the_papers_ten_fold_and_its_speed_up(r
 
 
 def test_slack_is_one_sided_at_one_point():
-    assert rules.has_slack(-1.0) and rules.has_slack(+3.0) and not rules.has_slack(-1.1)
+    assert rules.has_slack(-1.04) and rules.has_slack(+3.0) and not rules.has_slack(-1.06)

@@ -110,7 +110,7 @@ def accuracy_measurements(table: pd.DataFrame, final: pd.Series | None = None) -
 def accuracy_table(measurements: Sequence[AccuracyMeasurement]) -> pd.DataFrame:
     """The measurements as a table for the page, the judged one first and marked."""
     return pd.DataFrame([{
-        "measurement": m.training, "threshold": m.threshold, "judged": index == 0,
+        "measurement": m.training, "threshold": m.threshold, "judged": "the verdict's" if index == 0 else "beside it",
         "precision change (points)": m.precision_change, "recall change (points)": m.recall_change,
         "AP50 change (points)": m.ap50_change,
         f"no more than {PAPER_TOLERANCE_POINTS:g} points below": "yes" if m.kept else "no",
@@ -175,5 +175,5 @@ SLACK_POINTS = 1.0
 
 def has_slack(ap50_change: float) -> bool:
     """Whether a dense network near ``SLACK_MAC_FRACTION`` of the ancestor's MACs, from scratch, loses no more than
-    ``SLACK_POINTS`` of AP50 (points) against it."""
-    return ap50_change >= -SLACK_POINTS
+    ``SLACK_POINTS`` of AP50 (points) against it, judged as stated (to 0.1 point) like ``score_kept``."""
+    return round(ap50_change, 1) >= -SLACK_POINTS
