@@ -1,17 +1,14 @@
-"""The study batch on the smoke preset: Papermill runs the generation notebook per generation, the book builds
-offline, and the other notebooks pass nbval."""
+"""The study batch on the smoke preset: Papermill runs the generation notebook per generation and every chapter (a
+cell that fails fails the batch), the book builds offline and reads cleanly in Chromium, and the live pages run in
+JupyterLab."""
 
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import jupytext
 import nbformat
 import pytest
-from papermill.parameterize import parameterize_notebook
 
 from evosynth.book.batch import (
     BOOK_DIR,
@@ -163,7 +160,6 @@ def test_results_and_intro_state_the_verdict_computed(smoke_study):
 
 def test_a_pedestrians_page_without_its_run_says_so_once(smoke_study, tmp_path):
     """The batch's job for a build without Penn-Fudan: one paragraph saying so, no empty heading."""
-    import nbformat
 
     plan, _ = smoke_study
     (job,) = [j for j in study_jobs(plan, plan.runs_dir / SMOKE.name, {}, tmp_path, None)
@@ -176,24 +172,6 @@ def test_a_pedestrians_page_without_its_run_says_so_once(smoke_study, tmp_path):
     assert "no Penn-Fudan run" in prose and prose.count("no Penn-Fudan run") == 1
     assert "\n## " not in "\n" + prose, "a heading with nothing below it"
     assert all(cell.cell_type == "markdown" for cell in shown)
-
-
-@pytest.mark.parametrize("notebook", ["intro", "dna", "results", "alpha_explorer", "pedestrians", "compare"])
-def test_notebooks_pass_nbval(smoke_study, notebook, tmp_path):
-    plan, _ = smoke_study
-    executed = json.loads((plan.book_dir / "generated" / f"{notebook}.ipynb").read_text())
-    parameters = executed["metadata"]["papermill"]["parameters"]
-    source = jupytext.read(NOTEBOOKS / f"{notebook}.md")
-    for cell in source.cells:  # papermill expects the metadata that a saved .ipynb carries
-        cell.metadata.setdefault("tags", [])
-    source.metadata.setdefault("papermill", {})
-    source = parameterize_notebook(source, parameters)
-    path = tmp_path / f"{notebook}.ipynb"
-    nbformat.write(source, path)
-    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
-                             "--nbval-cell-timeout=300", "--nbval-kernel-startup-timeout=120",  # smoke cells: < 30 s
-                             str(path)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:]
 
 
 # ------------------------------------------------------------------------------------------- the live pages in Lab
