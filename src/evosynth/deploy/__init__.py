@@ -1,2 +1,2 @@
-"""Deployment: ``export`` (ONNX graphs, TensorRT engines) and ``benchmark`` (measured speed). Reads run folders
-through ``storage``; never imports the study."""
+"""Deployment: ``export`` (ONNX graphs, TensorRT engines), ``benchmark`` (measured speed) and ``machine`` (what it
+was measured on). Reads run folders through ``storage``; never imports the study."""
