@@ -319,6 +319,7 @@ class StageClock:
 
     path: Path
     seconds: dict[str, float] = field(default_factory=dict)
+    machine: str = field(default_factory=lambda: machine_summary(describe_machine()))  # read once, not per stage
 
     @contextlib.contextmanager
     def stage(self, name: str, what: str) -> Iterator[None]:
@@ -327,7 +328,7 @@ class StageClock:
         yield
         self.seconds[name] = round(time.perf_counter() - started, 1)
         tqdm.write(f"[study] {name}: done in {self.seconds[name]:.0f} s")
-        write_json(self.path, {"machine": machine_summary(describe_machine()), "seconds": self.seconds,
+        write_json(self.path, {"machine": self.machine, "seconds": self.seconds,
                                "total_seconds": round(sum(self.seconds.values()), 1)})
 
 

@@ -41,6 +41,7 @@ CHROMIUM_FLAGS = (
     "--window-size=1280,2000", "--remote-debugging-port=0",
 )
 START_LIMIT_S = 30  # Chromium opens its DevTools port in about a second here
+STOP_LIMIT_S = 10
 COMMAND_LIMIT_S = 30  # one DevTools command
 PAGE_LIMIT_S = 60  # one page: loaded and every chart painted (a few seconds here)
 REDRAW_LIMIT_S = 10  # a chart redraws within milliseconds of its slider
@@ -82,6 +83,20 @@ class PageReport:
     @property
     def problems(self) -> list[str]:
         return [*self.errors, *(f"blank chart: {chart}" for chart in self.blank_charts)]
+
+
+def stop_process_group(process: subprocess.Popen[Any], limit_s: float) -> bool:
+    """End a process started in its own session, with everything it started: TERM to its group, then KILL, each
+    waited for up to ``limit_s``. Returns whether it ended."""
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal_number)
+        try:
+            process.wait(timeout=limit_s)
+            return True
+        except subprocess.TimeoutExpired:
+            continue
+    return False
 
 
 class BrowserError(EvosynthError):
@@ -184,14 +199,7 @@ class Browser:
         if socket is not None:
             socket.close()
         # Chromium runs as a group of processes (renderers, GPU, network): end them all before the profile goes
-        for signal_number in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, signal_number)
-            try:
-                self._process.wait(timeout=10)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process_group(self._process, STOP_LIMIT_S)
         self._profile.cleanup()
 
     def __enter__(self) -> Browser:

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evosynth.book.browser import Browser, chart_states, problems_in
+from evosynth.book.browser import Browser, chart_states, problems_in, stop_process_group
 from evosynth.errors import EvosynthError
 
 JUPYTEXT_NOTEBOOK = "Jupytext Notebook"  # the document widget jupytext's JupyterLab extension registers
@@ -62,14 +61,14 @@ def write_lab_settings(prefix: Path = Path(sys.prefix)) -> Path:
     return path
 
 
-def lab_command(root_dir: Path, port: int, token: str, *, open_browser: bool = True,
-                expose_app: bool = False) -> list[str]:
-    """The ``jupyter lab`` command line for the pages in ``root_dir`` on 127.0.0.1:``port``. ``expose_app`` makes
-    the application reachable from the page's scripts (``window.jupyterapp``), for the browser test."""
+def lab_command(root_dir: Path, port: int, token: str, *, expose_app: bool = False) -> list[str]:
+    """The ``jupyter lab`` command line for the pages in ``root_dir`` on 127.0.0.1:``port``, opening no browser
+    (the caller prints or opens the URL). ``expose_app`` makes the application reachable from the page's scripts
+    (``window.jupyterapp``), for the browser test."""
     jupyter = Path(sys.executable).with_name("jupyter")
     command = [str(jupyter), "lab", f"--ServerApp.root_dir={root_dir}", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.open_browser={open_browser}"]
+               "--ServerApp.open_browser=False"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # JupyterLab refuses root without it; the study's machines run as root
     if expose_app:
@@ -99,15 +98,8 @@ def _wait_until_up(process: subprocess.Popen[bytes], base: str, token: str, limi
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop a server started in its own session, and its kernels, by process group: TERM, then KILL."""
-    for signal_number in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal_number)
-        try:
-            process.wait(timeout=STOP_LIMIT_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    raise LabError(f"JupyterLab (pid {process.pid}) did not stop")
+    if not stop_process_group(process, STOP_LIMIT_S):
+        raise LabError(f"JupyterLab (pid {process.pid}) did not stop")
 
 
 @contextlib.contextmanager
@@ -117,7 +109,7 @@ def running_lab(root_dir: Path, log: Path, *, start_limit_s: float = START_LIMIT
     write_lab_settings()
     port, token = free_port(), secrets.token_hex(16)
     with log.open("wb") as output:
-        process = subprocess.Popen(lab_command(root_dir, port, token, open_browser=False, expose_app=True),
+        process = subprocess.Popen(lab_command(root_dir, port, token, expose_app=True),
                                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}/"
     try:
@@ -133,7 +125,7 @@ def run_lab(root_dir: Path, port: int = DEFAULT_PORT) -> int:
     token = secrets.token_hex(16)
     print(f"JupyterLab on {root_dir}; pages open as notebooks (settings: {settings})\n"
           f"open http://127.0.0.1:{port}/lab/tree/dna.md?token={token}\nstop it with Ctrl-C", flush=True)
-    return subprocess.call(lab_command(root_dir, port, token, open_browser=False))
+    return subprocess.call(lab_command(root_dir, port, token))
 
 
 # --------------------------------------------------------------------------------------------------- in a browser
@@ -183,7 +175,7 @@ _SET_WIDGET_JS = """(async () => {
 })()"""
 _SET_WIDGET_PY = """from ipywidgets.widgets.widget import _instances as __instances
 __sliders = [w for w in list(__instances.values()) if getattr(w, "description", None) == %(description)r]
-__sliders[-1].value = %(value)r if %(value)r is not None else __sliders[-1].options[%(option)r]
+__sliders[-1].value = %(target)s
 """
 _OUTPUT_CHARTS_JS = """Array.from(document.querySelectorAll('.widget-output .%(chart_class)s')).map(chart => {
   const canvas = chart.querySelector('canvas.marks'), svg = chart.querySelector('svg.marks');
@@ -264,7 +256,8 @@ def move_live_slider(browser: Browser, path: str, description: str, value: float
     drawn under the live controls before and after (their pixels); waits until they change."""
     charts_js = _OUTPUT_CHARTS_JS % {"chart_class": LAB_CHART_CLASS}
     before = list(browser.evaluate(charts_js))
-    code = _SET_WIDGET_PY % {"description": description, "value": value, "option": option}
+    target = repr(value) if value is not None else f"__sliders[-1].options[{option!r}]"
+    code = _SET_WIDGET_PY % {"description": description, "target": target}
     browser.evaluate(_SET_WIDGET_JS % {"widget": _widget(path), "code": json.dumps(code)})
     after = _poll(browser, charts_js, lambda charts: bool(charts) and all(charts) and charts != before, limit_s,
                   f"no chart under the live controls redrew after {description!r} moved")
