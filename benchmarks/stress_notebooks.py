@@ -26,7 +26,8 @@ import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+from evosynth.paths import NOTEBOOKS
+
 STALL_S = 30.0
 
 
@@ -49,8 +50,7 @@ def prepare(work: Path) -> dict[str, dict[str, object]]:
     main = runs / config.name
     evolve(config, main, cache)
     return {
-        "dna": {"run_dir": str(main), "alpha_synapse": config.alpha_synapse, "alpha_cluster": config.alpha_cluster,
-                "environment": config.environment},
+        "dna": {"run_dir": str(main)},
         "alpha_explorer": {"sweep_dirs": [str(folder) for folder in folders], "sweep_table": None},
     }
 

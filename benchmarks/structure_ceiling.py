@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from evosynth.deploy.benchmark import BACKENDS, onnxruntime_session, openvino_request
+from evosynth.deploy.backends import BACKENDS, onnxruntime_session, openvino_request
 from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.files import write_json
-from evosynth.study.config import get_preset
+from evosynth.study.presets import get_preset
 from evosynth.task.model import FRAME_SIZE, Architecture, GridDetector, count_macs
 
 WIDTHS = {  # name -> backbone widths

@@ -13,8 +13,8 @@ filter pruning to the same widths with the same training.
 
     .venv/bin/python benchmarks/task_regime_scan.py --out benchmarks/task_regime_<machine>.json [--variants c1 e1]
 
-A variant is registered as a preset of its own (its name is part of its run folders and curve file), so the
-numbers come from exactly the code path the study's capacity curve uses.
+A variant is a preset of its own, known for the scan only (``presets.extra_presets``; its name is part of its run
+folders and curve file), so the numbers come from exactly the code path the study's capacity curve uses.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ import pandas as pd
 
 from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.files import write_json
+from evosynth.paths import CACHE_DIR, RUNS_DIR
 from evosynth.storage.runs import RunFolder
 from evosynth.study.capacity import capacity_table, curve_table, format_curve, measure_capacity, measure_width_curve
 from evosynth.study.compare import FINAL_KINDS, METHOD_LABELS, Lineage, run_lineage
-from evosynth.study.config import PRESETS, SLACK_TASK, RunConfig
+from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve
+from evosynth.study.presets import BUILT_IN_PRESETS, PRESETS, SLACK_TASK, Preset, extra_presets
 from evosynth.study.report import generations_table
 from evosynth.study.verdict import SLACK_POINTS, has_slack
 
@@ -49,17 +51,16 @@ class Variant:
     data: dict[str, Any] = field(default_factory=dict)
     widths: tuple[int, ...] | None = None
 
-    def register(self, name: str) -> None:
-        base = PRESETS["cluttered"]
-        PRESETS[name] = replace(base, name=name, data=replace(base.data, **self.data),
-                                widths=self.widths or base.widths)
+    def preset(self, name: str) -> Preset:
+        base = BUILT_IN_PRESETS["cluttered"]
+        return replace(base, name=name, data=replace(base.data, **self.data), widths=self.widths or base.widths)
 
 
 FEWER_NEGATIVES = {"fragments": (0, 1), "scribbles": (0, 1)}
 # e3s64 is the study's task (``config.SLACK_TASK``): its knobs that differ from the cluttered task's; e3 is the same
 # task drawn on the cluttered task's 96-pixel canvas, the study's task before it was drawn smaller
 SLACK_KNOBS = {f.name: getattr(SLACK_TASK, f.name) for f in fields(SLACK_TASK)
-               if getattr(SLACK_TASK, f.name) != getattr(PRESETS["cluttered"].data, f.name)}
+               if getattr(SLACK_TASK, f.name) != getattr(BUILT_IN_PRESETS["cluttered"].data, f.name)}
 CANVAS_96 = {"canvas": 96, "digit_height": (24.0, 44.0)}
 VARIANTS: dict[str, Variant] = {
     "cluttered": Variant("the cluttered task (the study's default before its task was chosen for slack) and the "
@@ -85,8 +86,8 @@ VARIANTS: dict[str, Variant] = {
 
 def scan(name: str, variant: Variant, scale: float, seeds: list[int], runs_dir: Path,
          cache_dir: Path) -> dict[str, Any]:
-    """One variant's two points of the curve (its networks, seed by seed, and their means)."""
-    variant.register(name)
+    """One variant's two points of the curve (its networks, seed by seed, and their means); its preset must be
+    known (``extra_presets``)."""
     started = time.perf_counter()
     record = measure_width_curve(RunConfig(preset=name), (scale, 1.0), seeds, runs_dir, cache_dir)
     networks = {key: value for key, value in record["networks"].items()
@@ -157,16 +158,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--lineages", action="store_true", help="also evolve each variant, seed by seed")
     parser.add_argument("--generations", type=int, default=13)
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"))
+    parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR)
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     arguments = parser.parse_args()
     machine = describe_machine()
-    results = {name: scan(name, VARIANTS[name], arguments.scale, arguments.seeds, arguments.runs_dir,
-                          arguments.cache_dir) for name in arguments.variants}
-    if arguments.lineages:
-        for name, result in results.items():
-            result["lineages"] = [lineage(RunConfig(preset=name, seed=seed, generations=arguments.generations),
-                                          arguments.runs_dir, arguments.cache_dir) for seed in arguments.seeds]
+    # each variant is a preset of its own, known for this scan only (the built-in "cluttered" is itself)
+    variants = [VARIANTS[name].preset(name) for name in arguments.variants if name not in BUILT_IN_PRESETS]
+    with extra_presets(*variants):
+        results = {name: scan(name, VARIANTS[name], arguments.scale, arguments.seeds, arguments.runs_dir,
+                              arguments.cache_dir) for name in arguments.variants}
+        if arguments.lineages:
+            for name, result in results.items():
+                result["lineages"] = [lineage(RunConfig(preset=name, seed=seed, generations=arguments.generations),
+                                              arguments.runs_dir, arguments.cache_dir) for seed in arguments.seeds]
     write_json(arguments.out, {"machine": machine, "scale": arguments.scale, "seeds": arguments.seeds,
                                "slack_points": SLACK_POINTS, "variants": results})
     print(f"\n{machine_summary(machine)}")

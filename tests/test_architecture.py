@@ -12,6 +12,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = {
     "evosynth.errors": 0,
     "evosynth.files": 0,
+    "evosynth.paths": 0,
     "evosynth.core": 1,
     "evosynth.task": 2,
     "evosynth.storage": 3,
@@ -109,6 +110,21 @@ def test_the_rule_catches_a_deployment_module_that_imports_the_study(tmp_path, b
         target.write_text(text + "\n" + bad_import + "\n" if name == "evosynth.deploy.export" else text)
     finding = f"evosynth.deploy.export (layer 4) imports {imported}"
     assert finding in "\n".join(layer_violations(import_graph(copy)))
+
+
+def test_the_architecture_page_names_every_module_there_is():
+    page = (SOURCE.parent / "docs" / "architecture.md").read_text()
+    named = {name.removeprefix("evosynth.") for name, path in modules().items()
+             if path.name != "__init__.py" and name.count(".") >= 1}
+    missing = sorted(name for name in named
+                     if f"`{name.replace('.', '/')}.py`" not in page and not name.startswith("book.pages."))
+    assert missing == [], "add them to docs/architecture.md"
+
+
+def test_commands_and_their_options_live_in_the_cli_only():
+    parsers = [name for name, path in modules().items() if "add_subparsers(" in path.read_text()
+               or ".add_parser(" in path.read_text()]
+    assert parsers == ["evosynth.cli"]
 
 
 def test_the_cycle_search_finds_a_loop():

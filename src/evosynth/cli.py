@@ -18,11 +18,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from evosynth.errors import EvosynthError
+from evosynth.paths import CACHE_DIR, RUNS_DIR
 from evosynth.study.config import RunConfig
+
+
+class HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default, read from the option itself, so that no help text types one
+    (a help that says its default in words, "(default: ...)", keeps its own)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if not action.option_strings or default is None or default is False or default == argparse.SUPPRESS \
+                or "(default" in text:
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
 
 
 def _alphas(text: str) -> tuple[float, ...]:
@@ -33,8 +49,12 @@ def _alphas(text: str) -> tuple[float, ...]:
 
 
 def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
-                        help="where data sets are cached, generated or decoded (data/cache)")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
+                        help="where data sets are cached, generated or decoded")
+
+
+def _add_runs_dir(parser: argparse.ArgumentParser, where: str = "") -> None:
+    parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR, help="where run folders go" + where)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -58,8 +78,9 @@ def _evolve(arguments: argparse.Namespace) -> None:
 
 
 def _study(arguments: argparse.Namespace) -> None:
-    from evosynth.book.batch import StudyPlan, default_pedestrians_root, run_study
+    from evosynth.book.batch import run_study
     from evosynth.study.evolution import load_run
+    from evosynth.study.plan import StudyPlan, default_pedestrians_root
     from evosynth.study.report import format_table, generations_table
 
     config = _config(arguments)
@@ -75,7 +96,7 @@ def _study(arguments: argparse.Namespace) -> None:
 
 
 def _vendor_js(arguments: argparse.Namespace) -> None:
-    from evosynth.book.batch import vendor_dir
+    from evosynth.book.build import vendor_dir
     from evosynth.book.offline import fetch_vendor_js
 
     fetch_vendor_js(vendor_dir(arguments.book_dir))
@@ -92,7 +113,8 @@ def _export(arguments: argparse.Namespace) -> None:
 
 
 def _bench(arguments: argparse.Namespace) -> None:
-    from evosynth.deploy.benchmark import BENCH_FILE, benchmark_run, format_bench_table
+    from evosynth.deploy.bench_record import BENCH_FILE, format_bench_table
+    from evosynth.deploy.benchmark import benchmark_run
     from evosynth.deploy.machine import machine_summary
 
     bench = benchmark_run(arguments.run_dir, backends=arguments.backends, workloads=arguments.workloads,
@@ -129,7 +151,8 @@ def _capacity_curve(arguments: argparse.Namespace) -> None:
     from evosynth.study.capacity import curve_path, curve_table, format_curve, measure_width_curve
 
     config = _config(arguments)
-    record = measure_width_curve(config, arguments.scales, arguments.seeds, arguments.runs_dir, arguments.cache_dir)
+    seeds = arguments.seeds or [config.seed]
+    record = measure_width_curve(config, arguments.scales, seeds, arguments.runs_dir, arguments.cache_dir)
     print(format_curve(curve_table(record)))
     print(f"\nchanges are against the ancestor's own widths (x1), in points; written to "
           f"{curve_path(config, arguments.runs_dir)}")
@@ -156,6 +179,27 @@ def _lab(arguments: argparse.Namespace) -> None:
     run_lab(arguments.pages, arguments.port)
 
 
+def _sweep(arguments: argparse.Namespace) -> None:
+    from evosynth.study.distributed import run_grid
+    from evosynth.study.grid import load_sweep
+    from evosynth.study.sweep import read_sweep_table, varying_axes
+
+    grid = load_sweep(arguments.sweep_file)
+    if arguments.generations is not None:
+        grid = grid.with_generations(arguments.generations)
+    outcome = run_grid(grid, arguments.runs_dir, arguments.cache_dir, address=arguments.address,
+                       num_cpus=arguments.num_cpus, threads_per_run=arguments.threads_per_run,
+                       run_limit_s=arguments.run_limit)
+    table = read_sweep_table(outcome.table)
+    if len(table):
+        shown = [*varying_axes(table), "generation", "synapse_reduction", "mac_reduction", "precision_score",
+                 "recall", "ap50"]
+        print(table[shown].to_string(index=False, float_format="{:.3f}".format))
+    print(f"{len(outcome.ran)} run(s) ran, {len(outcome.already_complete)} were already complete, "
+          f"{len(outcome.failed)} failed; {outcome.rows} row(s) in {outcome.table}")
+    outcome.raise_for_failures()
+
+
 def _download(arguments: argparse.Namespace) -> None:
     from evosynth.task.download import ARCHIVES, download
 
@@ -163,143 +207,209 @@ def _download(arguments: argparse.Namespace) -> None:
     print(f"{arguments.name} is in {folder}; use it with --data {arguments.name} --data-dir {folder}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from evosynth.book.batch import BOOK_DIR, NOTEBOOKS
-    from evosynth.deploy.benchmark import BACKENDS, DEFAULT_BACKENDS, DEFAULT_ROUNDS, DEFAULT_WORKLOADS, WORKLOADS
-    from evosynth.study.capacity import DEFAULT_SCALES
-    from evosynth.study.compare import COMPARISONS
+def _evolve_options(parser: argparse.ArgumentParser) -> None:
+    _add_run_options(parser)
+    parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {RUNS_DIR}/<run name>)")
+
+
+def _study_options(parser: argparse.ArgumentParser) -> None:
+    from evosynth.paths import BOOK_DIR
+    from evosynth.study.compare import COMPARISONS, DEFAULT_COMPARISON
     from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS
+
+    _add_run_options(parser)
+    _add_runs_dir(parser)
+    parser.add_argument("--book-dir", type=Path, default=BOOK_DIR, help="the book's source folder")
+    explorer = parser.add_mutually_exclusive_group()
+    explorer.add_argument("--sweep", type=_alphas, default=DEFAULT_ALPHA_CLUSTERS,
+                          help="alpha_cluster values of the alpha explorer's sweep beside the run's own, "
+                               f"comma-separated (default: {','.join(map(str, DEFAULT_ALPHA_CLUSTERS))})")
+    explorer.add_argument("--sweep-file", type=Path, default=None, metavar="FILE",
+                          help="instead, the alpha explorer shows this grid (such as sweeps/default.toml), run on a "
+                               "local Ray instance like `evosynth sweep FILE` (complete runs are reused)")
+    parser.add_argument("--pedestrians", type=Path, default=None, metavar="PATH",
+                        help="a Penn-Fudan folder: the same evolution on real pedestrians, a chapter of the book "
+                             "(default: where `evosynth data download pennfudan` puts it, if it is there)")
+    parser.add_argument("--comparison", choices=list(COMPARISONS), default=DEFAULT_COMPARISON,
+                        help="the comparison with pruning baselines and ablations the book shows (reduced: fits the "
+                             "study's time budget; full: every lineage, about 40 min more)")
+
+
+def _vendor_js_options(parser: argparse.ArgumentParser) -> None:
+    from evosynth.paths import BOOK_DIR
+
+    parser.add_argument("--book-dir", type=Path, default=BOOK_DIR, help="the book's source folder")
+
+
+def _add_run_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help=f"a run folder ({RUNS_DIR}/<run name>)")
+
+
+def _bench_options(parser: argparse.ArgumentParser) -> None:
+    from evosynth.deploy.backends import BACKENDS, DEFAULT_BACKENDS
+    from evosynth.deploy.benchmark import DEFAULT_ROUNDS, DEFAULT_WORKLOADS, WORKLOADS
+
+    _add_run_dir(parser)
+    parser.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(DEFAULT_BACKENDS),
+                        metavar="NAME", help=f"runtimes to time, of {', '.join(BACKENDS)} (those that cannot run "
+                                             "here are skipped with the reason)")
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(DEFAULT_WORKLOADS),
+                        metavar="NAME", help="inputs to time, of " + "; ".join(
+                            f"{name} = {workload.description}" for name, workload in WORKLOADS.items()))
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="timing rounds, generations interleaved")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for torch, onnxruntime and OpenVINO alike (default: torch's)")
+
+
+def _compare_options(parser: argparse.ArgumentParser) -> None:
+    from evosynth.study.compare import COMPARISONS, DEFAULT_COMPARISON
+
+    parser.add_argument("--preset", choices=list(COMPARISONS), default=DEFAULT_COMPARISON,
+                        help="reduced = the baselines, no restriction and synapses only along the study's run, its "
+                             f"first {COMPARISONS['reduced'].generations} generations (make study); full = every "
+                             "lineage (+ filters only, BF16, int8, two more seeds), "
+                             f"{COMPARISONS['full'].generations} generations; smoke = tiny, for tests")
+    _add_runs_dir(parser)
+    _add_cache_dir(parser)
+
+
+def _capacity_options(parser: argparse.ArgumentParser) -> None:
+    _add_run_dir(parser)
+    parser.add_argument("--generation", type=int, nargs="+", default=None, metavar="N",
+                        help="offspring generations to measure (default: the run's last)")
+    _add_cache_dir(parser)
+
+
+def _capacity_curve_options(parser: argparse.ArgumentParser) -> None:
+    from evosynth.study.capacity import DEFAULT_SCALES
+
+    RunConfig.add_arguments(parser)
+    parser.add_argument("--scales", type=float, nargs="+", default=list(DEFAULT_SCALES), metavar="S",
+                        help="width scales")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N",
+                        help="seeds of every scale (default: the run's --seed)")
+    _add_runs_dir(parser)
+    _add_cache_dir(parser)
+
+
+def _check_book_options(parser: argparse.ArgumentParser) -> None:
+    from evosynth.paths import BOOK_DIR
+
+    parser.add_argument("html_dir", type=Path, nargs="?", default=BOOK_DIR / "_build" / "html",
+                        help="the built book (default: the checkout's book/_build/html)")
+
+
+def _lab_options(parser: argparse.ArgumentParser) -> None:
+    from evosynth.book.lab import DEFAULT_PORT
+    from evosynth.paths import NOTEBOOKS
+
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="loopback port")
+    parser.add_argument("--pages", type=Path, default=NOTEBOOKS, help="the pages' folder")
+
+
+def _sweep_options(parser: argparse.ArgumentParser) -> None:
+    from evosynth.study.distributed import RUN_LIMIT_S
+
+    parser.add_argument("sweep_file", type=Path, help="the grid: a .toml or .json file (such as sweeps/default.toml)")
+    _add_runs_dir(parser, "; on a cluster, storage every node mounts at the same path")
+    _add_cache_dir(parser)
+    parser.add_argument("--address", default=None,
+                        help="an existing Ray cluster: auto (this node belongs to one) or ray://HOST:10001 (default: "
+                             "a private Ray instance on this machine)")
+    parser.add_argument("--num-cpus", type=int, default=None,
+                        help="CPUs of the local Ray instance (default: all cores); not with --address")
+    parser.add_argument("--threads-per-run", type=int, default=1,
+                        help="CPUs each run reserves and torch threads it uses: runs at once = CPUs / this")
+    parser.add_argument("--run-limit", type=float, default=RUN_LIMIT_S,
+                        help="seconds one run may take before the sweep cancels what is still pending")
+    parser.add_argument("--generations", type=int, default=None,
+                        help="every run this long instead of the file's generations")
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
     from evosynth.task.download import ARCHIVES
 
-    parser = argparse.ArgumentParser(prog="evosynth", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    evolve = commands.add_parser("evolve", help="evolve generations (resumes a run folder that has some)",
-                                 description="Evolve a detector: synthesize, train at FP32, restrict, repeat.")
-    _add_run_options(evolve)
-    evolve.add_argument("--out", type=Path, default=None, help="run folder (runs/<run name>)")
-    evolve.set_defaults(handler=_evolve)
-
-    study = commands.add_parser("study", help="the whole study: generation notebooks, alpha sweep, the book",
-                                description="Execute the study notebooks with Papermill and build the book.")
-    _add_run_options(study)
-    study.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
-    study.add_argument("--book-dir", type=Path, default=BOOK_DIR, help="the book's source folder (book)")
-    explorer = study.add_mutually_exclusive_group()
-    explorer.add_argument("--sweep", type=_alphas, default=DEFAULT_ALPHA_CLUSTERS,
-                          help="alpha_cluster values of the alpha explorer's sweep, comma-separated "
-                               f"({','.join(map(str, DEFAULT_ALPHA_CLUSTERS))})")
-    explorer.add_argument("--sweep-file", type=Path, default=None, metavar="FILE",
-                          help="instead, the alpha explorer shows this grid (sweeps/default.toml: 3 alphas x 3 seeds), "
-                               "run on a local Ray instance like `evosynth sweep FILE` (complete runs are reused)")
-    study.add_argument("--pedestrians", type=Path, default=None, metavar="PATH",
-                       help="a Penn-Fudan folder: the same evolution on real pedestrians, a chapter of the book "
-                            "(default: data/pennfudan/PennFudanPed if `evosynth data download pennfudan` put it there)")
-    study.add_argument("--comparison", choices=list(COMPARISONS), default="reduced",
-                       help="the comparison with pruning baselines and ablations the book shows (reduced: fits the "
-                            "study's time budget; full: every lineage, about 40 min more)")
-    study.set_defaults(handler=_study)
-
-    vendor = commands.add_parser("vendor-js", help="set-up: put the book's JavaScript on disk (npm registry)")
-    vendor.add_argument("--book-dir", type=Path, default=BOOK_DIR, help="the book's source folder (book)")
-    vendor.set_defaults(handler=_vendor_js)
-
-    export = commands.add_parser("export", help="export every generation of a run to ONNX (and TensorRT on a GPU)",
-                                 description="Write model.onnx (FP32) and model_fp16.onnx into every gen_NN/ folder, "
-                                             "checked against PyTorch; a TensorRT FP16 engine where possible.")
-    export.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
-    export.set_defaults(handler=_export)
-
-    bench = commands.add_parser("bench", help="measure inference speed of every generation, write bench.json",
-                                description="Latency and throughput per generation, backend and workload (a "
-                                            "640x480 frame, a thumbnail, 32 thumbnails), generations interleaved; "
-                                            "speed-up vs generation 1 and vs MAC reduction.")
-    bench.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
-    bench.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=list(DEFAULT_BACKENDS), metavar="NAME",
-                       help=f"runtimes to time, of {', '.join(BACKENDS)} (all; those that cannot run here "
-                            "are skipped with the reason)")
-    bench.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(DEFAULT_WORKLOADS),
-                       metavar="NAME", help="inputs to time, of " + "; ".join(
-                           f"{name} = {workload.description}" for name, workload in WORKLOADS.items()) + " (all)")
-    bench.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
-                       help=f"timing rounds, generations interleaved ({DEFAULT_ROUNDS})")
-    bench.add_argument("--threads", type=int, default=None,
-                       help="threads for torch, onnxruntime and OpenVINO alike (torch's default)")
-    bench.set_defaults(handler=_bench)
-
-    compare = commands.add_parser("compare", help="evolution vs pruning baselines, and its ablations, in one table",
-                                  description="Run (or resume) every lineage of a comparison: the evolution, L1-norm "
-                                              "filter pruning and iterative magnitude pruning with the same "
-                                              "training, and the evolution's precision, level and seed ablations; "
-                                              "write runs/comparison-<preset>.csv.")
-    compare.add_argument("--preset", choices=list(COMPARISONS), default="reduced",
-                         help="reduced = the baselines, no restriction and synapses only along the study's "
-                              f"run, its first {COMPARISONS['reduced'].generations} generations (make study); full = "
-                              "every lineage (+ filters only, BF16, int8, two more seeds), "
-                              f"{COMPARISONS['full'].generations} generations; smoke = tiny, for tests (reduced)")
-    compare.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
-    _add_cache_dir(compare)
-    compare.set_defaults(handler=_compare)
-
-    capacity = commands.add_parser(
-        "capacity", help="size or synthesis? train generations to convergence, and their widths from scratch",
-        description="For generations of a run: the generation trained on to convergence (masks kept) and a dense "
-                    "network of its widths trained from scratch to convergence, both by the ancestor's rule; "
-                    "written to <run>/capacity.json, reused on a rerun.")
-    capacity.add_argument("run_dir", type=Path, help="a run folder (runs/<run name>)")
-    capacity.add_argument("--generation", type=int, nargs="+", default=None, metavar="N",
-                          help="offspring generations to measure (the run's last)")
-    _add_cache_dir(capacity)
-    capacity.set_defaults(handler=_capacity)
-
-    curve = commands.add_parser(
-        "capacity-curve", help="how much network does the task need? the ancestor's shape at several widths",
-        description="Dense networks of the ancestor's shape with every width scaled, trained from scratch by the "
-                    "ancestor's rule (until validation AP50 stops improving), restricted and measured like a "
-                    "generation: AP50 against MACs. Written to runs/capacity-curves/, reused on a rerun.")
-    RunConfig.add_arguments(curve)
-    curve.add_argument("--scales", type=float, nargs="+", default=list(DEFAULT_SCALES), metavar="S",
-                       help="width scales (" + " ".join(f"{scale:g}" for scale in DEFAULT_SCALES) + ")")
-    curve.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="N", help="seeds of every scale (0)")
-    curve.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (runs)")
-    _add_cache_dir(curve)
-    curve.set_defaults(handler=_capacity_curve)
-
-    check = commands.add_parser("check-book", help="read the built book in headless Chromium, network cut off",
-                                description="Loads every page from a server on the loopback interface and lists "
-                                            "console errors, failed loads and charts that stayed blank; exits "
-                                            "with code 2 if a page has any. Needs Chromium from the system's "
-                                            "packages.")
-    check.add_argument("html_dir", type=Path, nargs="?", default=BOOK_DIR / "_build" / "html",
-                       help="the built book (book/_build/html)")
-    check.set_defaults(handler=_check_book)
-
-    from evosynth.book.lab import DEFAULT_PORT
-
-    lab = commands.add_parser("lab", help="the pages as live notebooks in JupyterLab (the alpha sliders redraw)",
-                              description="Starts JupyterLab on the study's pages with the project's settings: a "
-                                          "page (.md) opens as a notebook; Run All draws its charts offline and "
-                                          "its live sliders redraw them. Prints the URL; stop it with Ctrl-C.")
-    lab.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"loopback port ({DEFAULT_PORT})")
-    lab.add_argument("--pages", type=Path, default=NOTEBOOKS, help=f"the pages' folder ({NOTEBOOKS.name})")
-    lab.set_defaults(handler=_lab)
-
-    from evosynth.study.distributed import add_sweep_command
-
-    add_sweep_command(commands)
-
-    data = commands.add_parser("data", help="data sets: download a real one (never done otherwise)")
-    data_commands = data.add_subparsers(dest="data_command", required=True)
-    fetch = data_commands.add_parser("download", help="download, check and unpack a data set",
-                                     description="Download the official archive, check what it unpacks to (file "
-                                                 "counts and a reference file's SHA-256) and move it into place.")
+    commands = parser.add_subparsers(dest="data_command", required=True)
+    fetch = commands.add_parser("download", help="download, check and unpack a data set",
+                                formatter_class=HelpWithDefaults,
+                                description="Download the official archive, check what it unpacks to (file counts "
+                                            "and a reference file's SHA-256) and move it into place.")
     fetch.add_argument("name", choices=list(ARCHIVES), help="the data set")
-    fetch.add_argument("--to", type=Path, default=None,
-                       help="the folder to create (" + ", ".join(
-                           f"{name}: {archive.destination}" for name, archive in ARCHIVES.items()) + ")")
+    fetch.add_argument("--to", type=Path, default=None, help="the folder to create (default: " + ", ".join(
+        f"{name}: {archive.destination}" for name, archive in ARCHIVES.items()) + ")")
     fetch.set_defaults(handler=_download)
 
-    arguments = parser.parse_args(argv)
+
+@dataclass(frozen=True)
+class Command:
+    """One command: its line in the command list, its options and what it does."""
+
+    help: str
+    add_options: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], None] | None  # None: its subcommands have theirs
+    description: str | None = None  # the command's own help page (default: ``help``)
+
+
+COMMANDS: dict[str, Command] = {
+    "evolve": Command("evolve generations (resumes a run folder that has some)", _evolve_options, _evolve,
+                      "Evolve a detector: synthesize, train at FP32, restrict, repeat."),
+    "study": Command("the whole study: generation notebooks, alpha sweep, the book", _study_options, _study,
+                     "Compute the study's runs, execute its pages with Papermill and build the book."),
+    "vendor-js": Command("set-up: put the book's JavaScript on disk (npm registry)", _vendor_js_options, _vendor_js),
+    "export": Command("export every generation of a run to ONNX (and TensorRT on a GPU)", _add_run_dir, _export,
+                      "Write model.onnx (FP32) and model_fp16.onnx into every gen_NN/ folder, checked against "
+                      "PyTorch; a TensorRT FP16 engine where possible."),
+    "bench": Command("measure inference speed of every generation, write bench.json", _bench_options, _bench,
+                     "Latency and throughput per generation, backend and workload (a 640x480 frame, a thumbnail, 32 "
+                     "thumbnails), generations interleaved; speed-up vs generation 1 and vs MAC reduction."),
+    "compare": Command("evolution vs pruning baselines, and its ablations, in one table", _compare_options, _compare,
+                       "Run (or resume) every lineage of a comparison: the evolution, L1-norm filter pruning and "
+                       "iterative magnitude pruning with the same training, and the evolution's precision, level "
+                       f"and seed ablations; write {RUNS_DIR}/comparison-<preset>.csv."),
+    "capacity": Command("size or synthesis? train generations to convergence, and their widths from scratch",
+                        _capacity_options, _capacity,
+                        "For generations of a run: the generation trained on to convergence (masks kept) and a dense "
+                        "network of its widths trained from scratch to convergence, both by the ancestor's rule; "
+                        "written to <run>/capacity.json, reused on a rerun."),
+    "capacity-curve": Command("how much network does the task need? the ancestor's shape at several widths",
+                              _capacity_curve_options, _capacity_curve,
+                              "Dense networks of the ancestor's shape with every width scaled, trained from scratch "
+                              "by the ancestor's rule (until validation AP50 stops improving), restricted and "
+                              "measured like a generation: AP50 against MACs. Written to "
+                              f"{RUNS_DIR}/capacity-curves/, reused on a rerun."),
+    "check-book": Command("read the built book in headless Chromium, network cut off", _check_book_options,
+                          _check_book,
+                          "Loads every page from a server on the loopback interface and lists console errors, "
+                          "failed loads and charts that stayed blank; exits with code 2 if a page has any. Needs "
+                          "Chromium from the system's packages."),
+    "lab": Command("the pages as live notebooks in JupyterLab (the alpha sliders redraw)", _lab_options, _lab,
+                   "Starts JupyterLab on the study's pages with the project's settings: a page (.md) opens as a "
+                   "notebook; Run All draws its charts offline and its live sliders redraw them. Prints the URL; "
+                   "stop it with Ctrl-C."),
+    "sweep": Command("run a grid of runs (alpha x seed x environment ...) on Ray, locally or on a cluster",
+                     _sweep_options, _sweep,
+                     "Run every point of a sweep file's grid as an ordinary run folder <runs-dir>/<run name> "
+                     "(complete runs are skipped, incomplete ones resume) as Ray tasks, then write "
+                     "<runs-dir>/sweeps/<name>.csv. The sweep file format is described in sweeps/default.toml."),
+    "data": Command("data sets: download a real one (never done otherwise)", _data_options, None),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per entry of ``COMMANDS``."""
+    parser = argparse.ArgumentParser(prog="evosynth", description=__doc__, formatter_class=HelpWithDefaults)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.help, description=command.description or command.help,
+                                    formatter_class=HelpWithDefaults)
+        command.add_options(sub)
+        if command.handler is not None:
+            sub.set_defaults(handler=command.handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
     try:
         arguments.handler(arguments)
     except (EvosynthError, ValueError) as error:

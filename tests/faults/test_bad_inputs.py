@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from evosynth.book.batch import NOTEBOOKS, NotebookFailed, NotebookJob, execute
+from evosynth.book.notebooks import NotebookFailed, NotebookJob, execute
+from evosynth.paths import NOTEBOOKS
 
 Damage = Callable[[Path], None]
 
@@ -148,15 +149,24 @@ def test_a_pickle_posing_as_weights_is_refused_not_executed(finished_run, tmp_pa
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("generation", [0, 14])
-def test_a_generation_out_of_range_fails_its_notebook_by_name(generation, data_dir, tmp_path):
-    run = tmp_path / "run"
+@pytest.mark.parametrize("generation", [0, 3])
+def test_a_generation_out_of_range_fails_its_notebook_by_name(generation, smoke_run, data_dir, tmp_path):
+    _, run = smoke_run
+    before = {path: path.stat().st_mtime_ns for path in run.rglob("*")}
     job = NotebookJob(NOTEBOOKS / "generation.md", tmp_path / "gen.ipynb",
-                      {"run_dir": str(run), "generation": generation, "generations": 13, "preset": "smoke",
-                       "cache_dir": str(data_dir)})
-    with pytest.raises(NotebookFailed, match=f"generation must be between 1 and 13, got {generation}"):
+                      {"run_dir": str(run), "generation": generation, "cache_dir": str(data_dir)})
+    with pytest.raises(NotebookFailed, match=f"generation must be between 1 and 2, got {generation}"):
         execute(job)
-    assert not run.exists()
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*")} == before
+
+
+@pytest.mark.slow  # a Jupyter kernel
+def test_a_page_on_a_folder_that_holds_no_run_says_so(data_dir, tmp_path):
+    job = NotebookJob(NOTEBOOKS / "generation.md", tmp_path / "gen.ipynb",
+                      {"run_dir": str(tmp_path / "nothing"), "generation": 1, "cache_dir": str(data_dir)})
+    with pytest.raises(NotebookFailed, match="nothing is not a run folder"):
+        execute(job)
+    assert not (tmp_path / "nothing").exists()
 
 
 def _pennfudan_folder(root: Path, last_image: bytes | None) -> Path:

@@ -19,7 +19,7 @@ GENERATIONS = "3"
 TIMING_KEYS = {"train_seconds", "seconds"}  # wall-clock measurements, the only fields allowed to differ
 # The first test of the module also builds the reference (a warm-up run and the timed run, each a subprocess with
 # its own 300 s limit): its limit covers both.
-pytestmark = pytest.mark.timeout(660)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(660)]
 
 
 def _evolve_args(out: Path, cache: Path) -> list[str]:

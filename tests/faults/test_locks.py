@@ -10,8 +10,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from evosynth.storage.runs import RunFolder
 from evosynth.study.config import RunConfig
+
+pytestmark = pytest.mark.slow  # runs the CLI in other processes
 
 
 def _evolve(out: Path, cache: Path, *extra: str) -> subprocess.CompletedProcess:

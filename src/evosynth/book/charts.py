@@ -535,7 +535,7 @@ def speed_chart(bench_rows: pd.DataFrame, hardware: str,
     """The paper's Figure 2 speed axis, measured: frames (images) per second per generation and backend, one panel
     per workload, whole 640×480 frames first (the paper's unit).
 
-    ``bench_rows`` is ``benchmark.bench_table(bench)``; ``hardware`` names the machine in the subtitle.
+    ``bench_rows`` is ``bench_record.bench_table(bench)``; ``hardware`` names the machine in the subtitle.
     """
     panels = []
     order = {"frame": 0, "thumbnail": 1, "thumbnail-b32": 2}

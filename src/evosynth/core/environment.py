@@ -147,11 +147,14 @@ def cost_alphas(cluster_probabilities: Sequence[torch.Tensor], cost: CostModel, 
 
 @dataclass(frozen=True)
 class Environment:
-    """Environmental conditions of the synthesis, one alpha for clusters and one for synapses."""
+    """Environmental conditions of the synthesis, one alpha for clusters and one for synapses.
 
-    model: str = "budget"
-    alpha_synapse: float = 0.9
-    alpha_cluster: float = 0.9
+    An alpha left out is 1, no pressure at that level; the study's environment is its run settings' (``RunConfig``).
+    """
+
+    model: str
+    alpha_synapse: float = 1.0
+    alpha_cluster: float = 1.0
 
     def __post_init__(self) -> None:
         if self.model not in ENVIRONMENT_MODELS:

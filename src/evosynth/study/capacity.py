@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from evosynth.core.synthesis import generation_generator
 from evosynth.errors import CheckpointError
+from evosynth.paths import CACHE_DIR, RUNS_DIR
 from evosynth.storage.runs import Generation, RunFolder, read_json, write_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import (
@@ -93,7 +94,7 @@ def stopping_reason(curve: TrainingCurve, rule: TrainingBudget) -> str:
     return "patience" if stalled else "epoch cap"
 
 
-def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None, cache_dir: Path = Path("data/cache"), *,
+def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None, cache_dir: Path = CACHE_DIR, *,
                      trained_as: RunConfig | None = None, kinds: Sequence[str] = KINDS) -> dict[str, Any]:
     """Compute (or reuse) ``kinds`` for generations ``numbers`` of the run (default: its last) and return the
     whole capacity record.
@@ -218,14 +219,14 @@ def _task_identity(config: RunConfig) -> dict[str, Any]:
     return {key: value for key, value in config.ancestor_identity().items() if key != "seed"}
 
 
-def curve_path(config: RunConfig, runs_dir: Path = Path("runs")) -> Path:
+def curve_path(config: RunConfig, runs_dir: Path = RUNS_DIR) -> Path:
     """``runs/capacity-curves/<preset>-<data>-<precision>-<hash of the task>.json``: shared by every run of the task."""
     digest = hashlib.sha256(json.dumps(_task_identity(config), sort_keys=True).encode()).hexdigest()[:10]
     return runs_dir / CURVE_FOLDER / f"{config.preset}-{config.data_label}-{config.precision}-{digest}.json"
 
 
 def measure_width_curve(config: RunConfig, scales: Sequence[float] = DEFAULT_SCALES, seeds: Sequence[int] = (0,),
-                        runs_dir: Path = Path("runs"), cache_dir: Path = Path("data/cache")) -> dict[str, Any]:
+                        runs_dir: Path = RUNS_DIR, cache_dir: Path = CACHE_DIR) -> dict[str, Any]:
     """Dense networks of the ancestor's shape at every width scale and seed, trained from scratch to convergence
     (computed, or reused from the task's curve file, where each is written as it is finished)."""
     path = curve_path(config, runs_dir)

@@ -9,7 +9,6 @@ oversubscribe a node. ``evosynth sweep`` is the command; book/scaling.md explain
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -27,13 +26,11 @@ from tqdm.auto import tqdm
 from evosynth.errors import EvosynthError
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve
-from evosynth.study.grid import SweepGrid, load_sweep
+from evosynth.study.grid import SweepGrid
 from evosynth.study.sweep import (
-    read_sweep_table,
     run_is_complete,
     sweep_table,
     sweep_table_path,
-    varying_axes,
     write_sweep_table,
 )
 
@@ -308,46 +305,3 @@ def ray_session(address: str | None, num_cpus: int | None) -> Iterator[None]:
         yield
     finally:
         stop_ray()
-
-
-def _sweep_command(arguments: argparse.Namespace) -> None:
-    grid = load_sweep(arguments.sweep_file)
-    if arguments.generations is not None:
-        grid = grid.with_generations(arguments.generations)
-    outcome = run_grid(grid, arguments.runs_dir, arguments.cache_dir, address=arguments.address,
-                       num_cpus=arguments.num_cpus, threads_per_run=arguments.threads_per_run,
-                       run_limit_s=arguments.run_limit)
-    table = read_sweep_table(outcome.table)
-    if len(table):
-        shown = [*varying_axes(table), "generation", "synapse_reduction", "mac_reduction", "precision_score",
-                 "recall", "ap50"]
-        print(table[shown].to_string(index=False, float_format="{:.3f}".format))
-    print(f"{len(outcome.ran)} run(s) ran, {len(outcome.already_complete)} were already complete, "
-          f"{len(outcome.failed)} failed; {outcome.rows} row(s) in {outcome.table}")
-    outcome.raise_for_failures()
-
-
-def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``evosynth sweep SWEEP_FILE``: the grid's runs on Ray, then its results table."""
-    sweep = commands.add_parser(
-        "sweep", help="run a grid of runs (alpha x seed x environment ...) on Ray, locally or on a cluster",
-        description="Run every point of a sweep file's grid as an ordinary run folder <runs-dir>/<run name> (complete "
-                    "runs are skipped, incomplete ones resume) as Ray tasks, then write <runs-dir>/sweeps/<name>.csv. "
-                    "The sweep file format is described in sweeps/default.toml.")
-    sweep.add_argument("sweep_file", type=Path, help="the grid: a .toml or .json file (sweeps/default.toml)")
-    sweep.add_argument("--runs-dir", type=Path, default=Path("runs"),
-                       help="where run folders go (runs); on a cluster, storage every node mounts at the same path")
-    sweep.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
-                       help="where data sets are cached, generated or decoded (data/cache)")
-    sweep.add_argument("--address", default=None,
-                       help="an existing Ray cluster: auto (this node belongs to one) or ray://HOST:10001 (default: "
-                            "a private Ray instance on this machine)")
-    sweep.add_argument("--num-cpus", type=int, default=None,
-                       help="CPUs of the local Ray instance (all cores); not with --address")
-    sweep.add_argument("--threads-per-run", type=int, default=1,
-                       help="CPUs each run reserves and torch threads it uses (1): runs at once = CPUs / this")
-    sweep.add_argument("--run-limit", type=float, default=RUN_LIMIT_S,
-                       help=f"seconds one run may take before the sweep cancels what is still pending ({RUN_LIMIT_S})")
-    sweep.add_argument("--generations", type=int, default=None,
-                       help="every run this long instead of the file's generations")
-    sweep.set_defaults(handler=_sweep_command)

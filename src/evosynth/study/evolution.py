@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from evosynth.core.compaction import compact
 from evosynth.core.precision import restrict, rounded, rounding_error, storage_note
 from evosynth.core.synthesis import LayerDecision, generation_generator, synthesize
+from evosynth.paths import CACHE_DIR, RUNS_DIR
 from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.task.dataset import DetectionData
@@ -184,7 +185,7 @@ def save_result(folder: RunFolder, number: int, result: GenerationResult, fields
                 result.metrics | fields)
 
 
-def evolve(config: RunConfig, out: Path | None = None, cache_dir: Path = Path("data/cache")) -> list[Generation]:
+def evolve(config: RunConfig, out: Path | None = None, cache_dir: Path = CACHE_DIR) -> list[Generation]:
     """Run (or resume) the evolution described by ``config``; returns every generation, 1 first."""
     folder = RunFolder(out or config.default_out())
     data = load_task_data(config, cache_dir)  # first: a data set that cannot be read leaves no run folder behind
@@ -220,20 +221,23 @@ def _shared_ancestor(config: RunConfig, data: DetectionData, run: RunFolder) -> 
     return ancestor
 
 
-def ancestor_generation(config: RunConfig, data: DetectionData, runs_dir: Path = Path("runs")) -> Generation:
+def ancestor_generation(config: RunConfig, data: DetectionData, runs_dir: Path = RUNS_DIR) -> Generation:
     """Generation 1 of the run ``config`` describes, from the ancestors' folder under ``runs_dir`` (trained there
     if no run made it yet): every network trained from scratch elsewhere is compared with it."""
     return _shared_ancestor(config, data, RunFolder(runs_dir / config.name)).load(1)
 
 
+def stored_run_config(out: Path) -> RunConfig:
+    """The configuration a run folder was computed with (its config.json)."""
+    return RunConfig.from_json(RunFolder(out).stored_config()["config"])
+
+
 def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:
     """A run folder's configuration and its finished generations, in order."""
-    folder = RunFolder(out)
-    config = RunConfig.from_json(folder.stored_config()["config"])
-    return config, folder.load_finished()
+    return stored_run_config(out), RunFolder(out).load_finished()
 
 
-def ensure_generation(config: RunConfig, out: Path, number: int, cache_dir: Path = Path("data/cache")) -> Generation:
+def ensure_generation(config: RunConfig, out: Path, number: int, cache_dir: Path = CACHE_DIR) -> Generation:
     """Generation ``number`` of the run, computed (with any missing ancestors) or loaded when it exists."""
     config.check_generation(number)
     return evolve(config.with_generations(number), out, cache_dir)[-1]

@@ -2,17 +2,12 @@
 
 The file names the axes, not the runs, so that a study of a few hundred runs stays a few lines long::
 
-    name = "default"                     # optional: the results table is <runs_dir>/sweeps/<name>.csv (file stem)
+    name = "seeds"                       # optional: the results table is <runs_dir>/sweeps/<name>.csv (file stem)
 
     [grid]                               # each key: one value, or a list of values to sweep over
-    preset = "paper"
-    generations = 13
-    environment = "cost"
-    alpha_synapse = 0.98
-    alpha_cluster = [0.72, 0.84, 1.0]
-    precision = "fp16"
+    environment = ["budget", "cost"]
+    alpha_cluster = [0.6, 0.9]
     seed = [0, 1]
-    channel_multiple = 1
 
     [[datasets]]                         # optional, one entry per data set (default: the generated digits)
     data = "pennfudan"
@@ -21,8 +16,9 @@ The file names the axes, not the runs, so that a study of a few hundred runs sta
 
 A data set's keys (``data``, ``data_root``, ``category``) go together, so they are entries of ``datasets`` rather
 than axes of their own (a product of data sets and folders would pair folders with the wrong data set). Keys
-left out take ``RunConfig``'s defaults; the preset defaults to the first one made for the data set, as in
-``evosynth evolve``. Every mistake is refused before anything runs, naming the file and the key.
+left out take ``RunConfig``'s defaults, so a file names only what it varies (``sweeps/default.toml``); the preset
+defaults to the first one made for the data set, as in ``evosynth evolve``. Every mistake is refused before
+anything runs, naming the file and the key.
 
 The keys, their types, their choices and which table they belong in derive from ``RunConfig``'s fields
 (``run_settings``): a new run setting is a new key here without an edit.

@@ -16,22 +16,20 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from evosynth.deploy.benchmark import measured_table
+from evosynth.deploy.bench_record import measured_table
 from evosynth.errors import CheckpointError
 from evosynth.files import atomic_write
 from evosynth.storage.runs import RunFolder
-from evosynth.study.config import RunConfig
+from evosynth.study.config import RunConfig, run_settings
 from evosynth.study.evolution import evolve, load_run
 from evosynth.study.report import generations_table
 
-# The study's own sweep: a stronger environment beside the default. 1.0 (filters untouched, the synapse-level
-# ablation) is `--sweep 0.72,0.84,1.0` or the sweep file's: its 12 offspring keep every filter and cost 65 % of the
-# sweep's training, about a fifth of `make study` (290 of 445 s on the AMD EPYC kind, runs/study-times.json).
-DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.72, 0.84)
+# The study's own sweep beside the base run (which every sweep holds): a stronger environment. Why not also
+# alpha_cluster = 1: benchmarks/README.md, "The study's own alpha sweep".
+DEFAULT_ALPHA_CLUSTERS: tuple[float, ...] = (0.72,)
 
-# What tells the runs of a sweep apart: the run folder's name and the configuration's fields but its length.
-IDENTITY_COLUMNS = ("run", "preset", "data", "data_root", "category", "environment", "alpha_synapse",
-                    "alpha_cluster", "precision", "seed", "channel_multiple")
+# What tells the runs of a sweep apart: the run folder's name and the run settings but its length.
+IDENTITY_COLUMNS = ("run", *(s.name for s in run_settings() if s.identity != "never"))
 SPEEDUP_PREFIX = "speedup_"  # a sweep table's measured speed-up columns: speedup_<backend>_<workload>
 TABLES_FOLDER = "sweeps"  # <runs_dir>/sweeps/<sweep name>.csv, beside the runs the table describes
 
@@ -144,10 +142,10 @@ def seed_runs(sweep_table: str) -> list[Path]:
     return _sliced_runs(sweep_table, ("alpha_cluster", "seed"))
 
 
-def explorer_runs(sweep_dirs: Sequence[str], sweep_table: str | None) -> list[Path]:
+def explorer_runs(sweep_dirs: Sequence[Path], sweep_table: str | None) -> list[Path]:
     """The alpha explorer's runs: those of a sweep table's ``explorer_slice`` if one is given, else ``sweep_dirs``."""
     if sweep_table is None:
-        return [Path(folder) for folder in sweep_dirs]
+        return list(sweep_dirs)
     return _sliced_runs(sweep_table, ("alpha_cluster",))
 
 

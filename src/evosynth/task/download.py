@@ -23,6 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from evosynth.errors import DataSetError
+from evosynth.paths import DATA_DIR
 
 _CHUNK = 1 << 20
 
@@ -41,7 +42,7 @@ class Archive:
 PENNFUDAN = Archive(
     url="https://www.cis.upenn.edu/~jshi/ped_html/PennFudanPed.zip",
     folder="PennFudanPed",
-    destination=Path("data/pennfudan/PennFudanPed"),
+    destination=DATA_DIR / "pennfudan" / "PennFudanPed",
     digests={"PNGImages/FudanPed00001.png": "130e9f9121b88ab69105f1685ce17625e97d0ef590adb9b9f076f62fc08b3343"},
     counts={"PNGImages/*.png": 170, "Annotation/*.txt": 170},
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evosynth.deploy.benchmark import BENCH_FILE, bench_table, read_bench
+from evosynth.deploy.bench_record import BENCH_FILE, bench_table, read_bench
 from evosynth.deploy.machine import half_precision_note, machine_summary
 from evosynth.storage.runs import Generation
 from evosynth.study.capacity import capacity_table, read_capacity

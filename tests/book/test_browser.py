@@ -1,5 +1,5 @@
 """The browser check itself: it must fail on a page a reader would see broken (the built book's own pages are
-read in test_study.py)."""
+read in test_batch.py)."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 from evosynth.book.browser import move_slider, read_book
 from evosynth.book.offline import CHART_CLASS
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 BROKEN = f"""<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>
 <p>A page with a script error and a chart that never draws.</p>

@@ -9,7 +9,7 @@ import pytest
 
 from evosynth.deploy.machine import ISA_FLAGS, describe_machine, half_precision_note, machine_summary, parse_cpuinfo
 
-CPUINFO = Path(__file__).parent / "fixtures" / "cpuinfo"
+CPUINFO = Path(__file__).parents[1] / "fixtures" / "cpuinfo"
 # kind -> (model name, flags of ISA_FLAGS it has, native FP16, native BF16)
 KINDS = {
     "amd_epyc": ("AMD EPYC", {"avx2", "avx512f", "avx512_bf16"}, False, True),

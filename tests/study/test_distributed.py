@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from evosynth.book.batch import NOTEBOOKS, NotebookJob, StudyPlan, alpha_explorer_sweep, execute
+from evosynth.book.notebooks import NotebookJob, execute
 from evosynth.cli import main
-from evosynth.deploy.benchmark import SCHEMA_VERSION
+from evosynth.deploy.bench_record import SCHEMA_VERSION
+from evosynth.paths import NOTEBOOKS, SWEEPS_DIR
 from evosynth.study.config import RunConfig
 from evosynth.study.distributed import (
     QUIET_RAY_ENVIRONMENT,
@@ -22,6 +23,7 @@ from evosynth.study.distributed import (
     stop_ray,
 )
 from evosynth.study.grid import SweepFileError, load_sweep
+from evosynth.study.plan import StudyPlan, alpha_explorer_sweep
 from evosynth.study.report import COLUMNS
 from evosynth.study.sweep import (
     IDENTITY_COLUMNS,
@@ -31,7 +33,9 @@ from evosynth.study.sweep import (
     sweep_table_path,
 )
 
-SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+pytestmark = pytest.mark.slow  # starts Ray
+
+SWEEPS = SWEEPS_DIR
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
-"""The comparison: baseline decisions keep what they promise, int8 is per-channel symmetric, and a tiny comparison
-runs every lineage into one table and resumes without redoing finished generations."""
+"""The comparison: a tiny comparison runs every lineage into one table, resumes without redoing finished
+generations, and a page reads it only once it is computed."""
+
+from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
@@ -9,114 +11,15 @@ import pytest
 import torch
 
 from evosynth.book import compare_charts
-from evosynth.core.compaction import compact
-from evosynth.core.precision import int8_codes, is_representable, restrict, rounded
-from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
 from evosynth.errors import EvosynthError
 from evosynth.storage.runs import RunFolder
 from evosynth.study import compare
 from evosynth.study.compare import ComparisonPlan, Lineage, question_rows, run_comparison
 from evosynth.study.config import RunConfig
 from evosynth.study.methods import METHODS, environment_equivalent, get_method
-from evosynth.task.model import Architecture, GridDetector
 
 SMOKE = ComparisonPlan("test", RunConfig(preset="smoke", generations=2), precisions=("fp32", "int8"),
                        levels=("synapse", "cluster"), environments=("budget", "cost"), seeds=(1,))
-
-
-def detector(seed: int = 0) -> GridDetector:
-    torch.manual_seed(seed)
-    return GridDetector(Architecture(in_channels=3, widths=(6, 8, 10), strides=(2, 2, 1)))
-
-
-def layers_of(model: GridDetector) -> list[tuple[str, torch.Tensor]]:
-    return [(name, layer.weight.detach()) for name, layer in model.prunable_layers()]
-
-
-# ------------------------------------------------------------------------------------------- L1 filter pruning
-
-
-def test_l1_keeps_exactly_the_requested_filters_with_the_largest_norms():
-    model = detector()
-    layers = layers_of(model)
-    masks = {name: torch.rand_like(weight) > 0.3 for name, weight in layers}
-    widths = (4, 3, 7)
-    decisions = l1_filter_decisions(layers, masks, widths)
-    input_keep = torch.ones(3, dtype=torch.bool)
-    for index, (name, weight) in enumerate(layers):
-        keep = decisions[name].cluster_keep
-        alive = masks[name] & input_keep.reshape(1, -1, 1, 1)
-        if index < len(widths):
-            assert int(keep.sum()) == widths[index]
-            norms = (weight.abs() * alive).reshape(weight.shape[0], -1).sum(dim=1)
-            assert norms[keep].min() >= norms[~keep].max()  # every kept filter outweighs every removed one
-        else:
-            assert keep.all()  # the head's outputs are never removed
-        assert torch.equal(decisions[name].synapse_mask, alive & keep.reshape(-1, 1, 1, 1))
-        input_keep = keep
-    offspring, _ = compact(model, decisions)
-    assert offspring.architecture.widths == widths
-
-
-def test_l1_refuses_to_grow_a_layer():
-    model = detector()
-    with pytest.raises(ValueError, match="cannot keep 7 of 6"):
-        l1_filter_decisions(layers_of(model), {}, (7, 3, 3))
-
-
-# ------------------------------------------------------------------------------------- iterative magnitude pruning
-
-
-def test_imp_removes_a_fifth_of_the_remaining_synapses_per_level_and_never_regrows():
-    model = detector()
-    layers = layers_of(model)
-    masks = {name: torch.ones_like(weight, dtype=torch.bool) for name, weight in layers}
-    for _ in range(4):
-        decisions = magnitude_decisions(layers, masks, IMP_FRACTION)
-        for name, weight in layers:
-            before, after = masks[name], decisions[name].synapse_mask
-            remaining = int(before.sum())
-            assert remaining - int(after.sum()) == round(IMP_FRACTION * remaining)
-            assert not (after & ~before).any()  # nothing grows back
-            removed = before & ~after
-            assert weight.abs()[removed].max() <= weight.abs()[after].min()  # the weakest went
-            assert decisions[name].cluster_keep.all()  # masks only: no filter is removed
-        masks = {name: decisions[name].synapse_mask for name, _ in layers}
-    offspring, offspring_masks = compact(model, decisions)
-    assert offspring.architecture.widths == model.architecture.widths
-    for name, _ in layers:
-        assert int(offspring_masks[name].sum()) == int(masks[name].sum())
-
-
-# ------------------------------------------------------------------------------------------------------ int8
-
-
-def test_int8_is_per_channel_symmetric_on_the_grid():
-    torch.manual_seed(1)
-    weight = torch.randn(5, 4, 3, 3) * torch.tensor([1e-3, 0.1, 1.0, 7.0, 0.0]).reshape(-1, 1, 1, 1)
-    restricted = restrict(weight, "int8")
-    codes, scale = int8_codes(weight)
-    assert codes.dtype == torch.int8 and codes.abs().max() <= 127
-    assert torch.equal(restricted, codes.to(torch.float32) * scale.reshape(-1, 1, 1, 1))  # values on the grid
-    assert ((weight - restricted).abs() <= scale.reshape(-1, 1, 1, 1) / 2).all()
-    largest = codes.reshape(5, -1).abs().max(dim=1).values
-    assert largest[:4].tolist() == [127] * 4 and largest[4] == 0  # each channel's own symmetric range
-    assert len(set(scale[:4].tolist())) == 4  # one scale per output channel
-    assert torch.equal(restrict(restricted, "int8"), restricted) and is_representable(restricted, "int8")
-    recovered_codes, recovered_scale = int8_codes(restricted)  # what safetensors stores gives the codes back
-    assert torch.equal(recovered_codes, codes) and torch.equal(recovered_scale, scale)
-
-
-def test_int8_restricts_synapses_only_and_fp16_is_unchanged():
-    state = detector().state_dict()
-    int8 = rounded(state, "int8")
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and tensor.dim() >= 2:
-            assert not torch.equal(int8[name], tensor) and is_representable(int8[name], "int8")
-        else:
-            assert torch.equal(int8[name], tensor)  # BatchNorm, biases, counters: FP32 as they were
-    fp16 = restrict(state, "fp16")
-    assert all(t.dtype == torch.float16 for k, t in fp16.items() if state[k].is_floating_point())
 
 
 # --------------------------------------------------------------------------------------------- the comparison

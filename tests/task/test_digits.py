@@ -20,7 +20,6 @@ from evosynth.task.digits import (
     mnist_split_indices,
     render_split,
 )
-from evosynth.task.registry import DATASETS, load_dataset
 
 SMALL = DigitsSpec(n_train=40, n_val=10, n_test=10, seed=3)
 
@@ -151,18 +150,6 @@ def test_corrupt_cache_is_named_and_regenerated(tmp_path: Path, damage: str) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert_same(fresh, load_digits_detection(SMALL, tmp_path))  # the rewritten cache is sound
-
-
-def test_registry_loads_digits_with_options(tmp_path: Path) -> None:
-    assert "digits" in DATASETS
-    grey = load_dataset("digits", tmp_path, n_train=6, n_val=2, n_test=2, channels=1, canvas=64)
-    assert grey.channels == 1 and grey.image_size == (64, 64) and grey.train.images.dtype == torch.uint8
-    assert len(grey.train) == 6 and len(grey.train.boxes) == 6
-
-
-def test_unknown_dataset_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"'nope'.*digits"):
-        load_dataset("nope", tmp_path)
 
 
 def test_spec_is_validated_and_hashed_by_content() -> None:

@@ -10,29 +10,23 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from evosynth.book.batch import (
-    BOOK_DIR,
-    NOTEBOOKS,
-    NotebookFailed,
-    NotebookJob,
-    StudyPlan,
-    execute,
-    run_study,
-    study_jobs,
-)
+from conftest import make_pennfudan
+from evosynth.book.batch import run_study, study_jobs
 from evosynth.book.browser import Browser, move_slider, read_book
 from evosynth.book.lab import move_live_slider, open_and_run, running_lab, save
+from evosynth.book.notebooks import NotebookFailed, NotebookJob, execute
 from evosynth.book.offline import CHART_CLASS, find_network_references
-from evosynth.deploy.benchmark import BENCH_FILE, read_bench
+from evosynth.deploy.bench_record import BENCH_FILE, read_bench
 from evosynth.deploy.machine import machine_summary
+from evosynth.paths import BOOK_DIR, NOTEBOOKS
 from evosynth.study.config import RunConfig
+from evosynth.study.plan import StudyPlan
 from evosynth.study.sweep import sweep_configs
-from test_real_data import make_pennfudan
 
 SMOKE = RunConfig(preset="smoke", generations=2)
 # The module fixture runs the whole smoke study (about 2.5 minutes on the AMD EPYC kind, twice that on the Intel
 # Xeon kind) inside the first test that asks for it.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +101,8 @@ def test_generation_notebooks_ran_the_run(smoke_study):
 def test_a_failing_notebook_names_the_cell_and_keeps_its_output(smoke_study, tmp_path):
     plan, _ = smoke_study
     job = NotebookJob(NOTEBOOKS / "generation.md", tmp_path / "gen_99.ipynb",
-                      {"run_dir": str(plan.runs_dir / SMOKE.name), "generation": 99, "generations": 2,
-                       "preset": "smoke", "cache_dir": str(plan.cache_dir)})
+                      {"run_dir": str(plan.runs_dir / SMOKE.name), "generation": 99,
+                       "cache_dir": str(plan.cache_dir)})
     with pytest.raises(NotebookFailed, match=r"generation\.md failed in cell .* generation must be between 1 and"):
         execute(job)
     assert job.output.is_file()

@@ -109,6 +109,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         (["--preset", "huge"], "invalid choice: 'huge'"),
     ],
 )
+@pytest.mark.slow  # the CLI in its own process
 def test_cli_bad_input_fails_with_a_clear_message(args, message, tmp_path):
     result = _cli("evolve", "--preset", "smoke", "--out", str(tmp_path / "run"), *args)
     assert result.returncode != 0
@@ -116,6 +117,7 @@ def test_cli_bad_input_fails_with_a_clear_message(args, message, tmp_path):
     assert not (tmp_path / "run" / "gen_01").exists()
 
 
+@pytest.mark.slow  # trains
 def test_cli_smoke_run_prints_the_table(tmp_path, data_dir):
     result = _cli("evolve", "--preset", "smoke", "--generations", "2", "--out", str(tmp_path / "run"),
                   "--cache-dir", str(data_dir))

@@ -1,71 +1,73 @@
+"""The pruning baselines' decisions and surgery: L1 filter pruning, iterative magnitude pruning, the matched rule."""
+
+from __future__ import annotations
+
 import pytest
 import torch
 
-from evosynth.core.compaction import compact, masked_copy
-from evosynth.core.environment import Environment
-from evosynth.core.precision import is_representable, restrict, rounded, rounding_error
-from evosynth.core.synthesis import generation_generator, synthesize
-from evosynth.task.model import Architecture, GridDetector
+from conftest import detector, trained_looking_model
+from evosynth.core.compaction import compact
+from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
+from evosynth.task.model import GridDetector
 
 
-def _trained_looking_model() -> GridDetector:
-    torch.manual_seed(0)
-    model = GridDetector(Architecture(3, (8, 16, 16), (2, 2, 1)))
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so removed channels would show if mishandled
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.5, 0.5)
-    return model.eval()
+def layers_of(model: GridDetector) -> list[tuple[str, torch.Tensor]]:
+    return [(name, layer.weight.detach()) for name, layer in model.prunable_layers()]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_compacted_offspring_computes_what_the_masked_parent_computes(seed):
-    model = _trained_looking_model()
-    layers = [(name, layer.weight.detach()) for name, layer in model.prunable_layers()]
-    decisions = synthesize(layers, {}, Environment("budget", 0.8, 0.6), generation_generator(seed, 2))
-    offspring, masks = compact(model, decisions)
-    assert offspring.architecture.widths == tuple(int(decisions[n].cluster_keep.sum()) for n, _ in layers[:-1])
-    assert offspring.architecture.widths != model.architecture.widths
-    images = torch.rand(4, 3, 32, 32)
-    with torch.no_grad():
-        expected = masked_copy(model, decisions).eval()(images)
-        actual = offspring.eval()(images)
-    assert torch.allclose(actual, expected, atol=1e-5)
-    for name, layer in offspring.prunable_layers():
-        assert torch.all(layer.weight[~masks[name]] == 0)
+# ------------------------------------------------------------------------------------------- L1 filter pruning
 
 
-def test_restrict_casts_every_float_and_keeps_integers():
-    state = _trained_looking_model().state_dict()
-    restricted = restrict(state, "fp16")
-    for name, tensor in restricted.items():
-        if state[name].is_floating_point():
-            assert tensor.dtype == torch.float16, name
+def test_l1_keeps_exactly_the_requested_filters_with_the_largest_norms():
+    model = detector()
+    layers = layers_of(model)
+    masks = {name: torch.rand_like(weight) > 0.3 for name, weight in layers}
+    widths = (4, 3, 7)
+    decisions = l1_filter_decisions(layers, masks, widths)
+    input_keep = torch.ones(3, dtype=torch.bool)
+    for index, (name, weight) in enumerate(layers):
+        keep = decisions[name].cluster_keep
+        alive = masks[name] & input_keep.reshape(1, -1, 1, 1)
+        if index < len(widths):
+            assert int(keep.sum()) == widths[index]
+            norms = (weight.abs() * alive).reshape(weight.shape[0], -1).sum(dim=1)
+            assert norms[keep].min() >= norms[~keep].max()  # every kept filter outweighs every removed one
         else:
-            assert torch.equal(tensor, state[name])
-    for tensor in rounded(state, "fp16").values():
-        if tensor.is_floating_point():
-            assert tensor.dtype == torch.float32 and is_representable(tensor, "fp16")
-    assert not is_representable(torch.tensor([1.0 + 2**-12]), "fp16")
+            assert keep.all()  # the head's outputs are never removed
+        assert torch.equal(decisions[name].synapse_mask, alive & keep.reshape(-1, 1, 1, 1))
+        input_keep = keep
+    offspring, _ = compact(model, decisions)
+    assert offspring.architecture.widths == widths
 
 
-def test_restrict_refuses_nan_overflow_and_unknown_precision():
-    with pytest.raises(ValueError, match="w contains NaN"):
-        restrict({"w": torch.tensor([float("nan")])})
-    with pytest.raises(ValueError, match="overflows"):
-        restrict(torch.tensor([1e6]), "fp16")
-    with pytest.raises(ValueError, match="unknown precision 'fp8'"):
-        restrict(torch.ones(1), "fp8")
+def test_l1_refuses_to_grow_a_layer():
+    model = detector()
+    with pytest.raises(ValueError, match="cannot keep 7 of 6"):
+        l1_filter_decisions(layers_of(model), {}, (7, 3, 3))
 
 
-def test_rounding_error_is_measured_on_floating_tensors_only():
-    state = {"w": torch.tensor([1.0 + 2**-12, 2.0]), "steps": torch.tensor(3)}
-    errors = rounding_error(state, "fp16")
-    assert set(errors) == {"w"}
-    assert errors["w"] == pytest.approx(2**-12)
+# ------------------------------------------------------------------------------------- iterative magnitude pruning
+
+
+def test_imp_removes_a_fifth_of_the_remaining_synapses_per_level_and_never_regrows():
+    model = detector()
+    layers = layers_of(model)
+    masks = {name: torch.ones_like(weight, dtype=torch.bool) for name, weight in layers}
+    for _ in range(4):
+        decisions = magnitude_decisions(layers, masks, IMP_FRACTION)
+        for name, weight in layers:
+            before, after = masks[name], decisions[name].synapse_mask
+            remaining = int(before.sum())
+            assert remaining - int(after.sum()) == round(IMP_FRACTION * remaining)
+            assert not (after & ~before).any()  # nothing grows back
+            removed = before & ~after
+            assert weight.abs()[removed].max() <= weight.abs()[after].min()  # the weakest went
+            assert decisions[name].cluster_keep.all()  # masks only: no filter is removed
+        masks = {name: decisions[name].synapse_mask for name, _ in layers}
+    offspring, offspring_masks = compact(model, decisions)
+    assert offspring.architecture.widths == model.architecture.widths
+    for name, _ in layers:
+        assert int(offspring_masks[name].sum()) == int(masks[name].sum())
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -78,7 +80,7 @@ def test_l1_surgery_equals_torch_pruning_depgraph_on_the_same_channels(seed):
 
     from evosynth.core.pruning import l1_filter_decisions
 
-    model = _trained_looking_model()
+    model = trained_looking_model()
     torch.manual_seed(seed)
     with torch.no_grad():
         for _, layer in model.prunable_layers():

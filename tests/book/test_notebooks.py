@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from evosynth.book.batch import NotebookFailed, NotebookJob, execute
+from evosynth.book.notebooks import NotebookFailed, NotebookJob, execute
+
+pytestmark = pytest.mark.slow  # starts Jupyter kernels
 
 HEADER = """---
 jupytext:

@@ -8,9 +8,10 @@ import shutil
 import pytest
 
 import evosynth.study.capacity as capacity
-from evosynth.book.batch import NOTEBOOKS, NotebookJob, execute
+from evosynth.book.notebooks import NotebookJob, execute
 from evosynth.cli import main
 from evosynth.errors import CheckpointError
+from evosynth.paths import NOTEBOOKS
 from evosynth.storage.runs import WEIGHTS, RunFolder
 from evosynth.study.capacity import CAPACITY_FILE, capacity_table, measure_capacity, read_capacity
 from evosynth.study.compare import Lineage, run_lineage

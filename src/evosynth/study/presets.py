@@ -1,0 +1,141 @@
+"""Presets: a task and the ancestor and training budgets made for it. ``paper`` is the study, ``smoke`` a tiny copy
+for tests, ``pedestrians`` the same experiment on photographs (Penn-Fudan, or a COCO folder).
+
+Why each is what it is was measured, and the measurements are in ``benchmarks/`` (``benchmarks/README.md`` says
+which file holds what): a preset says what it is, not what was tried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
+from evosynth.task.digits import DigitsSpec
+from evosynth.task.imageset import ImageSetSpec
+from evosynth.task.registry import DATASETS
+from evosynth.task.training import TrainingBudget
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A task and its training budgets. ``data`` is the spec of the data sets the preset is made for
+    (``data.datasets``): its architecture and budgets suit that kind of image."""
+
+    name: str
+    data: DigitsSpec | ImageSetSpec
+    widths: tuple[int, ...]
+    strides: tuple[int, ...]
+    ancestor: TrainingBudget
+    offspring: TrainingBudget
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def digits_preset(name: str, data: DigitsSpec) -> Preset:
+    """The study's ancestor and training budgets on one ``digits`` task."""
+    return Preset(name=name, data=data, widths=(32, 48, 64, 96, 128), strides=(2, 2, 2, 1, 1),
+                  ancestor=TrainingBudget(max_epochs=40, patience=6),
+                  offspring=TrainingBudget(max_epochs=5, learning_rate=1.5e-3))
+
+
+# The study's task, chosen for the paper's regime, an ancestor with slack: one to three clear digits 16-29 px tall
+# on a 64-pixel canvas, little clutter (the scan of tasks: benchmarks/README.md, "The study's task").
+SLACK_TASK = DigitsSpec(canvas=64, digits=(1, 3), digit_height=(16.0, 29.3), fragments=(0, 0), scribbles=(0, 0),
+                        lines=(0, 2), blobs=(0, 2), texture=(0.02, 0.08), max_occlusion=0.3, min_contrast=0.45)
+
+SMOKE_TASK = DigitsSpec(canvas=48, n_train=96, n_val=32, n_test=32, digits=(1, 2), digit_height=(14.0, 24.0))
+SMOKE = Preset(
+    name="smoke",
+    data=SMOKE_TASK,
+    widths=(8, 16, 16),
+    strides=(2, 2, 2),
+    ancestor=TrainingBudget(max_epochs=3, batch_size=32, patience=2),
+    offspring=TrainingBudget(max_epochs=1, batch_size=32),
+)
+
+BUILT_IN_PRESETS: Mapping[str, Preset] = MappingProxyType({
+    "paper": digits_preset("paper", SLACK_TASK),
+    "smoke": SMOKE,
+    "pedestrians": Preset(
+        name="pedestrians",
+        # 128 x 160 is Penn-Fudan's median aspect ratio (1.26); pedestrians come out about 28 x 80 pixels. Six
+        # blocks at stride 8 give a 16 x 20 grid and a 63-pixel receptive field; 110 training images call for
+        # small batches (more steps per epoch) and a gentler learning rate than digits.
+        data=ImageSetSpec(height=128, width=160),
+        widths=(16, 24, 32, 48, 64, 96),
+        strides=(2, 2, 2, 1, 1, 1),
+        ancestor=TrainingBudget(max_epochs=100, batch_size=16, learning_rate=2e-3, patience=12),
+        offspring=TrainingBudget(max_epochs=12, batch_size=16, learning_rate=1e-3),
+    ),
+    # the smoke preset on a more cluttered task: the smoke comparison's task ablation
+    "smoke-cluttered": replace(SMOKE, name="smoke-cluttered",
+                               data=replace(SMOKE_TASK, fragments=(2, 4), scribbles=(1, 3))),
+    # the study's default before its task was chosen for slack: the same ancestor on the cluttered task at 96
+    # pixels, which leaves it no slack (the comparison's task ablation)
+    "cluttered": digits_preset("cluttered", DigitsSpec()),
+})
+
+# Presets a caller adds for one experiment (a benchmark's task variants), in this context only: the built-in
+# registry is never changed, so nothing else in the process sees them.
+_EXTRA_PRESETS: ContextVar[Mapping[str, Preset]] = ContextVar("extra_presets", default=MappingProxyType({}))
+
+
+class _KnownPresets(Mapping[str, Preset]):
+    """Every preset known here, read when used: the built-in ones and those of ``extra_presets`` in force."""
+
+    def _current(self) -> Mapping[str, Preset]:
+        return {**BUILT_IN_PRESETS, **_EXTRA_PRESETS.get()}
+
+    def __getitem__(self, name: str) -> Preset:
+        return self._current()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+PRESETS: Mapping[str, Preset] = _KnownPresets()
+
+
+@contextlib.contextmanager
+def extra_presets(*added: Preset) -> Iterator[None]:
+    """Make ``added`` known by name inside the block (a built-in name cannot be taken)."""
+    taken = [preset.name for preset in added if preset.name in BUILT_IN_PRESETS]
+    if taken:
+        raise ValueError(f"preset name(s) {', '.join(taken)} belong to built-in presets; choose another name")
+    token = _EXTRA_PRESETS.set(MappingProxyType({**_EXTRA_PRESETS.get(), **{p.name: p for p in added}}))
+    try:
+        yield
+    finally:
+        _EXTRA_PRESETS.reset(token)
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def presets_for(data: str) -> list[str]:
+    """The presets made for a data set, the default (the first) first."""
+    return [name for name, preset in PRESETS.items() if data in preset.data.datasets]
+
+
+def check_known_data(data: str) -> None:
+    if data not in DATASETS:
+        raise ValueError(f"unknown data set {data!r}; known: {', '.join(sorted(DATASETS))}")
+
+
+def default_preset(data: str) -> str:
+    """The preset a data set gets when none is named (the first made for it): paper for digits, pedestrians for
+    photographs."""
+    check_known_data(data)
+    return presets_for(data)[0]

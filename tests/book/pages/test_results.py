@@ -1,0 +1,76 @@
+"""The results page's computations: the tables and the speed it reports are the measurements'."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import bench_rows, capacity_rows, curve_rows, results_table
+from evosynth.book import charts, display
+from evosynth.book.pages import results as results_page
+from evosynth.study.capacity import AS_EVOLVED
+
+
+def test_the_curve_table_averages_seeds_and_measures_change_against_the_ancestors_size():
+    table = curve_rows().set_index("scale")
+    assert list(table.index) == [0.5, 1.0, 2.0] and (table["seeds"] == 2).all()
+    assert table.at[0.5, "ap50"] == pytest.approx(0.665) and table.at[0.5, "ap50_high"] == pytest.approx(0.67)
+    assert table.at[0.5, "ap50_change"] == pytest.approx(-4.0)  # each seed against the same seed's x1
+    assert table.at[2.0, "mac_fraction"] == 4.0
+    spec = charts.capacity_curve_chart(curve_rows(), results_table()).to_dict()
+    assert spec["layer"][1]["encoding"]["x"]["scale"]["type"] == "log"
+    assert len(spec["layer"]) == 4  # band, dense networks, the ancestor's AP50 less the tolerance, the lineage
+
+
+def test_capacity_table_and_chart_compare_each_network_with_generation_1():
+    rows = capacity_rows()
+    assert list(rows["network"]) == ["as evolved", "trained on", "from scratch"] * 2
+    assert rows["ap50_change"].tolist() == pytest.approx([-2.0, -1.0, -3.0, -10.0, -6.0, -8.0])
+    assert rows["op_recall_change"].tolist() == pytest.approx([-2.0, -1.0, -3.0, -10.0, -6.0, -8.0])
+    assert rows["synapse_reduction"].tolist() == pytest.approx([4.0, 4.0, 1000 / 320, 10.0, 10.0, 1000 / 130])
+    panels = charts.capacity_chart(rows, evolved_label=AS_EVOLVED).to_dict()["datasets"]
+    labels = {row["panel"] for data in panels.values() for row in data}
+    # a panel is named by its generation as evolved, not by each network's own size
+    assert labels == {"gen 5 as evolved: 4.0× fewer synapses, 2.5× fewer MACs",
+                      "gen 9 as evolved: 10.0× fewer synapses, 6.2× fewer MACs"}
+
+
+def test_paper_comparison():
+    comparison = results_page.paper_comparison(results_table()).set_index("quantity")["this run"]
+    assert comparison["generations"] == 3
+    assert comparison["synapse reduction, generation 1 ÷ last"] == 10.0
+    validated = "change, last − generation 1 (threshold chosen on validation)"
+    assert comparison[f"precision {validated}"] == pytest.approx(2.0)  # at each generation's own threshold
+    assert comparison[f"recall {validated}"] == pytest.approx(-2.0)
+    assert comparison["precision change at the fixed 0.5 threshold"] == pytest.approx(3.0)
+    assert comparison["recall change at the fixed 0.5 threshold"] == pytest.approx(-3.0)
+    speed = "inference speed-up (measured, whole frames, batch 1), last ÷ generation 1"
+    assert comparison[speed] is None and comparison["frames per second, generation 1"] is None  # not benchmarked
+    measured = results_page.paper_comparison(results_table(), (10.0, 25.0)).set_index("quantity")
+    assert measured.loc[speed, "this run"] == 2.5 and measured.loc[speed, "paper (reported)"] == pytest.approx(37 / 7)
+    assert measured.loc["frames per second, last generation", ["paper (reported)", "this run"]].tolist() == [37, 25]
+    shown = display.for_display(results_page.paper_comparison(results_table()), index="quantity")
+    assert shown.loc[speed, "this run"] == "not measured"
+    assert shown.loc["generations", "paper (reported)"] == 13
+
+
+
+
+def test_the_speed_reported_is_the_deployers_choice_the_backend_fastest_on_the_last_generation():
+    chosen = results_page.deployed_speedup(bench_rows(), "frame")
+    assert chosen["backend"] == "fast" and chosen["speedup_vs_gen1"] == pytest.approx(2.5)
+    first = results_page.first_generation_row(bench_rows(), "fast", "frame")
+    assert first["throughput_fps"] == pytest.approx(100.0)
+    spec = charts.speed_chart(bench_rows(), "a CPU").to_dict()
+    assert [panel["title"] for panel in spec["hconcat"]] == ["640×480, batch 1", "96×96, batch 1"]
+    line = spec["hconcat"][0]["layer"][1]
+    assert line["encoding"]["y"]["title"] == "frames per second (median, bars: quartiles)"
+    assert spec["hconcat"][0]["layer"][0]["encoding"]["y2"]["field"] == "fps_fast"  # the spread is drawn
+
+
+def test_slack_is_judged_at_the_curve_point_nearest_a_sixth_of_the_macs():
+    rows = curve_rows()  # x0.5 holds a quarter of the MACs and loses 4 points
+    assert "changes AP50 by -4.0 points" in results_page.slack_explanation(rows)
+    assert "little slack" in results_page.slack_explanation(rows)
+    flat = rows.assign(ap50_change=[-0.5, 0.0, 0.3])
+    assert "the ancestor has slack" in results_page.slack_explanation(flat)
+    assert "not measured" in results_page.slack_explanation(None)

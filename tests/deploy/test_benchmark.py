@@ -1,0 +1,91 @@
+"""The speed measurement: every backend that can run here is timed on every generation and workload."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from evosynth.cli import main
+from evosynth.deploy.backends import BACKENDS
+from evosynth.deploy.bench_record import BENCH_FILE, BenchFormatError, bench_is_current, measured_table
+from evosynth.deploy.benchmark import WORKLOADS, benchmark_run
+from evosynth.deploy.machine import describe_machine
+
+FAST = {"rounds": 2, "sample_ms": 1.0, "warmup_ms": 1.0, "threads": 1}
+
+
+def test_bench_json_records_every_cell(run_dir, no_tensorrt):
+    backends = ("torch-eager-fp32", "onnxruntime-cpu", "openvino-fp32", "tensorrt-fp16")
+    bench = benchmark_run(run_dir, backends=backends, **FAST)
+    assert json.loads((run_dir / BENCH_FILE).read_text()) == json.loads(json.dumps(bench))
+    assert "tensorrt is not importable" in bench["skipped"]["tensorrt-fp16"]
+    cells = {(r["generation"], r["backend"], r["workload"]): r for r in bench["results"]}
+    assert set(cells) == {(g, b, w) for g in (1, 2) for b in backends[:3] for w in WORKLOADS}
+    for (generation, _, workload), cell in cells.items():
+        batch = WORKLOADS[workload].batch
+        assert cell["batch_size"] == batch
+        assert len(cell["samples_ms"]) == 2 and cell["iterations"] >= 1
+        assert 0 < cell["min_ms"] <= cell["q1_ms"] <= cell["median_ms"] <= cell["q3_ms"] <= cell["max_ms"]
+        assert cell["throughput_fps"] == pytest.approx(batch * 1e3 / cell["median_ms"])
+        if generation == 1:
+            assert cell["speedup_vs_gen1"] == 1.0 and cell["mac_reduction"] == 1.0
+        assert cell["speedup_per_mac_reduction"] == pytest.approx(cell["speedup_vs_gen1"] / cell["mac_reduction"])
+    assert cells[2, "onnxruntime-cpu", "frame"]["mac_reduction"] > 1
+    assert (cells[1, "onnxruntime-cpu", "frame"]["height"], cells[1, "onnxruntime-cpu", "frame"]["width"]) == (480, 640)
+    assert bench["settings"]["threads"] == 1
+    machine = bench["machine"]
+    assert machine["cpu"] and machine["logical_cores"] >= 1 and isinstance(machine["avx512_flags"], list)
+    assert {key: machine[key] for key in ("cpu", "isa", "avx512_flags")} == {
+        key: describe_machine()[key] for key in ("cpu", "isa", "avx512_flags")}
+    assert machine["versions"]["torch"] == torch.__version__
+    assert set(bench["backends"]) == set(backends[:3]) and bench["seconds"] > 0
+
+
+def test_compiled_backends_run_every_generation(run_dir):
+    backends = ("torch-compile-fp32", "torch-compile-bf16")
+    bench = benchmark_run(run_dir, backends=backends, workloads=("thumbnail",), **FAST)
+    assert {(r["generation"], r["backend"]) for r in bench["results"]} == {(g, b) for g in (1, 2) for b in backends}
+    assert all(r["median_ms"] > 0 and r["first_call_ms"] > 0 for r in bench["results"])
+
+
+def test_openvino_computes_in_half_precision_only_where_the_cpu_does_and_says_so_elsewhere(run_dir):
+    import openvino
+
+    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    for precision, capability in (("bf16", "BF16"), ("fp16", "FP16")):
+        reason = BACKENDS[f"openvino-{precision}"].unavailable()
+        assert (reason is None) == (capability in capabilities), (precision, reason, capabilities)
+        if reason is not None:
+            assert f"no native {precision.upper()} arithmetic" in reason
+    fp16 = BACKENDS["openvino-fp16"].unavailable()
+    assert fp16 is None or "storage only" in fp16
+    available = [name for name in ("openvino-bf16", "openvino-fp16") if BACKENDS[name].unavailable() is None]
+    bench = benchmark_run(run_dir, backends=("openvino-fp32", "openvino-bf16", "openvino-fp16"),
+                          workloads=("thumbnail",), **FAST)
+    assert set(bench["backends"]) == {"openvino-fp32", *available}
+    assert set(bench["skipped"]) == {"openvino-bf16", "openvino-fp16"} - set(available)
+
+
+def test_a_bench_json_of_another_schema_is_refused_naming_what_to_do(run_dir):
+    (run_dir / BENCH_FILE).write_text(json.dumps({"schema": 1, "results": []}))
+    with pytest.raises(BenchFormatError, match="measure again with `evosynth bench"):
+        measured_table(run_dir)
+    assert not bench_is_current(run_dir)
+
+
+def test_unknown_backend_is_refused(run_dir):
+    with pytest.raises(ValueError, match="unknown backend"):
+        benchmark_run(run_dir, backends=("no-such-runtime",))
+    assert set(BACKENDS) >= {"torch-eager-fp32", "torch-compile-fp32", "torch-compile-bf16", "onnxruntime-cpu",
+                             "tensorrt-fp16"}
+
+
+def test_cli_export_and_bench_print_their_tables(run_dir, capsys):
+    assert main(["export", str(run_dir)]) == 0
+    assert "gen 02" in capsys.readouterr().out
+    assert main(["bench", str(run_dir), "--backends", "onnxruntime-cpu", "--rounds", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "MAC ÷" in out and "onnxruntime-cpu" in out
+    assert main(["bench", str(run_dir), "--rounds", "0"]) == 2
