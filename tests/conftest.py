@@ -19,6 +19,7 @@ from PIL import Image
 
 import evosynth.study.evolution as evolution
 from evosynth.cli import main
+from evosynth.core.compaction import compact
 from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study import capacity
 from evosynth.study.capacity import capacity_table
@@ -27,7 +28,7 @@ from evosynth.study.evolution import evolve, load_task_data, offspring_of
 from evosynth.task.dataset import SPLITS, DetectionData
 from evosynth.task.imageset import ImageSetSpec
 from evosynth.task.metrics import OperatingPoint, Quality, assess
-from evosynth.task.model import Architecture, GridDetector
+from evosynth.task.model import Architecture, GridDetector, channel_graph, rebuilt
 
 # Fixtures that train networks or run the study: a test that needs one (directly or through another fixture) is
 # marked slow, and so is every test of the modules that start other programs (they carry their own mark).
@@ -116,6 +117,13 @@ def lineage() -> tuple[Generation, Generation]:
     parent = generation(1, parent_model, full_masks(parent_model))
     child_model, child_masks = offspring_of(parent, CONFIG, 2)
     return parent, generation(2, child_model, child_masks)
+
+
+def compacted(model: GridDetector, decisions: dict, size: tuple[int, int] = (32, 32)
+              ) -> tuple[GridDetector, dict[str, torch.Tensor]]:
+    """The detector cut by per-layer decisions, as the evolution cuts it (its graph traced at ``size``)."""
+    offspring = compact(channel_graph(model, size), decisions)
+    return rebuilt(offspring.model), offspring.masks
 
 
 def detector(seed: int = 0) -> GridDetector:

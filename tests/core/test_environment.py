@@ -2,8 +2,10 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from evosynth.core.environment import CostModel, Environment, budget, cost_alphas
+from evosynth.core.graph import ChannelGraph
 from evosynth.task.model import Architecture, GridDetector, cost_model, count_macs
 
 
@@ -42,9 +44,19 @@ def test_unknown_environment_model_is_named():
         Environment("famine")
 
 
+def _chain_cost(widths: tuple[int, ...], strides: tuple[int, ...], size: int) -> CostModel:
+    """The traced cost of a chain of 3x3 convolutions of these widths and strides and a 1x1 head of 5 outputs."""
+    layers, channels = [], 3
+    for width, stride in zip(widths, strides, strict=True):
+        layers.append(nn.Conv2d(channels, width, 3, stride, padding=1))
+        channels = width
+    model = nn.Sequential(*layers, nn.Conv2d(channels, 5, 1))
+    return ChannelGraph(model, torch.zeros(1, 3, size, size), keep_outputs_of=(str(len(widths)),)).cost
+
+
 def _three_layer_cost() -> CostModel:
     # Layer 0 sees 4x the positions of layer 1 (stride 2), so its filters are dearer: 9 * 64 vs 9 * 16 per pair.
-    return CostModel(factors=(9.0 * 64, 9.0 * 16, 16.0), in_channels=3, head_outputs=5)
+    return _chain_cost((32, 48), (1, 2), 8)
 
 
 def test_the_cost_environment_keeps_alpha_of_the_parents_cost_in_expectation():
@@ -65,17 +77,16 @@ def test_the_cost_environment_cuts_the_dearer_layer_more_and_keeps_the_strongest
     fractions = cost_alphas([law, law.clone()], cost, 0.6)
     assert fractions[0] < fractions[1]  # the same DNA, but layer 0's filters carry more of the cost
     assert (1 - fractions[0]) / (1 - fractions[1]) == pytest.approx(dear / cheap)  # cut in proportion to share
-    environments = Environment("cost", 0.9, 0.6).layer_environments([law, law.clone(), torch.ones(5)], cost)
+    environments, head = Environment("cost", 0.9, 0.6).group_environments([law, law.clone()], cost)
     kept = environments[0].apply(law, "cluster")
     assert environments[0].model == "budget" and torch.all(kept[1:] >= kept[:-1])  # ranking by strength kept
-    assert environments[2].alpha_cluster == 1.0  # the head is never cut
+    assert head.model == "budget" and head.alpha_cluster == 1.0  # the head is never cut
 
 
 def test_the_cost_environment_does_not_drain_a_layer_over_generations():
     """Cut in proportion to its share, a layer that shrinks carries less of the cost and is cut less: the
     widths of repeated expected cuts stay balanced (pricing filters by marginal MACs drained layers to 2)."""
-    cost = CostModel(factors=(9.0 * 4096, 9.0 * 1024, 9.0 * 256, 9.0 * 64, 9.0 * 64, 64.0), in_channels=3,
-                     head_outputs=5)
+    cost = _chain_cost((32, 48, 64, 96, 128), (2, 2, 2, 2, 1), 128)
     widths = [32.0, 48.0, 64.0, 96.0, 128.0]
     for _ in range(12):
         fractions = cost_alphas([torch.linspace(0.3, 1.0, max(1, round(w))) for w in widths], cost, 0.837)
@@ -87,13 +98,13 @@ def test_the_cost_environment_needs_the_network_and_acts_on_synapses_as_the_budg
     environment = Environment("cost", 0.8, 0.5)
     law = torch.linspace(0.1, 1.0, 10)
     with pytest.raises(ValueError, match="cost model"):
-        environment.layer_environments([law, law], None)
+        environment.group_environments([law, law], None)
     with pytest.raises(ValueError, match="whole network"):
         environment.apply(law, "cluster")
     assert torch.equal(environment.apply(law, "synapse"), budget(law, 0.8))
 
 
-def test_the_cost_model_counts_the_detectors_macs():
+def test_the_traced_cost_counts_the_detectors_macs():
     architecture = Architecture(3, (32, 48, 64), (2, 2, 2))
     for size in ((96, 96), (480, 640)):
         model = GridDetector(architecture)

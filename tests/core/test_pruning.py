@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import detector, trained_looking_model
-from evosynth.core.compaction import compact
+from conftest import compacted, detector, trained_looking_model
+from evosynth.core.compaction import silenced_copy
 from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions
 from evosynth.task.model import GridDetector
 
@@ -36,7 +36,7 @@ def test_l1_keeps_exactly_the_requested_filters_with_the_largest_norms():
             assert keep.all()  # the head's outputs are never removed
         assert torch.equal(decisions[name].synapse_mask, alive & keep.reshape(-1, 1, 1, 1))
         input_keep = keep
-    offspring, _ = compact(model, decisions)
+    offspring, _ = compacted(model, decisions)
     assert offspring.architecture.widths == widths
 
 
@@ -64,40 +64,26 @@ def test_imp_removes_a_fifth_of_the_remaining_synapses_per_level_and_never_regro
             assert weight.abs()[removed].max() <= weight.abs()[after].min()  # the weakest went
             assert decisions[name].cluster_keep.all()  # masks only: no filter is removed
         masks = {name: decisions[name].synapse_mask for name, _ in layers}
-    offspring, offspring_masks = compact(model, decisions)
+    offspring, offspring_masks = compacted(model, decisions)
     assert offspring.architecture.widths == model.architecture.widths
     for name, _ in layers:
         assert int(offspring_masks[name].sum()) == int(masks[name].sum())
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_l1_surgery_equals_torch_pruning_depgraph_on_the_same_channels(seed):
-    """The L1 baseline's cut, checked against an independent implementation: Torch-Pruning's DependencyGraph
-    removes the same output channels (and with them BatchNorm entries and the next layer's inputs)."""
-    import copy
-
-    import torch_pruning as tp
-
-    from evosynth.core.pruning import l1_filter_decisions
-
+def test_the_l1_baselines_cut_computes_what_the_silenced_parent_computes(seed):
+    """The baselines' decisions go through the same surgery as the evolution's, checked without Torch-Pruning."""
     model = trained_looking_model()
     torch.manual_seed(seed)
     with torch.no_grad():
         for _, layer in model.prunable_layers():
             layer.weight.normal_()
-    layers = [(name, layer.weight.detach()) for name, layer in model.prunable_layers()]
-    decisions = l1_filter_decisions(layers, {}, widths=(5, 9, 7))
-    ours, _ = compact(model, decisions)
-
-    reference = copy.deepcopy(model)
-    graph = tp.DependencyGraph().build_dependency(reference, example_inputs=torch.rand(1, 3, 32, 32))
-    for name, conv in reference.prunable_layers()[:-1]:
-        removed = torch.nonzero(~decisions[name].cluster_keep).flatten().tolist()
-        graph.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=removed).prune()
-    assert [conv.out_channels for _, conv in reference.prunable_layers()[:-1]] == [5, 9, 7]
+    decisions = l1_filter_decisions(layers_of(model), {}, widths=(5, 9, 7))
+    offspring, _ = compacted(model, decisions)
+    assert offspring.architecture.widths == (5, 9, 7)
     images = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
-        assert torch.allclose(ours.eval()(images), reference.eval()(images), atol=1e-5)
+        assert torch.allclose(offspring.eval()(images), silenced_copy(model, images, decisions)(images), atol=1e-5)
 
 
 def test_matched_rule_keeps_the_given_structure_by_strength():

@@ -12,6 +12,7 @@ from typing import Any
 
 from evosynth.book.build import build_book
 from evosynth.book.notebooks import GENERATION_CELL_LIMIT_S, NotebookJob, execute_all
+from evosynth.book.pages.locate import OWN_NETWORK_RUN
 from evosynth.paths import NOTEBOOKS, SWEEPS_DIR
 from evosynth.study.plan import STAGE_TIMES, StageClock, StudyPlan, compute_study
 
@@ -54,6 +55,9 @@ def study_jobs(
         NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb", run, hidden_tags=(INJECTED_PARAMETERS,)),
         NotebookJob(NOTEBOOKS / "alpha_explorer.md", generated / "alpha_explorer.ipynb",
                     {"sweep_dirs": None, "sweep_table": None, **explorer}),
+        # the page trains (it shows the code that does): as long as a generation page may take
+        NotebookJob(NOTEBOOKS / "own_network.md", generated / "own_network.ipynb",
+                    {"run_dir": str((plan.runs_dir / OWN_NETWORK_RUN).resolve())}, GENERATION_CELL_LIMIT_S),
     ]
 
 
@@ -66,7 +70,8 @@ def run_study(plan: StudyPlan) -> Path:
     with clock.stage("generation pages", f"{plan.config.generations} pages, read from the run"):
         execute_all(generation_jobs(runs.run_dir, plan.config.generations, plan.cache_dir, generated),
                     skip_done=True)
-    with clock.stage("chapter pages", "intro, DNA, results, alpha explorer, comparison, pedestrians"):
+    with clock.stage("chapter pages", "intro, DNA, results, alpha explorer, comparison, pedestrians, your own "
+                                      "network (which trains its five generations)"):
         execute_all(study_jobs(plan, runs.run_dir, runs.explorer, generated, runs.pedestrians_dir))
     with clock.stage("book", "Jupyter Book, offline"):
         shutil.copy2(SWEEPS_DIR / SHOWN_SWEEP, generated / SHOWN_SWEEP)  # the scaling page includes it as it is

@@ -340,6 +340,27 @@ def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generatio
     return alt.hconcat(synapses, macs).properties(title=title)
 
 
+def own_network_chart(table: pd.DataFrame, title: str) -> alt.HConcatChart:
+    """Any network's generations: synapses, compute and test accuracy (``pages.own_network.generations_frame``)."""
+    generation_axis = alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0))
+    base = alt.Chart(table).properties(width=190, height=200)
+    synapses = base.mark_bar(color=CHILD_COLOR).encode(
+        x=generation_axis, y=alt.Y("synapses:Q", title="synapses"),
+        tooltip=["generation:O", alt.Tooltip("synapses:Q", format=","),
+                 alt.Tooltip("synapse_reduction:Q", format=".2f", title="generation 1 ÷ this")],
+    ).properties(title="Synapses")
+    macs = base.transform_calculate(mega_macs="datum.macs / 1e6").mark_line(point=True, color=DETECTION_COLOR).encode(
+        x=generation_axis, y=alt.Y("mega_macs:Q", title="MACs per image (millions)", scale=alt.Scale(zero=True)),
+        tooltip=["generation:O", alt.Tooltip("mega_macs:Q", format=".2f", title="MMACs"),
+                 alt.Tooltip("mac_reduction:Q", format=".2f", title="generation 1 ÷ this")],
+    ).properties(title="Compute per image")
+    accuracy = base.mark_line(point=True, color=CHILD_COLOR).encode(
+        x=generation_axis, y=alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])),
+        tooltip=["generation:O", alt.Tooltip("accuracy:Q", format=".3f")],
+    ).properties(title="Accuracy")
+    return alt.hconcat(synapses, macs, accuracy).properties(title=title)
+
+
 def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per generation") -> alt.HConcatChart:
     """The paper's Figure 3: test precision and recall per generation at each generation's threshold chosen on
     validation data (AP50 dashed), on an axis that spans the scores (not 0 to 1, which flattens a drop of a few

@@ -15,10 +15,11 @@ Two models of the environment, applied separately to clusters and to synapses:
 
 ``cost`` (clusters; synapses as in ``budget``)
     The paper's computational environment: alpha_cluster is the fraction of the parent's *cost* the offspring may
-    keep, cost being the multiply-accumulates of the network (``CostModel``). The environment decides how strongly
-    each layer is cut: a layer keeps 1 - beta * (its share of the cost) of its filters in expectation, its share
-    being the MACs its filters cost (their own convolution and the next layer's on their outputs) over all
-    layers', and beta is solved so that the expected cost is alpha times the parent's. Within a layer the budget
+    keep, cost being the multiply-accumulates of the network (``CostModel``, counted on its traced graph). The
+    environment decides how strongly each group of coupled channels is cut: a group keeps 1 - beta * (its share of
+    the cost) of its clusters in expectation, its share being the MACs its channels carry (the layers they are
+    outputs of and the layers they are inputs of) over all groups', and beta is solved so that the expected cost
+    is alpha times the parent's. Within a layer the budget
     law decides which filters survive (the strongest first). A layer that holds much of the cost is cut much; as
     it shrinks its share falls and so does its cut, so the widths settle where the costs are spread evenly
     instead of draining one layer. (Pricing each filter by its marginal MACs alone does drain: a cut layer makes
@@ -34,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
@@ -87,33 +88,12 @@ LAYER_MODELS = {"budget": budget, "multiplicative": multiplicative}  # a law tha
 ENVIRONMENT_MODELS: tuple[str, ...] = (*LAYER_MODELS, COST_MODEL)
 
 
-@dataclass(frozen=True)
-class CostModel:
-    """The multiply-accumulates of a chain of convolutions as a function of its widths.
+class CostModel(Protocol):
+    """The multiply-accumulates of a network as a function of its groups' widths (``graph.GraphCost``)."""
 
-    Layer l (data-flow order, head last) costs ``factors[l] * width[l-1] * width[l]``, width[-1] being the input's
-    channels and the head's width its fixed outputs; ``factors[l]`` is its output positions times kernel area.
-    """
+    def cost(self, widths: Sequence[float]) -> float: ...
 
-    factors: tuple[float, ...]
-    in_channels: int
-    head_outputs: int
-
-    def cost(self, widths: Sequence[float]) -> float:
-        """MACs of the network with these backbone widths (expected, fractional widths allowed)."""
-        chain = [self.in_channels, *widths, self.head_outputs]
-        if len(chain) != len(self.factors) + 1:
-            raise ValueError(f"the cost model has {len(self.factors) - 1} backbone layers, got {len(widths)} widths")
-        return sum(factor * chain[i] * chain[i + 1] for i, factor in enumerate(self.factors))
-
-    def shares(self, widths: Sequence[float]) -> list[float]:
-        """Per backbone layer, the fraction of the cost its filters carry: their own convolution and the next
-        layer's on their outputs (each convolution is counted once for its outputs and once for its inputs)."""
-        chain = [self.in_channels, *widths, self.head_outputs]
-        carried = [chain[i + 1] * (self.factors[i] * chain[i] + self.factors[i + 1] * chain[i + 2])
-                   for i in range(len(widths))]
-        total = sum(carried)
-        return [value / total for value in carried]
+    def shares(self, widths: Sequence[float]) -> list[float]: ...
 
 
 COST_MIN_KEEP = 0.05  # the cost environment keeps at least this fraction of a layer's filters per generation
@@ -175,19 +155,20 @@ class Environment:
         """P(S_g) from P(S_g | W_{g-1}): impose this environment on one layer's synapse or cluster probabilities."""
         if self.model == COST_MODEL:
             if level == "cluster":
-                raise ValueError("the cost environment decides clusters for the whole network (layer_environments)")
+                raise ValueError("the cost environment decides clusters for the whole network (group_environments)")
             return budget(probabilities, self.alpha_synapse)
         return LAYER_MODELS[self.model](probabilities, self.alpha(level))
 
-    def layer_environments(
+    def group_environments(
         self, cluster_probabilities: Sequence[torch.Tensor], cost: CostModel | None
-    ) -> list[Environment]:
-        """The environment each layer (data-flow order, head last) is sampled in: this one, except under the cost
-        environment, where each backbone layer gets the budget whose cluster alpha the network's cost decided
-        (``cost_alphas``) and the head, whose clusters are never removed, the plain budget."""
+    ) -> tuple[list[Environment], Environment]:
+        """The environment each group of clusters is sampled in, and the one of layers whose outputs are kept:
+        this one, except under the cost environment, where each group gets the budget whose cluster alpha the
+        network's cost decided (``cost_alphas``) and the kept layers the plain budget."""
         if self.model != COST_MODEL:
-            return [self] * len(cluster_probabilities)
+            return [self] * len(cluster_probabilities), self
         if cost is None:
             raise ValueError("the cost environment needs the network's cost model")
-        alphas = cost_alphas(cluster_probabilities[:-1], cost, self.alpha_cluster)
-        return [replace(self, model="budget", alpha_cluster=alpha) for alpha in (*alphas, 1.0)]
+        alphas = cost_alphas(cluster_probabilities, cost, self.alpha_cluster)
+        return [replace(self, model="budget", alpha_cluster=alpha) for alpha in alphas], \
+            replace(self, model="budget", alpha_cluster=1.0)

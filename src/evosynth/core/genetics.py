@@ -25,8 +25,9 @@ def _check_finite(weight: torch.Tensor) -> None:
         raise ValueError("weights contain NaN or Inf; the parent checkpoint is unusable as DNA")
 
 
-def _exponential_law(strength: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
-    """``exp(s / Z - 1)`` on alive entries with Z = max alive strength; 0 elsewhere."""
+def exponential_law(strength: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """``exp(s / Z - 1)`` on alive entries with Z = max alive strength; 0 elsewhere (the law of synapses, clusters
+    and groups of clusters alike)."""
     strength = strength.to(torch.float32)
     probabilities = torch.zeros_like(strength)
     if not alive.any():
@@ -44,7 +45,7 @@ def synapse_probabilities(weight: torch.Tensor, mask: torch.Tensor | None = None
     """P(s_i = 1 | w_i) = exp(|w_i| / Z_l - 1) for every synapse of one layer (same shape; 0 where masked)."""
     _check_finite(weight)
     alive = _as_mask(weight, mask)
-    return _exponential_law(weight.detach().abs(), alive)
+    return exponential_law(weight.detach().abs(), alive)
 
 
 def cluster_strengths(weight: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -58,4 +59,4 @@ def cluster_probabilities(weight: torch.Tensor, mask: torch.Tensor | None = None
     _check_finite(weight)
     alive = _as_mask(weight, mask)
     cluster_alive = alive.reshape(weight.shape[0], -1).any(dim=1)
-    return _exponential_law(cluster_strengths(weight, alive), cluster_alive)
+    return exponential_law(cluster_strengths(weight, alive), cluster_alive)

@@ -23,12 +23,14 @@ which clusters compete.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from evosynth.core.environment import CostModel, Environment
-from evosynth.core.genetics import cluster_probabilities, cluster_strengths, synapse_probabilities
+from evosynth.core.environment import Environment
+from evosynth.core.genetics import cluster_probabilities, cluster_strengths, exponential_law, synapse_probabilities
+from evosynth.core.graph import ChannelGraph, Layer
 
 
 def generation_generator(seed: int, generation: int) -> torch.Generator:
@@ -75,95 +77,126 @@ def round_cluster_count(
     return keep
 
 
-def sample_layer(
-    weight: torch.Tensor,
-    mask: torch.Tensor | None,
-    environment: Environment,
-    generator: torch.Generator,
-    *,
-    input_keep: torch.Tensor | None = None,
-    keep_all_clusters: bool = False,
-    channel_multiple: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample one layer of the offspring.
-
-    ``input_keep`` is the previous layer's cluster decision (its removed channels take this layer's synapses on
-    them along); ``keep_all_clusters`` marks the head; ``channel_multiple`` > 1 rounds the kept-cluster count
-    (see the module docstring). Returns ``(cluster_keep [out], synapse_mask like weight)``.
-    """
-    if weight.dim() < 2:
-        raise ValueError(f"a prunable layer needs a weight with an output and an input dimension, got {weight.shape}")
-    alive = torch.ones_like(weight, dtype=torch.bool) if mask is None else mask.to(torch.bool)
-    if input_keep is not None:
-        if input_keep.shape != (weight.shape[1],):
-            raise ValueError(f"input_keep has shape {tuple(input_keep.shape)}, expected ({weight.shape[1]},)")
-        view = (1, -1) + (1,) * (weight.dim() - 2)
-        alive_on_inputs = alive & input_keep.to(torch.bool).reshape(view)
-    else:
-        alive_on_inputs = alive
-
-    cluster_p = environment.apply(cluster_probabilities(weight, alive), "cluster")
-    synapse_p = environment.apply(synapse_probabilities(weight, alive), "synapse")
-    cluster_draw = torch.bernoulli(cluster_p, generator=generator).to(torch.bool)
-    synapse_draw = torch.bernoulli(synapse_p, generator=generator).to(torch.bool)
-
-    has_synapse_left = alive_on_inputs.reshape(weight.shape[0], -1).any(dim=1)
-    if keep_all_clusters:
-        cluster_keep = torch.ones(weight.shape[0], dtype=torch.bool)
-    else:
-        cluster_keep = cluster_draw & has_synapse_left
-        if not cluster_keep.any():
-            candidates = torch.where(has_synapse_left, cluster_probabilities(weight, alive), -1.0)
-            if candidates.max() < 0:
-                raise RuntimeError("layer collapsed: no cluster has a surviving synapse on the kept inputs")
-            cluster_keep[candidates.argmax()] = True
-        if channel_multiple > 1:
-            strength = cluster_strengths(weight, alive_on_inputs)
-            cluster_keep = round_cluster_count(cluster_keep, strength, has_synapse_left, channel_multiple, generator)
-
-    view = (-1,) + (1,) * (weight.dim() - 1)
-    synapse_mask = synapse_draw & alive_on_inputs & cluster_keep.reshape(view)
-    empty = cluster_keep & ~synapse_mask.reshape(weight.shape[0], -1).any(dim=1)
-    if empty.any():
-        rescue = _strongest_synapse(weight, alive_on_inputs) & empty.reshape(view)
-        synapse_mask |= rescue
-    return cluster_keep, synapse_mask
-
-
 @dataclass(frozen=True)
 class LayerDecision:
+    """One layer's part of an offspring, in the parent's coordinates: which of its output channels (clusters)
+    survive, and which of its synapses."""
+
     cluster_keep: torch.Tensor
     synapse_mask: torch.Tensor
 
 
+def _alive(layer: Layer, masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    mask = masks.get(layer.parameter)
+    return torch.ones_like(layer.weight, dtype=torch.bool) if mask is None else mask.to(torch.bool)
+
+
+def _per_cluster(layer: Layer) -> tuple[int, ...]:
+    return (-1,) + (1,) * (layer.weight.dim() - 1)
+
+
+def _on_inputs(layer: Layer, alive: torch.Tensor, decided: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The layer's alive synapses whose input channel survives (a depthwise layer's input is its own channel)."""
+    if layer.depthwise or not layer.inputs:
+        return alive
+    view = (1, -1) + (1,) * (layer.weight.dim() - 2)
+    return alive & layer.keep(decided, inputs=True).reshape(view)
+
+
+def _group_sum(graph: ChannelGraph, group: int, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Per channel of a group, the sum over its producing layers of ``values[layer]`` (one value per output
+    channel of that layer)."""
+    total = torch.zeros(graph.groups[group].channels, dtype=torch.float32)
+    for name in graph.groups[group].producers:
+        for channel_map in graph.layer(name).outputs:
+            if channel_map.group == group:
+                total[channel_map.channels] += values[name][channel_map.positions].to(torch.float32)
+    return total
+
+
+def group_laws(graph: ChannelGraph, masks: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+    """P(c = 1 | W) = exp(S_c / Z - 1) per cluster of each group: S_c the summed |w| of the channel's surviving
+    synapses across the group's producing layers, Z the group's largest; 0 for clusters with no synapse left."""
+    for layer in graph.layers:
+        if not torch.isfinite(layer.weight).all():
+            raise ValueError(f"{layer.name}: weights contain NaN or Inf; the parent checkpoint is unusable as DNA")
+    alive = {layer.name: _alive(layer, masks) for layer in graph.layers}
+    strengths = {layer.name: cluster_strengths(layer.weight.detach(), alive[layer.name]) for layer in graph.layers}
+    has_synapse = {name: mask.reshape(mask.shape[0], -1).any(dim=1).to(torch.float32) for name, mask in alive.items()}
+    return [exponential_law(_group_sum(graph, group.index, strengths), _group_sum(graph, group.index, has_synapse) > 0)
+            for group in graph.groups]
+
+
 def synthesize(
-    layers: list[tuple[str, torch.Tensor]],
-    masks: dict[str, torch.Tensor],
+    graph: ChannelGraph,
+    masks: Mapping[str, torch.Tensor],
     environment: Environment,
     generator: torch.Generator,
     channel_multiple: int = 1,
-    cost: CostModel | None = None,
 ) -> dict[str, LayerDecision]:
-    """Decide a whole offspring from the parent's prunable layers, given in data-flow order (head last).
+    """Decide a whole offspring of the network ``graph`` traced, layer by layer in data-flow order.
 
-    ``cost`` is the parent's cost model, which the cost environment needs to decide how strongly each layer is cut.
+    A group's clusters are drawn at its first producing layer, from the environment-modulated group law, and
+    kept where they have a synapse left on the inputs decided so far; a layer's synapses are drawn from the
+    environment-modulated synapse law and survive where their cluster, their input channel and their own draw do.
+    A layer whose outputs the caller keeps draws its clusters too (and ignores the draw), so that every layer
+    takes the same share of the random stream whatever is kept. Returns each layer's decision by weight name.
     """
-    alive = [torch.ones_like(weight, dtype=torch.bool) if masks.get(name) is None else masks[name].to(torch.bool)
-             for name, weight in layers]
-    laws = [cluster_probabilities(weight, mask) for (_, weight), mask in zip(layers, alive, strict=True)]
-    environments = environment.layer_environments(laws, cost)
+    laws = group_laws(graph, masks)
+    environments, kept_environment = environment.group_environments(laws, graph.cost)
+    decided: list[torch.Tensor | None] = [None] * len(graph.groups)
     decisions: dict[str, LayerDecision] = {}
-    input_keep: torch.Tensor | None = None
-    for index, (name, weight) in enumerate(layers):
-        cluster_keep, synapse_mask = sample_layer(
-            weight,
-            masks.get(name),
-            environments[index],
-            generator,
-            input_keep=input_keep,
-            keep_all_clusters=index == len(layers) - 1,
-            channel_multiple=channel_multiple,
-        )
-        decisions[name] = LayerDecision(cluster_keep, synapse_mask)
-        input_keep = cluster_keep
+    for layer in graph.layers:
+        weight = layer.weight.detach()
+        if weight.dim() < 2:
+            raise ValueError(f"{layer.name}: a prunable layer needs an output and an input dimension, got "
+                             f"{tuple(weight.shape)}")
+        alive = _alive(layer, masks)
+        so_far = [keep if keep is not None else torch.ones(group.channels, dtype=torch.bool)
+                  for keep, group in zip(decided, graph.groups, strict=True)]
+        alive_on_inputs = _on_inputs(layer, alive, so_far)
+        own = [g for g in graph.producer_of(layer) if decided[g] is None and graph.groups[g].producers[0] == layer.name]
+        layer_environment = environments[own[0]] if own else kept_environment
+        if own:
+            draws = {g: torch.bernoulli(environments[g].apply(laws[g], "cluster"), generator=generator).to(torch.bool)
+                     for g in own}
+        elif not layer.outputs:  # kept outputs: drawn and ignored
+            kept_p = layer_environment.apply(cluster_probabilities(weight, alive), "cluster")
+            torch.bernoulli(kept_p, generator=generator)
+        synapse_p = layer_environment.apply(synapse_probabilities(weight, alive), "synapse")
+        synapse_draw = torch.bernoulli(synapse_p, generator=generator).to(torch.bool)
+        for g in own:
+            decided[g] = _decide_group(graph, g, laws[g], draws[g], masks, so_far, channel_multiple, generator)
+        out_keep = layer.keep([keep if keep is not None else torch.ones(group.channels, dtype=torch.bool)
+                               for keep, group in zip(decided, graph.groups, strict=True)], inputs=False)
+        view = _per_cluster(layer)
+        synapse_mask = synapse_draw & alive_on_inputs & out_keep.reshape(view)
+        empty = out_keep & ~synapse_mask.reshape(weight.shape[0], -1).any(dim=1)
+        if empty.any():
+            synapse_mask |= _strongest_synapse(weight, alive_on_inputs) & empty.reshape(view)
+        decisions[layer.parameter] = LayerDecision(out_keep, synapse_mask)
     return decisions
+
+
+def _decide_group(
+    graph: ChannelGraph, group: int, law: torch.Tensor, draw: torch.Tensor, masks: Mapping[str, torch.Tensor],
+    decided: Sequence[torch.Tensor], channel_multiple: int, generator: torch.Generator,
+) -> torch.Tensor:
+    """A group's clusters: the draw where a cluster has a synapse left on the inputs decided so far, at least the
+    most probable one, and rounded to ``channel_multiple``."""
+    on_inputs = {name: _on_inputs(graph.layer(name), _alive(graph.layer(name), masks), decided)
+                 for name in graph.groups[group].producers}
+    left = _group_sum(graph, group, {name: mask.reshape(mask.shape[0], -1).any(dim=1).to(torch.float32)
+                                     for name, mask in on_inputs.items()}) > 0
+    keep = draw & left
+    if not keep.any():
+        candidates = torch.where(left, law, -1.0)
+        if candidates.max() < 0:
+            raise RuntimeError(f"group of {graph.groups[group].producers[0]} collapsed: no cluster has a surviving "
+                               "synapse on the kept inputs")
+        keep[candidates.argmax()] = True
+    if channel_multiple > 1:
+        strength = _group_sum(graph, group, {name: cluster_strengths(graph.layer(name).weight.detach(), mask)
+                                             for name, mask in on_inputs.items()})
+        keep = round_cluster_count(keep, strength, left, channel_multiple, generator)
+    return keep

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from evosynth.errors import CheckpointError, ConfigMismatchError
 from evosynth.files import atomic_write, exclusive, read_json, write_json
@@ -32,12 +34,32 @@ METRICS = "metrics.json"
 CONFIG = "config.json"
 # The layout of config.json (its identity's keys included); a folder of another version, or of none, is refused
 # rather than read. Raise it with any change to what a run folder holds or how its identity is keyed.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: architecture.json may describe any network (a recipe and its pruning history)
 MASK_PREFIX = "mask:"
+
+
+class Describable(Protocol):
+    """What a generation's architecture.json is written from: the detector's ``Architecture``, or a network's
+    recipe (its ancestor's builder, arguments and pruning history)."""
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 def _copy_bytes(source: Path, destination: Path) -> None:
     destination.write_bytes(source.read_bytes())
+
+
+@dataclass
+class NetworkGeneration:
+    """One finished generation of any network: its (restricted) network, masks, metrics, training curve, and the
+    pruning history that leads to it from the ancestor."""
+
+    number: int
+    model: nn.Module
+    masks: dict[str, torch.Tensor]
+    metrics: dict[str, Any]
+    curve: dict[str, Any]
+    history: list[Any]
 
 
 @dataclass
@@ -172,7 +194,7 @@ class RunFolder:
         number: int,
         restricted_state: dict[str, torch.Tensor],
         masks: dict[str, torch.Tensor],
-        architecture: Architecture,
+        architecture: Describable,
         curve: dict[str, Any],
         metrics: dict[str, Any],
     ) -> None:
@@ -185,13 +207,15 @@ class RunFolder:
         write_json(directory / CURVE, curve)
         write_json(directory / METRICS, metrics)
 
-    def load(self, number: int) -> Generation:
+    def _read(self, number: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, torch.Tensor],
+                                          dict[str, torch.Tensor]]:
+        """A finished generation's files: metrics, curve, network description, state (FP32) and masks."""
         directory = self.generation_dir(number)
         if not directory.is_dir():
             raise CheckpointError(f"generation {number} does not exist in {self.root}")
         metrics = read_json(directory / METRICS)
         curve = read_json(directory / CURVE)
-        architecture = Architecture.from_json(read_json(directory / ARCHITECTURE))
+        description = read_json(directory / ARCHITECTURE)
         weights_path = directory / WEIGHTS
         if not weights_path.is_file():
             raise CheckpointError(f"{weights_path} is missing; delete {directory} to redo generation {number}")
@@ -207,14 +231,36 @@ class RunFolder:
         for name, tensor in state.items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise CheckpointError(f"{weights_path}: {name} contains NaN or Inf; this generation cannot be a parent")
-        model = GridDetector(architecture)
+        return metrics, curve, description, state, masks
+
+    def _filled(self, number: int, model: nn.Module, state: dict[str, torch.Tensor],
+                masks: dict[str, torch.Tensor]) -> nn.Module:
+        """``model`` with the stored weights, its masks checked against its synapse-carrying weights."""
+        directory = self.generation_dir(number)
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
             raise CheckpointError(
-                f"{weights_path} does not match {directory / ARCHITECTURE}: {str(error).splitlines()[0]}"
+                f"{directory / WEIGHTS} does not match {directory / ARCHITECTURE}: {str(error).splitlines()[0]}"
             ) from error
-        expected = {name: tuple(layer.weight.shape) for name, layer in model.prunable_layers()}
-        if {name: tuple(m.shape) for name, m in masks.items()} != expected:
-            raise CheckpointError(f"{weights_path}: masks do not match the architecture's layers")
+        shapes = {name: tuple(parameter.shape) for name, parameter in model.named_parameters()}
+        if any(shapes.get(name) != tuple(mask.shape) for name, mask in masks.items()):
+            raise CheckpointError(f"{directory / WEIGHTS}: masks do not match the architecture's layers")
+        return model
+
+    def load(self, number: int) -> Generation:
+        """A generation of the study's detector (its architecture.json says its widths)."""
+        metrics, curve, description, state, masks = self._read(number)
+        model = GridDetector(Architecture.from_json(description))
+        self._filled(number, model, state, masks)
+        if set(masks) != {name for name, _ in model.prunable_layers()}:
+            raise CheckpointError(f"{self.generation_dir(number) / WEIGHTS}: masks do not match the architecture's "
+                                  "layers")
         return Generation(number, model, masks, metrics, curve)
+
+    def load_network(self, number: int, build: Callable[[dict[str, Any]], nn.Module]) -> NetworkGeneration:
+        """A generation of any network: ``build`` makes the network its architecture.json describes (an ancestor
+        rebuilt and its pruning history replayed), then the stored weights are loaded into it."""
+        metrics, curve, description, state, masks = self._read(number)
+        model = self._filled(number, build(description), state, masks)
+        return NetworkGeneration(number, model.eval(), masks, metrics, curve, list(description.get("history", [])))

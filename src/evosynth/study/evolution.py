@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from tqdm.auto import tqdm
 
 from evosynth.core.compaction import compact
+from evosynth.core.graph import ChannelGraph
 from evosynth.core.precision import restrict, rounded, rounding_error, storage_note
 from evosynth.core.synthesis import LayerDecision, generation_generator, synthesize
 from evosynth.paths import CACHE_DIR, RUNS_DIR
@@ -24,7 +25,7 @@ from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.task.dataset import DetectionData
 from evosynth.task.metrics import assess, efficiency, evaluate
-from evosynth.task.model import Architecture, GridDetector, cost_model
+from evosynth.task.model import Architecture, GridDetector, channel_graph, rebuilt
 from evosynth.task.registry import load_dataset
 from evosynth.task.training import train
 
@@ -45,9 +46,10 @@ def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[GridDetector, 
     return model, masks
 
 
-Decide = Callable[[Generation, int], dict[str, LayerDecision]]
-"""How an offspring is decided: from its parent and its generation number, the keep-decisions ``compact`` cuts by.
-The evolution decides by stochastic synthesis; the baselines (``evosynth.core.pruning``) by pruning rules."""
+Decide = Callable[[ChannelGraph, Generation, int], dict[str, LayerDecision]]
+"""How an offspring is decided: from its parent's channel graph, the parent and its generation number, the
+keep-decisions ``compact`` cuts by. The evolution decides by stochastic synthesis; the baselines
+(``evosynth.core.pruning``) by pruning rules."""
 
 
 def parent_layers(parent: Generation) -> list[tuple[str, torch.Tensor]]:
@@ -59,9 +61,9 @@ def synthesis_decider(config: RunConfig) -> Decide:
     """The evolution's decider: stochastic synthesis from the parent's DNA under the run's environment."""
     environment = config.make_environment()
 
-    def decide(parent: Generation, number: int) -> dict[str, LayerDecision]:
-        return synthesize(parent_layers(parent), parent.masks, environment, generation_generator(config.seed, number),
-                          config.channel_multiple, cost_model(parent.model.architecture))
+    def decide(graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
+        return synthesize(graph, parent.masks, environment, generation_generator(config.seed, number),
+                          config.channel_multiple)
 
     return decide
 
@@ -69,8 +71,12 @@ def synthesis_decider(config: RunConfig) -> Decide:
 def offspring_of(
     parent: Generation, config: RunConfig, number: int, decide: Decide | None = None
 ) -> tuple[GridDetector, dict[str, torch.Tensor]]:
-    """Decide generation ``number`` from its parent (by default the run's stochastic synthesis), then compact it."""
-    return compact(parent.model, (decide or synthesis_decider(config))(parent, number))
+    """Decide generation ``number`` from its parent (by default the run's stochastic synthesis), then compact it:
+    the parent's graph is traced on a whole frame, the size the cost environment prices."""
+    graph = channel_graph(parent.model)
+    offspring = compact(graph, (decide or synthesis_decider(config))(graph, parent, number))
+    assert isinstance(offspring.model, GridDetector)
+    return rebuilt(offspring.model), offspring.masks
 
 
 @dataclass
@@ -152,29 +158,34 @@ def _run_fields(config: RunConfig) -> dict[str, Any]:
             "alpha_cluster": config.alpha_cluster}
 
 
+Loaded = TypeVar("Loaded")
+
+
 def breed(
     folder: RunFolder,
     identity: dict[str, Any],
     length: int,
-    make_generation: Callable[[int, Generation | None], None],
+    make_generation: Callable[[int, Loaded | None], None],
     description: str,
-) -> list[Generation]:
-    """The resumable loop every lineage shares (evolution and baselines): hold the folder's lock, check that it
-    holds this lineage, let ``make_generation(number, parent)`` write each unfinished generation, and return every
-    generation as loaded from disk, 1 first.
+    load: Callable[[int], Loaded] | None = None,
+) -> list[Loaded]:
+    """The resumable loop every lineage shares (evolution, baselines, any network's evolution): hold the folder's
+    lock, check that it holds this lineage, let ``make_generation(number, parent)`` write each unfinished
+    generation, and return every generation as ``load`` reads it from disk (default: the detector's), 1 first.
 
     A finished generation is loaded, not redone; an unfinished one is discarded and redone. Parents are always
     the bytes on disk, so a resumed lineage breeds exactly what an uninterrupted one does.
     """
+    read: Callable[[int], Any] = load or folder.load
     with folder.locked():
         folder.bind(identity, length)
         folder.check_lineage()
-        generations: list[Generation] = []
+        generations: list[Loaded] = []
         for number in tqdm(range(1, length + 1), desc=description, unit="gen"):
             if not folder.is_finished(number):
                 folder.discard_unfinished(number)
                 make_generation(number, generations[-1] if generations else None)
-            generations.append(folder.load(number))
+            generations.append(read(number))
         folder.extend_to(length)
     return generations
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from evosynth.core.graph import ChannelGraph
 from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions, matched_decisions
 from evosynth.core.synthesis import LayerDecision
 from evosynth.storage.runs import ARCHITECTURE, Generation, RunFolder, read_json
@@ -160,7 +161,7 @@ class L1Filter(Baseline):
         return {"method": self.key, "norm": "L1 over the synapses left (greedy)", "widths_of": config.identity()}
 
     def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
-        def by_l1_norm(parent: Generation, number: int) -> dict[str, LayerDecision]:
+        def by_l1_norm(_graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
             widths = Architecture.from_json(read_json(reference.generation_dir(number) / ARCHITECTURE)).widths
             return l1_filter_decisions(parent_layers(parent), parent.masks, widths)
 
@@ -184,7 +185,7 @@ class MatchedStructure(Baseline):
                 "synapses": "largest |w| per layer", "structure_of": config.identity()}
 
     def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
-        def by_strength(parent: Generation, number: int) -> dict[str, LayerDecision]:
+        def by_strength(_graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
             target = reference.load(number)
             counts = {name: int(mask.sum()) for name, mask in target.masks.items()}
             return matched_decisions(parent_layers(parent), parent.masks, target.model.architecture.widths, counts)
@@ -212,7 +213,10 @@ class IterativeMagnitude(Baseline):
         return {"method": self.key, "fraction": IMP_FRACTION, "scope": "layer-wise", **shared}
 
     def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
-        return lambda parent, _: magnitude_decisions(parent_layers(parent), parent.masks, IMP_FRACTION)
+        def by_magnitude(_graph: ChannelGraph, parent: Generation, _number: int) -> dict[str, LayerDecision]:
+            return magnitude_decisions(parent_layers(parent), parent.masks, IMP_FRACTION)
+
+        return by_magnitude
 
 
 METHODS: dict[str, Method] = {method.key: method for method in

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from evosynth.core.environment import CostModel
+from evosynth.core.graph import ChannelGraph, GraphCost
 
 HEAD_OUTPUTS = 5  # coverage logit + (left, top, right, bottom)
 FRAME_SIZE = (480, 640)  # height, width of the camera frame a deployed detector runs on (the paper's unit of fps)
@@ -100,19 +100,45 @@ class GridDetector(nn.Module):
         return layers
 
 
-def cost_model(architecture: Architecture, image_size: tuple[int, int] = FRAME_SIZE) -> CostModel:
-    """The detector's multiply-accumulates as a function of its widths, on images of ``image_size``."""
-    height, width = image_size
-    k = architecture.kernel_size
-    factors = []
-    for stride in architecture.strides:
-        height = (height + 2 * (k // 2) - k) // stride + 1
-        width = (width + 2 * (k // 2) - k) // stride + 1
-        factors.append(float(height * width * k * k))
-    factors.append(float(height * width))  # the 1x1 head
-    return CostModel(tuple(factors), architecture.in_channels, architecture.head_outputs)
+HEAD = "head"  # the module whose outputs the task needs: never removed
+
+
+def example_frame(architecture: Architecture, image_size: tuple[int, int] = FRAME_SIZE) -> torch.Tensor:
+    """One image of ``image_size`` (a camera frame by default): what the detector's graph is traced on."""
+    return torch.zeros(1, architecture.in_channels, *image_size)
+
+
+def channel_graph(model: GridDetector, image_size: tuple[int, int] = FRAME_SIZE) -> ChannelGraph:
+    """The detector's channel graph, traced on a copy of it (the model is left as it is), its head kept."""
+    return ChannelGraph.of(model, example_frame(model.architecture, image_size), keep_outputs_of=(HEAD,))
+
+
+def rebuilt(model: GridDetector) -> GridDetector:
+    """A detector cut by the dependency graph, as a detector whose architecture says its widths."""
+    blocks: list[ConvBlock] = list(model.backbone)  # type: ignore[arg-type]
+    architecture = model.architecture.with_widths(tuple(block.conv.out_channels for block in blocks))
+    with torch.random.fork_rng():  # building draws initial weights: leave the caller's random stream as it was
+        detector = GridDetector(architecture)
+    detector.load_state_dict(model.state_dict())
+    return detector.eval()
+
+
+def cost_model(architecture: Architecture, image_size: tuple[int, int] = FRAME_SIZE) -> GraphCost:
+    """The detector's multiply-accumulates as a function of its widths, on images of ``image_size``, counted on
+    its traced graph."""
+    with torch.random.fork_rng():
+        model = GridDetector(architecture)
+    return ChannelGraph(model, example_frame(architecture, image_size), keep_outputs_of=(HEAD,)).cost
 
 
 def count_macs(architecture: Architecture, image_size: tuple[int, int]) -> int:
     """Dense multiply-accumulates of one forward pass: what the compacted network really computes."""
-    return round(cost_model(architecture, image_size).cost(architecture.widths))
+    chain = [architecture.in_channels, *architecture.widths, architecture.head_outputs]
+    height, width = image_size
+    k = architecture.kernel_size
+    total = 0
+    for index, stride in enumerate(architecture.strides):
+        height = (height + 2 * (k // 2) - k) // stride + 1
+        width = (width + 2 * (k // 2) - k) // stride + 1
+        total += height * width * k * k * chain[index] * chain[index + 1]
+    return total + height * width * chain[-2] * chain[-1]  # the 1x1 head

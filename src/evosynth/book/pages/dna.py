@@ -133,7 +133,8 @@ def _synapse_pairs(laws: list, environment: Environment) -> list[torch.Tensor]:
 def _cluster_keeps(laws: list, environment: Environment, cost: CostModel | None = None) -> list[torch.Tensor]:
     """Per layer, P(S_g) of each cluster (the head's alive clusters: 1, they are never removed). ``cost``: the
     network's cost model, which the cost environment decides each layer's cut by."""
-    environments = environment.layer_environments([cluster_p for _, _, _, cluster_p, _ in laws], cost)
+    groups, kept = environment.group_environments([cluster_p for _, _, _, cluster_p, _ in laws[:-1]], cost)
+    environments = [*groups, kept]  # the detector's backbone layers are its groups; its head is kept
     keeps = []
     for position, (_, _, _, cluster_p, alive_clusters) in enumerate(laws):
         if position == len(laws) - 1:

@@ -20,7 +20,7 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import synthesis_decider
 from evosynth.task.dataset import DetectionSplit
 from evosynth.task.metrics import SCORE_THRESHOLD, predict
-from evosynth.task.model import GridDetector, cost_model
+from evosynth.task.model import GridDetector, channel_graph, cost_model
 
 
 def lineage_sizes(child: Generation, parent: Generation | None) -> pd.DataFrame:
@@ -39,7 +39,7 @@ def replay_synthesis(parent: Generation, config: RunConfig, number: int) -> dict
     The synthesis is a pure function of the parent's stored weights and (run seed, generation), so the replay is
     exact; ``inheritance`` checks it against the stored offspring.
     """
-    return synthesis_decider(config)(parent, number)
+    return synthesis_decider(config)(channel_graph(parent.model), parent, number)
 
 
 def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.DataFrame:
@@ -52,7 +52,8 @@ def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.
     decisions = replay_synthesis(parent, config, child.number)
     layers = prunable_weights(parent.model)
     laws = [cluster_probabilities(weight, parent.masks[name].to(torch.bool)) for _, name, weight in layers]
-    environments = config.make_environment().layer_environments(laws, cost_model(parent.model.architecture))
+    groups, kept = config.make_environment().group_environments(laws[:-1], cost_model(parent.model.architecture))
+    environments = [*groups, kept]  # the detector's backbone layers are its groups; its head is kept
     frames = []
     for (index, name, weight), probability, environment in zip(layers, laws, environments, strict=True):
         mask = parent.masks[name].to(torch.bool)

@@ -48,3 +48,10 @@ def sweep_folders(sweep_dirs: Sequence[str | Path] | None) -> list[Path]:
     if sweep_dirs is None:
         return [runs_folder() / config.name for config in sweep_configs(RunConfig())]
     return [in_checkout(folder) for folder in sweep_dirs]
+
+
+OWN_NETWORK_RUN = "own-network-resnet"  # the "Evolve your own network" page's run folder, in the runs folder
+
+
+def own_network_folder(run_dir: str | Path | None) -> Path:
+    return runs_folder() / OWN_NETWORK_RUN if run_dir is None else in_checkout(run_dir)
