@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from evosynth.core.graph import ChannelGraph, GraphError, run_forward
+from evosynth.core.graph import ChannelGraph, GraphError, run_hooked
 from evosynth.core.synthesis import LayerDecision
 
 NORMALISATIONS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
@@ -99,12 +99,7 @@ def silenced_copy(model: nn.Module, example_inputs: Any, decisions: Mapping[str,
                for parameter in decisions]
     handles += [module.register_forward_pre_hook(follow(name)) for name, module in modules.items()
                 if isinstance(module, NORMALISATIONS)]
-    try:
-        with torch.no_grad():
-            run_forward(silenced, example_inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked(silenced, example_inputs, handles)
     with torch.no_grad():
         for parameter, decision in decisions.items():
             module = modules[owners[parameter]]

@@ -188,14 +188,19 @@ def _call_order(model: nn.Module, example_inputs: Any) -> tuple[list[str], dict[
                 kernel *= size
             factors[name] = float(output[0, 0].numel() * kernel)
 
-    handles = [module.register_forward_hook(hook) for module in model.modules() if isinstance(module, PRUNABLE_TYPES)]
+    run_hooked(model, example_inputs,
+               [module.register_forward_hook(hook) for module in model.modules() if isinstance(module, PRUNABLE_TYPES)])
+    return order, factors
+
+
+def run_hooked(model: nn.Module, example_inputs: Any, handles: Sequence[Any]) -> None:
+    """One forward pass without gradients, with the hooks of ``handles`` registered: they are removed after it."""
     try:
         with torch.no_grad():
             run_forward(model, example_inputs)
     finally:
         for handle in handles:
             handle.remove()
-    return order, factors
 
 
 def run_forward(model: nn.Module, example_inputs: Any) -> Any:

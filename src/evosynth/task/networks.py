@@ -41,7 +41,7 @@ class ResNet(nn.Module):
     def __init__(self, in_channels: int = 1, widths: Sequence[int] = (16, 32), blocks: int = 2,
                  classes: int = 10) -> None:
         super().__init__()
-        self.stem = _conv_bn(in_channels, widths[0], 3)
+        self.stem = _conv_bn(in_channels, widths[0], 3, 2)
         stages, channels = [], widths[0]
         for index, width in enumerate(widths):
             for block in range(blocks):
