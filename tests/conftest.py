@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -29,6 +30,16 @@ from evosynth.task.dataset import SPLITS, DetectionData
 from evosynth.task.imageset import ImageSetSpec
 from evosynth.task.metrics import OperatingPoint, Quality, assess
 from evosynth.task.model import Architecture, GridDetector, channel_graph, rebuilt
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n 2`` (make test) each worker, and every program it starts (CLI runs, notebook kernels),
+    computes on one thread: two workers of two OpenMP threads each on two cores stall each other's barriers."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[variable] = "1"
+        torch.set_num_threads(1)
+
 
 # Fixtures that train networks or run the study: a test that needs one (directly or through another fixture) is
 # marked slow, and so is every test of the modules that start other programs (they carry their own mark).

@@ -11,8 +11,8 @@ from evosynth.book import display
 from evosynth.book.pages import dna as dna_page
 from evosynth.core.environment import Environment
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
-from evosynth.study.evolution import offspring_of
-from evosynth.task.model import cost_model
+from evosynth.study.evolution import synthesis_decider
+from evosynth.task.model import channel_graph, cost_model
 
 # ----------------------------------------------------------------------------------------------- pages: the DNA
 
@@ -71,8 +71,9 @@ def test_expected_survivors_agree_with_sampled_offspring():
     model = tiny_model(widths=(6, 8))
     parent = generation(1, model, full_masks(model))
     expected = dna_page.expected_survivors(model, parent.masks, CONFIG.make_environment())
+    graph, decide = channel_graph(model), synthesis_decider(CONFIG)  # the offspring's masks: their decisions
     counts = np.array([
-        [int(m.sum()) for m in offspring_of(parent, CONFIG, number)[1].values()] for number in range(2, 202)
+        [int(d.synapse_mask.sum()) for d in decide(graph, parent, number).values()] for number in range(2, 202)
     ])
     assert counts.mean(axis=0) == pytest.approx(expected["expected_synapses"].to_numpy(), rel=0.1)
 
