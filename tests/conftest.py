@@ -25,11 +25,11 @@ from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study import capacity
 from evosynth.study.capacity import capacity_table
 from evosynth.study.config import RunConfig
-from evosynth.study.evolution import evolve, load_task_data, offspring_of
+from evosynth.study.evolution import detector_recipe, evolve, load_task_data, offspring_of
 from evosynth.task.dataset import SPLITS, DetectionData
 from evosynth.task.imageset import ImageSetSpec
 from evosynth.task.metrics import OperatingPoint, Quality, assess
-from evosynth.task.model import Architecture, GridDetector, channel_graph, rebuilt
+from evosynth.task.model import Architecture, GridDetector, channel_graph
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -115,7 +115,8 @@ def full_masks(model: GridDetector) -> dict[str, torch.Tensor]:
 
 
 def generation(number: int, model: GridDetector, masks: dict[str, torch.Tensor], **metrics) -> Generation:
-    return Generation(number, model, masks, metrics, curve={})
+    """A generation in memory, its recipe that of a network of its widths (no pruning history)."""
+    return Generation(number, model, masks, metrics, curve={}, recipe=detector_recipe(model.architecture))
 
 
 CONFIG = RunConfig(preset="smoke", alpha_synapse=0.8, alpha_cluster=0.7, seed=3, generations=2)
@@ -126,7 +127,7 @@ def lineage() -> tuple[Generation, Generation]:
     """A parent and the offspring the library synthesizes from it (no training: the synthesis is what matters)."""
     parent_model = tiny_model()
     parent = generation(1, parent_model, full_masks(parent_model))
-    child_model, child_masks = offspring_of(parent, CONFIG, 2)
+    child_model, child_masks, _ = offspring_of(parent, CONFIG, 2)
     return parent, generation(2, child_model, child_masks)
 
 
@@ -134,7 +135,8 @@ def compacted(model: GridDetector, decisions: dict, size: tuple[int, int] = (32,
               ) -> tuple[GridDetector, dict[str, torch.Tensor]]:
     """The detector cut by per-layer decisions, as the evolution cuts it (its graph traced at ``size``)."""
     offspring = compact(channel_graph(model, size), decisions)
-    return rebuilt(offspring.model), offspring.masks
+    assert isinstance(offspring.model, GridDetector)
+    return offspring.model, offspring.masks
 
 
 def detector(seed: int = 0) -> GridDetector:

@@ -104,9 +104,10 @@ def test_cli_prints_the_table(run, data_dir, capsys):
 
 def test_the_results_page_shows_what_was_measured(run, data_dir, tmp_path):
     _, generations = load_run(run)
-    assert read_capacity(run, generations) is None  # not measured: the page says how to measure it, computes nothing
+    metrics = {g.number: g.metrics for g in generations}
+    assert read_capacity(run, metrics) is None  # not measured: the page says how to measure it, computes nothing
     measure_capacity(run, [2], data_dir)
-    assert read_capacity(run, generations)["evolved"].keys() == {"2"}
+    assert read_capacity(run, metrics)["evolved"].keys() == {"2"}
     job = NotebookJob(NOTEBOOKS / "results.md", tmp_path / "results.ipynb", {"run_dir": str(run)})
     execute(job)
     outputs = json.dumps([cell.get("outputs") for cell in json.loads(job.output.read_text())["cells"]])

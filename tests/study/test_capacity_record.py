@@ -49,9 +49,9 @@ def test_capacity_entries_are_the_converged_restricted_networks(smoke_run, data,
         trainings.append((kwargs["description"], curve, states))
         return curve
 
-    def spy_measure(config, data, number, parent, model, masks, curve):
+    def spy_measure(config, data, number, parent, model, masks, *rest):
         fp32 = clone_state(model)
-        result = real_measure(config, data, number, parent, model, masks, curve)
+        result = real_measure(config, data, number, parent, model, masks, *rest)
         measured.append((fp32, clone_state(model), masks))
         return result
 

@@ -59,8 +59,8 @@ def check_generation_record(folder: RunFolder, number: int, expected: dict, qual
     # the operating point: this generation's threshold, chosen on the validation split, applied to the test split
     assert metrics["operating_point"] == asdict(assess(generation.model, data.val, data.test)[1])
     # size, recounted from the saved weights and masks
-    widths = list(generation.model.architecture.widths)
-    assert metrics["widths"] == widths == architecture["widths"]
+    widths = list(generation.model.architecture.widths)  # the ancestor rebuilt, its pruning history replayed
+    assert metrics["widths"] == widths and architecture["builder"] == "grid_detector"
     assert metrics["clusters"] == sum(widths)
     synapses = sum(int(mask.sum()) for mask in generation.masks.values())
     assert metrics["synapses"] == synapses == sum(layer["synapses"] for layer in architecture["layers"].values())
@@ -112,9 +112,9 @@ def traced_run(tmp_path_factory, smoke_run, data_dir):
     captured: dict[int, dict[str, torch.Tensor]] = {}
     real = evolution.restrict_and_measure
 
-    def spy(config, data, number, parent, model, masks, curve):
+    def spy(config, data, number, parent, model, *rest):
         captured[number] = clone_state(model)
-        return real(config, data, number, parent, model, masks, curve)
+        return real(config, data, number, parent, model, *rest)
 
     with pytest.MonkeyPatch.context() as patch:
         fingerprinted(patch)
@@ -209,7 +209,7 @@ def test_restrict_and_measure_records_the_step_it_measures(smoke_run, data, monk
     fp32_state = clone_state(model)
     curve = {"epochs": [1, 2, 3], "val_ap50": [0.1, 0.4, 0.401], "best_epoch": 2, "seconds": 12.5, "loss": [3, 2, 1]}
     fingerprinted(monkeypatch)
-    result = restrict_and_measure(config, data, 5, parent, model, masks, curve)
+    result = restrict_and_measure(config, data, 5, parent, model, masks, trained.recipe, curve)
     metrics = result.metrics
     assert {k: metrics[k] for k in ("generation", "parent", "seed", "alpha_synapse", "alpha_cluster", "environment",
                                     "precision", "precision_note")} == {
@@ -263,7 +263,7 @@ def test_baseline_metrics_are_the_baselines_own(baseline_runs, data, method):
     assert quality_of(record) != as_tuple(fingerprint(reference.load(2).model, data.test))  # not the evolution's
     parent = folder.load(1)
     if method == "l1-filter":
-        assert record["widths"] == read(reference.generation_dir(2) / ARCHITECTURE)["widths"]
+        assert record["widths"] == read(reference.generation_dir(2) / METRICS)["widths"]
     else:
         assert record["widths"] == list(parent.model.architecture.widths)
         remaining = [int(m.sum()) for m in parent.masks.values()]

@@ -41,7 +41,7 @@ from evosynth.deploy.bench_record import BENCH_FILE, SCHEMA_VERSION
 from evosynth.deploy.export import export_run, run_image_size
 from evosynth.deploy.machine import describe_machine
 from evosynth.storage.runs import RunFolder, write_json
-from evosynth.task.model import FRAME_SIZE, count_macs
+from evosynth.task.model import FRAME_SIZE, GridDetector, count_macs
 
 DEFAULT_ROUNDS = 15
 SAMPLE_LIMIT = 5  # a sample stops after 5 x sample_ms even if its iterations are not done
@@ -167,7 +167,7 @@ def benchmark_run(
     chosen = [name for name in backends if name not in skipped]
     if any(BACKENDS[name].needs_exports for name in chosen):
         export_run(folder.root)
-    generations = folder.load_finished()
+    generations = folder.load_finished(GridDetector)
     if not generations:
         raise ValueError(f"{folder.root} has no finished generation to benchmark")
     sizes = {name: WORKLOADS[name].image_size(training_size) for name in workloads}

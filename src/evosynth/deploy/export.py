@@ -274,5 +274,5 @@ def export_run(run_dir: Path) -> list[ExportResult]:
         if _record_is_fresh(directory, image_size, with_engine=reason is None):
             results.append(_reused(number, directory, with_engine=reason is None))
         else:
-            results.append(export_generation(folder.load(number), directory, image_size, announce=False))
+            results.append(export_generation(folder.load(number, GridDetector), directory, image_size, announce=False))
     return results

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from evosynth.core.graph import GraphError
 from evosynth.errors import CheckpointError, ConfigMismatchError
 from evosynth.files import atomic_write, exclusive, read_json, write_json
-from evosynth.task.model import Architecture, GridDetector
+from evosynth.task.recipe import Recipe
 
 WEIGHTS = "weights.safetensors"
 ARCHITECTURE = "architecture.json"
@@ -34,15 +34,9 @@ METRICS = "metrics.json"
 CONFIG = "config.json"
 # The layout of config.json (its identity's keys included); a folder of another version, or of none, is refused
 # rather than read. Raise it with any change to what a run folder holds or how its identity is keyed.
-FORMAT_VERSION = 3  # 3: architecture.json may describe any network (a recipe and its pruning history)
+FORMAT_VERSION = 4  # 4: every architecture.json is a recipe (the ancestor's builder, its pruning history)
 MASK_PREFIX = "mask:"
-
-
-class Describable(Protocol):
-    """What a generation's architecture.json is written from: the detector's ``Architecture``, or a network's
-    recipe (its ancestor's builder, arguments and pruning history)."""
-
-    def to_json(self) -> dict[str, Any]: ...
+Model = TypeVar("Model", bound=nn.Module)
 
 
 def _copy_bytes(source: Path, destination: Path) -> None:
@@ -50,27 +44,16 @@ def _copy_bytes(source: Path, destination: Path) -> None:
 
 
 @dataclass
-class NetworkGeneration:
-    """One finished generation of any network: its (restricted) network, masks, metrics, training curve, and the
-    pruning history that leads to it from the ancestor."""
+class Generation(Generic[Model]):
+    """One finished generation: its (restricted) network, masks, metrics, training curve, and the recipe that
+    rebuilds its network (the ancestor's builder and the pruning history from it)."""
 
     number: int
-    model: nn.Module
+    model: Model
     masks: dict[str, torch.Tensor]
     metrics: dict[str, Any]
     curve: dict[str, Any]
-    history: list[Any]
-
-
-@dataclass
-class Generation:
-    """One finished generation: its (restricted) network, masks, metrics and training curve."""
-
-    number: int
-    model: GridDetector
-    masks: dict[str, torch.Tensor]
-    metrics: dict[str, Any]
-    curve: dict[str, Any]
+    recipe: Recipe
 
 
 class RunFolder:
@@ -177,9 +160,13 @@ class RunFolder:
                 numbers.append(int(child.name[4:]))
         return numbers
 
-    def load_finished(self) -> list[Generation]:
+    def load_finished(self, kind: type[Model] = nn.Module) -> list[Generation[Model]]:  # type: ignore[assignment]
         """Every finished generation, in order."""
-        return [self.load(number) for number in self.finished()]
+        return [self.load(number, kind) for number in self.finished()]
+
+    def metrics(self, number: int) -> dict[str, Any]:
+        """A generation's metrics.json, without building its network."""
+        return read_json(self.generation_dir(number) / METRICS)
 
     def is_finished(self, number: int) -> bool:
         return (self.generation_dir(number) / METRICS).is_file()
@@ -194,7 +181,7 @@ class RunFolder:
         number: int,
         restricted_state: dict[str, torch.Tensor],
         masks: dict[str, torch.Tensor],
-        architecture: Describable,
+        recipe: Recipe,
         curve: dict[str, Any],
         metrics: dict[str, Any],
     ) -> None:
@@ -203,19 +190,40 @@ class RunFolder:
         tensors.update({MASK_PREFIX + name: m.to(torch.bool).contiguous() for name, m in masks.items()})
         atomic_write(directory / WEIGHTS, lambda tmp: save_file(tensors, str(tmp)))
         layers = {name: {"shape": list(m.shape), "synapses": int(m.sum())} for name, m in masks.items()}
-        write_json(directory / ARCHITECTURE, {**architecture.to_json(), "layers": layers})
+        write_json(directory / ARCHITECTURE, {**recipe.to_json(), "layers": layers})
         write_json(directory / CURVE, curve)
         write_json(directory / METRICS, metrics)
 
-    def _read(self, number: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, torch.Tensor],
-                                          dict[str, torch.Tensor]]:
-        """A finished generation's files: metrics, curve, network description, state (FP32) and masks."""
+    def load(self, number: int, kind: type[Model] = nn.Module) -> Generation[Model]:  # type: ignore[assignment]
+        """A finished generation: its recipe's network (the ancestor built, its pruning history replayed), which
+        must be a ``kind``, filled with the stored weights and checked against the stored masks."""
         directory = self.generation_dir(number)
         if not directory.is_dir():
             raise CheckpointError(f"generation {number} does not exist in {self.root}")
         metrics = read_json(directory / METRICS)
         curve = read_json(directory / CURVE)
-        description = read_json(directory / ARCHITECTURE)
+        try:
+            recipe = Recipe.from_json(read_json(directory / ARCHITECTURE))
+            model = recipe.build()
+        except GraphError as error:
+            raise CheckpointError(f"{directory / ARCHITECTURE} cannot be rebuilt: {error}") from error
+        if not isinstance(model, kind):
+            raise CheckpointError(f"{directory / ARCHITECTURE} builds a {type(model).__name__}, not a {kind.__name__}")
+        state, masks = self._tensors(number)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise CheckpointError(
+                f"{directory / WEIGHTS} does not match {directory / ARCHITECTURE}: {str(error).splitlines()[0]}"
+            ) from error
+        shapes = {name: tuple(parameter.shape) for name, parameter in model.named_parameters()}
+        if any(shapes.get(name) != tuple(mask.shape) for name, mask in masks.items()):
+            raise CheckpointError(f"{directory / WEIGHTS}: masks do not match the architecture's layers")
+        return Generation(number, model.eval(), masks, metrics, curve, recipe)
+
+    def _tensors(self, number: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """A generation's stored state (FP32) and masks, checked to be readable and finite."""
+        directory = self.generation_dir(number)
         weights_path = directory / WEIGHTS
         if not weights_path.is_file():
             raise CheckpointError(f"{weights_path} is missing; delete {directory} to redo generation {number}")
@@ -231,36 +239,4 @@ class RunFolder:
         for name, tensor in state.items():
             if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                 raise CheckpointError(f"{weights_path}: {name} contains NaN or Inf; this generation cannot be a parent")
-        return metrics, curve, description, state, masks
-
-    def _filled(self, number: int, model: nn.Module, state: dict[str, torch.Tensor],
-                masks: dict[str, torch.Tensor]) -> nn.Module:
-        """``model`` with the stored weights, its masks checked against its synapse-carrying weights."""
-        directory = self.generation_dir(number)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise CheckpointError(
-                f"{directory / WEIGHTS} does not match {directory / ARCHITECTURE}: {str(error).splitlines()[0]}"
-            ) from error
-        shapes = {name: tuple(parameter.shape) for name, parameter in model.named_parameters()}
-        if any(shapes.get(name) != tuple(mask.shape) for name, mask in masks.items()):
-            raise CheckpointError(f"{directory / WEIGHTS}: masks do not match the architecture's layers")
-        return model
-
-    def load(self, number: int) -> Generation:
-        """A generation of the study's detector (its architecture.json says its widths)."""
-        metrics, curve, description, state, masks = self._read(number)
-        model = GridDetector(Architecture.from_json(description))
-        self._filled(number, model, state, masks)
-        if set(masks) != {name for name, _ in model.prunable_layers()}:
-            raise CheckpointError(f"{self.generation_dir(number) / WEIGHTS}: masks do not match the architecture's "
-                                  "layers")
-        return Generation(number, model, masks, metrics, curve)
-
-    def load_network(self, number: int, build: Callable[[dict[str, Any]], nn.Module]) -> NetworkGeneration:
-        """A generation of any network: ``build`` makes the network its architecture.json describes (an ancestor
-        rebuilt and its pruning history replayed), then the stored weights are loaded into it."""
-        metrics, curve, description, state, masks = self._read(number)
-        model = self._filled(number, build(description), state, masks)
-        return NetworkGeneration(number, model.eval(), masks, metrics, curve, list(description.get("history", [])))
+        return state, masks

@@ -7,7 +7,7 @@ study's guarantees: resumable generation by generation, one writer at a time, ev
                                   seed=0, out=Path("runs/my-resnet"), keep_outputs_of=("fc",))
 
 ``build_ancestor`` is how the run folder rebuilds its networks, so it must be findable again: a name in
-``task.networks.NETWORKS`` or ``"package.module:function"`` (an importable function, or the function itself), called
+``task.recipe.BUILDERS`` or ``"package.module:function"`` (an importable function, or the function itself), called
 with ``arguments`` (JSON). A generation's ``architecture.json`` holds that recipe, the example input's shape and the
 pruning history from the ancestor; loading builds the ancestor, replays the history and loads the weights.
 ``train(model, generation)`` may move any weight: the synapses the offspring did not inherit are zeroed after it.
@@ -16,9 +16,7 @@ pruning history from the ancestor; loading builds the ancestor, replays the hist
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,84 +24,15 @@ import torch
 from torch import nn
 
 from evosynth.core.environment import Environment
-from evosynth.core.graph import ChannelGraph, GraphError, count_macs, replay
+from evosynth.core.graph import ChannelGraph, GraphError, count_macs
 from evosynth.core.offspring import synthesize
 from evosynth.core.precision import precision_dtype, restrict
-from evosynth.storage.runs import NetworkGeneration, RunFolder
+from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.evolution import TRAINING_STREAM, breed
-from evosynth.task.networks import NETWORKS
+from evosynth.task.recipe import Recipe, builder_name
 
 Train = Callable[[nn.Module, int], object]
 Evaluate = Callable[[nn.Module], Mapping[str, float]]
-
-
-def builder_name(build_ancestor: str | Callable[..., nn.Module]) -> str:
-    """How a run folder names its ancestor's builder: a ``NETWORKS`` name, or ``package.module:function``."""
-    if isinstance(build_ancestor, str):
-        resolve_builder(build_ancestor)  # refuses one that cannot be found, before anything is written
-        return build_ancestor
-    for name, known in NETWORKS.items():
-        if known is build_ancestor:
-            return name
-    module, qualname = getattr(build_ancestor, "__module__", None), getattr(build_ancestor, "__qualname__", "")
-    if not module or "<" in qualname:
-        raise GraphError(f"build_ancestor {build_ancestor!r} cannot be found again by a run folder: give a name of "
-                         f"{', '.join(NETWORKS)} or an importable 'package.module:function'")
-    name = f"{module}:{qualname}"
-    resolve_builder(name)
-    return name
-
-
-def resolve_builder(name: str) -> Callable[..., nn.Module]:
-    """The builder a recipe names."""
-    if name in NETWORKS:
-        return NETWORKS[name]
-    module_name, _, qualname = name.partition(":")
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise GraphError(f"the ancestor's builder {name!r} is neither one of {', '.join(NETWORKS)} nor an "
-                         f"importable 'package.module:function' ({error})") from None
-    if not callable(found):
-        raise GraphError(f"the ancestor's builder {name!r} is not callable")
-    return found  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to build a generation's network: the ancestor's builder and arguments, the example input the graph is
-    traced on, and the pruning history from the ancestor to this generation."""
-
-    builder: str
-    arguments: dict[str, Any]
-    input_shape: tuple[int, ...]
-    history: list[Any] = field(default_factory=list)
-
-    def example_inputs(self) -> torch.Tensor:
-        return torch.zeros(self.input_shape)
-
-    def ancestor(self) -> nn.Module:
-        return resolve_builder(self.builder)(**self.arguments)
-
-    def build(self) -> nn.Module:
-        """The network, weights still the builder's: the ancestor cut as the history says."""
-        with torch.random.fork_rng():  # building draws initial weights: the caller's random stream stays as it was
-            model = self.ancestor()
-        return replay(model, self.example_inputs(), self.history)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"builder": self.builder, "arguments": self.arguments, "input_shape": list(self.input_shape),
-                "history": self.history}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Recipe:
-        try:
-            return cls(str(data["builder"]), dict(data["arguments"]), tuple(int(n) for n in data["input_shape"]),
-                       list(data.get("history", [])))
-        except (KeyError, TypeError, ValueError) as error:
-            raise GraphError(f"a network recipe is incomplete or malformed: {error}") from error
 
 
 def efficiency(model: nn.Module, masks: Mapping[str, torch.Tensor], example_inputs: torch.Tensor) -> dict[str, int]:
@@ -137,7 +66,7 @@ def evolve(
     keep_outputs_of: Sequence[str] = (),
     arguments: Mapping[str, Any] | None = None,
     channel_multiple: int = 1,
-) -> list[NetworkGeneration]:
+) -> list[Generation[nn.Module]]:
     """Run (or resume) an evolution of any network in the run folder ``out``; returns every generation, 1 first.
 
     Everything the run depends on is checked before the folder is touched: the builder can be found, the ancestor
@@ -156,20 +85,17 @@ def evolve(
                 "channel_multiple": channel_multiple}
     folder = RunFolder(out)
 
-    def load(number: int) -> NetworkGeneration:
-        return folder.load_network(number, lambda description: Recipe.from_json(description).build())
-
-    def make_generation(number: int, parent: NetworkGeneration | None) -> None:
+    def make_generation(number: int, parent: Generation[nn.Module] | None) -> None:
         if parent is None:
             torch.manual_seed(seed)
-            model, history = recipe.ancestor(), []
+            model, lineage = recipe.ancestor(), recipe
             masks = {f"{layer.name}.weight": torch.ones_like(layer.weight, dtype=torch.bool)
                      for layer in ChannelGraph(model, recipe.example_inputs(), keep_outputs_of).layers}
         else:
             offspring = synthesize(parent.model, recipe.example_inputs(), environment, seed=seed, generation=number,
                                    keep_outputs_of=keep_outputs_of, masks=parent.masks,
                                    channel_multiple=channel_multiple)
-            model, masks, history = offspring.model, offspring.masks, [*parent.history, *offspring.history]
+            model, masks, lineage = offspring.model, offspring.masks, parent.recipe.descendant(offspring.history)
         torch.manual_seed(int(seed) * 1_000_003 + number + TRAINING_STREAM)
         model.train()
         train(model, number)
@@ -180,7 +106,6 @@ def evolve(
         model.eval()
         metrics = {**{key: float(value) for key, value in evaluate(model).items()},
                    **efficiency(model, masks, recipe.example_inputs()), "generation": number}
-        folder.save(number, restricted, masks, Recipe(recipe.builder, recipe.arguments, recipe.input_shape, history),
-                    {}, metrics)
+        folder.save(number, restricted, masks, lineage, {}, metrics)
 
-    return breed(folder, identity, generations, make_generation, "generations", load=load)
+    return breed(folder, identity, generations, make_generation, "generations", load=folder.load)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,14 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import (
     TRAINING_STREAM,
     ancestor_generation,
+    detector_recipe,
     load_run,
     load_task_data,
     restrict_and_measure,
 )
 from evosynth.task.dataset import DetectionData
 from evosynth.task.model import Architecture, GridDetector
+from evosynth.task.recipe import Recipe
 from evosynth.task.training import TrainingBudget, TrainingCurve, train
 
 CAPACITY_FILE = "capacity.json"
@@ -55,8 +57,8 @@ RECORDED = (*QUALITY, "operating_point", "synapses", "macs", "widths", "epochs",
 def _converge(config: RunConfig, data: DetectionData, generation: Generation, kind: str) -> dict[str, Any]:
     """Train one network of ``generation``'s widths to convergence and measure it as a generation is measured."""
     if kind == "trained_on":
-        return _train_to_convergence(config, data, generation.model, generation.masks, generation.number,
-                                     f"gen {generation.number:02d} trained on")
+        return _train_to_convergence(config, data, generation.model, generation.masks, generation.recipe,
+                                     generation.number, f"gen {generation.number:02d} trained on")
     return _from_scratch(config, data, generation.model.architecture, generation.number,
                          f"gen {generation.number:02d} from scratch")
 
@@ -67,18 +69,19 @@ def _from_scratch(config: RunConfig, data: DetectionData, architecture: Architec
     torch.manual_seed(config.seed)
     model = GridDetector(architecture)
     masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in model.prunable_layers()}
-    return _train_to_convergence(config, data, model, masks, number, description, stream)
+    return _train_to_convergence(config, data, model, masks, detector_recipe(architecture), number, description,
+                                 stream)
 
 
 def _train_to_convergence(config: RunConfig, data: DetectionData, model: GridDetector,
-                          masks: dict[str, torch.Tensor], number: int, description: str,
+                          masks: dict[str, torch.Tensor], recipe: Recipe, number: int, description: str,
                           stream: int = CAPACITY_STREAM) -> dict[str, Any]:
     """Train under the ancestor's rule (until validation AP50 stops improving), restrict, measure on the test split;
     training draws come from the stream (``stream`` + run seed, ``number``)."""
     rule = config.resolved_preset.ancestor
     curve = train(model, masks, data.train, data.val, rule,
                   generation_generator(config.seed + stream, number), description=description)
-    measured = restrict_and_measure(config, data, number, None, model, masks, curve.to_json()).metrics
+    measured = restrict_and_measure(config, data, number, None, model, masks, recipe, curve.to_json()).metrics
     return _entry(measured, curve, rule)
 
 
@@ -108,7 +111,7 @@ def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None, cache_
     if trained_as is None:
         config, generations = load_run(run_dir)
     else:
-        config, generations = trained_as, RunFolder(run_dir).load_finished()
+        config, generations = trained_as, RunFolder(run_dir).load_finished(GridDetector)
     by_number = {g.number: g for g in generations}
     numbers = list(numbers) if numbers else [generations[-1].number]
     missing = [n for n in numbers if n not in by_number or n == 1]
@@ -126,7 +129,7 @@ def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None, cache_
                 entry = _converge(config, data, by_number[number], kind)
                 record["generations"].setdefault(str(number), {})[kind] = entry
                 write_json(run_dir / CAPACITY_FILE, record)
-    return _with_run_metrics(record, by_number, numbers)
+    return _with_run_metrics(record, {n: g.metrics for n, g in by_number.items()}, numbers)
 
 
 def _stored(run_dir: Path) -> dict[str, Any] | None:
@@ -139,21 +142,21 @@ def _stored(run_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def _with_run_metrics(record: dict[str, Any], by_number: dict[int, Generation],
+def _with_run_metrics(record: dict[str, Any], by_number: Mapping[int, Mapping[str, Any]],
                       numbers: Sequence[int]) -> dict[str, Any]:
     """The record plus what the table compares against: generation 1, and each generation as evolved."""
-    return {**record, "ancestor": {key: by_number[1].metrics[key] for key in RECORDED},
-            "evolved": {str(n): {key: by_number[n].metrics[key] for key in RECORDED} for n in numbers}}
+    return {**record, "ancestor": {key: by_number[1][key] for key in RECORDED},
+            "evolved": {str(n): {key: by_number[n][key] for key in RECORDED} for n in numbers}}
 
 
-def read_capacity(run_dir: Path, generations: Sequence[Generation],
+def read_capacity(run_dir: Path, by_number: Mapping[int, Mapping[str, Any]],
                   kinds: Sequence[str] = KINDS) -> dict[str, Any] | None:
-    """What ``evosynth capacity`` measured for the run whose ``generations`` (``load_run``) are given, for every
-    generation with each of ``kinds``, or None if it was not run: the book shows it without computing anything."""
+    """What ``evosynth capacity`` measured for the run whose generations' metrics are given (by number, 1
+    included), for every generation with each of ``kinds``, or None if it was not run: the book shows it without
+    computing anything."""
     record = _stored(run_dir)
     if record is None:
         return None
-    by_number = {g.number: g for g in generations}
     numbers = sorted(int(n) for n, entry in record["generations"].items()
                      if int(n) in by_number and set(kinds) <= set(entry))
     return _with_run_metrics(record, by_number, numbers) if numbers else None

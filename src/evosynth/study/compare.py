@@ -272,10 +272,14 @@ def missing_lineages(plan: ComparisonPlan, runs_dir: Path) -> list[str]:
                if not all(RunFolder(runs_dir / lineage.name).is_finished(n) for n in range(1, plan.generations + 1))]
     for lineage in plan.final_trained():
         folder = RunFolder(runs_dir / lineage.name)
-        if lineage.name not in missing and read_capacity(
-                folder.root, [folder.load(1), folder.load(plan.generations)], FINAL_KINDS) is None:
+        if lineage.name not in missing and read_capacity(folder.root, _ends(folder, plan), FINAL_KINDS) is None:
             missing.append(f"{lineage.name} (final training)")
     return missing
+
+
+def _ends(folder: RunFolder, plan: ComparisonPlan) -> dict[int, dict[str, Any]]:
+    """A lineage's first and last generations' metrics: what its final training is compared with."""
+    return {number: folder.metrics(number) for number in (1, plan.generations)}
 
 
 def read_comparison(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
@@ -297,7 +301,7 @@ def final_training_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
     tables = []
     for lineage in plan.final_trained():
         folder = RunFolder(runs_dir / lineage.name)
-        record = read_capacity(folder.root, [folder.load(1), folder.load(plan.generations)], FINAL_KINDS)
+        record = read_capacity(folder.root, _ends(folder, plan), FINAL_KINDS)
         if record is not None:
             rows = capacity_table(record)
             last = rows[rows["generation"] == plan.generations].replace({"network": {AS_EVOLVED: AS_BRED}})

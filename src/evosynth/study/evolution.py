@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,8 @@ from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.task.dataset import DetectionData
 from evosynth.task.metrics import assess, efficiency, evaluate
-from evosynth.task.model import Architecture, GridDetector, channel_graph, rebuilt
+from evosynth.task.model import Architecture, GridDetector, channel_graph, example_frame
+from evosynth.task.recipe import Recipe
 from evosynth.task.registry import load_dataset
 from evosynth.task.training import train
 
@@ -37,13 +39,21 @@ def load_task_data(config: RunConfig, cache_dir: Path) -> DetectionData:
     return load_dataset(config.data, cache_dir, **asdict(config.resolved_preset.data), **config.data_source())
 
 
-def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[GridDetector, dict[str, torch.Tensor]]:
-    """The full-size detector, randomly initialised from the run seed, with no synapse removed."""
+def detector_recipe(architecture: Architecture) -> Recipe:
+    """How a run folder rebuilds the detector: its builder and architecture, traced for replay on a two-by-two
+    grid (any input it runs on serves: the cut does not depend on the input's size, the replay's time does)."""
+    side = 2 * architecture.stride
+    return Recipe("grid_detector", architecture.to_json(), tuple(example_frame(architecture, (side, side)).shape))
+
+
+def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[GridDetector, dict[str, torch.Tensor], Recipe]:
+    """The full-size detector, randomly initialised from the run seed, with no synapse removed, and its recipe."""
     preset = config.resolved_preset
     torch.manual_seed(config.seed)
-    model = GridDetector(Architecture(data.channels, preset.widths, preset.strides))
+    architecture = Architecture(data.channels, preset.widths, preset.strides)
+    model = GridDetector(architecture)
     masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in model.prunable_layers()}
-    return model, masks
+    return model, masks, detector_recipe(architecture)
 
 
 Decide = Callable[[ChannelGraph, Generation, int], dict[str, LayerDecision]]
@@ -70,19 +80,21 @@ def synthesis_decider(config: RunConfig) -> Decide:
 
 def offspring_of(
     parent: Generation, config: RunConfig, number: int, decide: Decide | None = None
-) -> tuple[GridDetector, dict[str, torch.Tensor]]:
+) -> tuple[GridDetector, dict[str, torch.Tensor], Recipe]:
     """Decide generation ``number`` from its parent (by default the run's stochastic synthesis), then compact it:
-    the parent's graph is traced on a whole frame, the size the cost environment prices."""
+    the parent's graph is traced on a whole frame, the size the cost environment prices. Returns the offspring,
+    its masks and its recipe (the parent's, its pruning history extended by this cut)."""
     graph = channel_graph(parent.model)
     offspring = compact(graph, (decide or synthesis_decider(config))(graph, parent, number))
     assert isinstance(offspring.model, GridDetector)
-    return rebuilt(offspring.model), offspring.masks
+    return offspring.model, offspring.masks, parent.recipe.descendant(offspring.history)
 
 
 @dataclass
 class GenerationResult:
     model: GridDetector
     masks: dict[str, torch.Tensor]
+    recipe: Recipe
     restricted_state: dict[str, torch.Tensor]
     curve: dict[str, Any]
     metrics: dict[str, Any]
@@ -98,22 +110,22 @@ def run_generation(
     """
     preset = config.resolved_preset
     if parent is None:
-        model, masks = new_ancestor(config, data)
+        model, masks, recipe = new_ancestor(config, data)
         budget = preset.ancestor
     else:
-        model, masks = offspring_of(parent, config, number, decide)
+        model, masks, recipe = offspring_of(parent, config, number, decide)
         budget = preset.offspring
     curve = train(
         model, masks, data.train, data.val, budget,
         generation_generator(config.seed + TRAINING_STREAM, number), description=f"gen {number:02d}",
     )
-    return restrict_and_measure(config, data, number, parent, model, masks,
+    return restrict_and_measure(config, data, number, parent, model, masks, recipe,
                                 {**curve.to_json(), "budget": budget.to_json()})
 
 
 def restrict_and_measure(
     config: RunConfig, data: DetectionData, number: int, parent: Generation | None, model: GridDetector,
-    masks: dict[str, torch.Tensor], curve: dict[str, Any],
+    masks: dict[str, torch.Tensor], recipe: Recipe, curve: dict[str, Any],
 ) -> GenerationResult:
     """Restrict a network trained at FP32 to the run's precision (in place) and measure it before and after."""
     fp32_quality = evaluate(model, data.test)
@@ -145,7 +157,7 @@ def restrict_and_measure(
         "widths": list(model.architecture.widths),
         **efficiency(model, masks, data.image_size),
     }
-    return GenerationResult(model, masks, restricted, curve, metrics)
+    return GenerationResult(model, masks, recipe, restricted, curve, metrics)
 
 
 def _ancestor_folder(config: RunConfig, run: RunFolder) -> RunFolder:
@@ -176,7 +188,7 @@ def breed(
     A finished generation is loaded, not redone; an unfinished one is discarded and redone. Parents are always
     the bytes on disk, so a resumed lineage breeds exactly what an uninterrupted one does.
     """
-    read: Callable[[int], Any] = load or folder.load
+    read: Callable[[int], Any] = load or partial(folder.load, kind=GridDetector)
     with folder.locked():
         folder.bind(identity, length)
         folder.check_lineage()
@@ -192,7 +204,7 @@ def breed(
 
 def save_result(folder: RunFolder, number: int, result: GenerationResult, fields: dict[str, Any]) -> None:
     """Write a computed generation, its metrics completed by what the lineage says about itself."""
-    folder.save(number, result.restricted_state, result.masks, result.model.architecture, result.curve,
+    folder.save(number, result.restricted_state, result.masks, result.recipe, result.curve,
                 result.metrics | fields)
 
 
@@ -226,8 +238,9 @@ def _shared_ancestor(config: RunConfig, data: DetectionData, run: RunFolder) -> 
             if config.precision == "fp32":
                 result = run_generation(config, data, 1, None)
             else:
-                trained = _shared_ancestor(replace(config, precision="fp32"), data, run).load(1)
-                result = restrict_and_measure(config, data, 1, None, trained.model, trained.masks, trained.curve)
+                trained = _shared_ancestor(replace(config, precision="fp32"), data, run).load(1, GridDetector)
+                result = restrict_and_measure(config, data, 1, None, trained.model, trained.masks, trained.recipe,
+                                              trained.curve)
             save_result(ancestor, 1, result, _run_fields(config))
     return ancestor
 
@@ -235,7 +248,7 @@ def _shared_ancestor(config: RunConfig, data: DetectionData, run: RunFolder) -> 
 def ancestor_generation(config: RunConfig, data: DetectionData, runs_dir: Path = RUNS_DIR) -> Generation:
     """Generation 1 of the run ``config`` describes, from the ancestors' folder under ``runs_dir`` (trained there
     if no run made it yet): every network trained from scratch elsewhere is compared with it."""
-    return _shared_ancestor(config, data, RunFolder(runs_dir / config.name)).load(1)
+    return _shared_ancestor(config, data, RunFolder(runs_dir / config.name)).load(1, GridDetector)
 
 
 def stored_run_config(out: Path) -> RunConfig:
@@ -245,7 +258,7 @@ def stored_run_config(out: Path) -> RunConfig:
 
 def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:
     """A run folder's configuration and its finished generations, in order."""
-    return stored_run_config(out), RunFolder(out).load_finished()
+    return stored_run_config(out), RunFolder(out).load_finished(GridDetector)
 
 
 def ensure_generation(config: RunConfig, out: Path, number: int, cache_dir: Path = CACHE_DIR) -> Generation:

@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 from evosynth.core.graph import ChannelGraph
 from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions, matched_decisions
 from evosynth.core.synthesis import LayerDecision
-from evosynth.storage.runs import ARCHITECTURE, Generation, RunFolder, read_json
+from evosynth.storage.runs import METRICS, Generation, RunFolder, read_json
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import Decide, parent_layers, synthesis_decider
-from evosynth.task.model import Architecture
+from evosynth.task.model import GridDetector
 
 LEVELS: tuple[str, ...] = ("both", "synapse", "cluster")
 SWITCHABLE_ENVIRONMENTS = ("budget", "cost")  # where alpha = 1 keeps every entry
@@ -162,7 +162,7 @@ class L1Filter(Baseline):
 
     def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
         def by_l1_norm(_graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
-            widths = Architecture.from_json(read_json(reference.generation_dir(number) / ARCHITECTURE)).widths
+            widths = read_json(reference.generation_dir(number) / METRICS)["widths"]
             return l1_filter_decisions(parent_layers(parent), parent.masks, widths)
 
         return by_l1_norm
@@ -186,7 +186,7 @@ class MatchedStructure(Baseline):
 
     def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
         def by_strength(_graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
-            target = reference.load(number)
+            target = reference.load(number, GridDetector)
             counts = {name: int(mask.sum()) for name, mask in target.masks.items()}
             return matched_decisions(parent_layers(parent), parent.masks, target.model.architecture.widths, counts)
 

@@ -80,7 +80,6 @@ class GridDetector(nn.Module):
 
     def __init__(self, architecture: Architecture) -> None:
         super().__init__()
-        self.architecture = architecture
         blocks = []
         in_channels = architecture.in_channels
         for width, stride in zip(architecture.widths, architecture.strides, strict=True):
@@ -91,6 +90,15 @@ class GridDetector(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
+
+    @property
+    def architecture(self) -> Architecture:
+        """The widths and strides the layers have now: read from them, so a network cut in place (by the
+        dependency graph, or a pruning history replayed) describes itself."""
+        blocks: list[ConvBlock] = list(self.backbone)  # type: ignore[arg-type]
+        convs = [block.conv for block in blocks]
+        return Architecture(convs[0].in_channels, tuple(conv.out_channels for conv in convs),
+                            tuple(conv.stride[0] for conv in convs), convs[0].kernel_size[0], self.head.out_channels)
 
     def prunable_layers(self) -> list[tuple[str, nn.Conv2d]]:
         """The synapse-carrying layers in data-flow order, named by their weight's state-dict key."""
@@ -111,16 +119,6 @@ def example_frame(architecture: Architecture, image_size: tuple[int, int] = FRAM
 def channel_graph(model: GridDetector, image_size: tuple[int, int] = FRAME_SIZE) -> ChannelGraph:
     """The detector's channel graph, traced on a copy of it (the model is left as it is), its head kept."""
     return ChannelGraph.of(model, example_frame(model.architecture, image_size), keep_outputs_of=(HEAD,))
-
-
-def rebuilt(model: GridDetector) -> GridDetector:
-    """A detector cut by the dependency graph, as a detector whose architecture says its widths."""
-    blocks: list[ConvBlock] = list(model.backbone)  # type: ignore[arg-type]
-    architecture = model.architecture.with_widths(tuple(block.conv.out_channels for block in blocks))
-    with torch.random.fork_rng():  # building draws initial weights: leave the caller's random stream as it was
-        detector = GridDetector(architecture)
-    detector.load_state_dict(model.state_dict())
-    return detector.eval()
 
 
 def cost_model(architecture: Architecture, image_size: tuple[int, int] = FRAME_SIZE) -> GraphCost:

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from evosynth.storage.runs import NetworkGeneration
+from evosynth.storage.runs import Generation
 
 
-def generations_frame(generations: Sequence[NetworkGeneration]) -> pd.DataFrame:
+def generations_frame(generations: Sequence[Generation]) -> pd.DataFrame:
     """One row per generation: synapses, multiply-accumulates, accuracy, and the reductions from generation 1."""
     frame = pd.DataFrame([{"generation": g.number, "synapses": g.metrics["synapses"], "macs": g.metrics["macs"],
                            "accuracy": g.metrics["accuracy"]} for g in generations])

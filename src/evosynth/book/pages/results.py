@@ -94,7 +94,7 @@ def paper_comparison(table: pd.DataFrame, frame_speed: tuple[float, float] | Non
 
 def capacity_rows(run_dir: Path, generations: Sequence[Generation]) -> pd.DataFrame | None:
     """The run's ``capacity.capacity_table`` (``generations``: ``load_run``'s), or None where it was not measured."""
-    record = read_capacity(run_dir, generations)
+    record = read_capacity(run_dir, {g.number: g.metrics for g in generations})
     return capacity_table(record) if record is not None else None
 
 
