@@ -87,14 +87,75 @@ def test_the_cut_computes_what_the_silenced_parent_computes_and_its_history_rebu
             assert torch.all(parameter[~offspring.masks[name]] == 0)
 
 
+class ResNeXtBlock(nn.Module):
+    """A stem, then a bottleneck whose 3x3 convolution has 4 groups (ResNeXt's), a residual addition, a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.bn = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+        self.reduce, self.bn1 = nn.Conv2d(16, 12, 1), nn.BatchNorm2d(12)
+        self.grouped, self.bn2 = nn.Conv2d(12, 12, 3, padding=1, groups=4), nn.BatchNorm2d(12)
+        self.expand = nn.Conv2d(12, 16, 1)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn(self.stem(x)))
+        y = torch.relu(self.bn2(self.grouped(torch.relu(self.bn1(self.reduce(x))))))
+        return self.fc(torch.relu(x + self.expand(y)).mean(dim=(2, 3)))
+
+
+def _resnext() -> nn.Module:
+    torch.manual_seed(0)
+    return ResNeXtBlock().eval()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_grouped_convolution_keeps_the_same_channels_in_every_group(seed):
+    model = _resnext()
+    graph = ChannelGraph.of(model, INPUTS[:1], keep_outputs_of=("fc",))
+    tied = {group.producers[0]: group.ties.tolist() for group in graph.groups if group.ties is not None}
+    assert tied == {"reduce": [0, 1, 2] * 4, "grouped": [0, 1, 2] * 4}  # channel c with c + 3, c + 6, c + 9
+    decisions = synthesize(graph, {}, Environment("budget", 0.8, 0.5), generation_generator(seed, 2))
+    for name in ("reduce.weight", "grouped.weight"):
+        per_group = decisions[name].cluster_keep.reshape(4, 3)
+        assert (per_group == per_group[0]).all()
+    offspring = compact(graph, decisions)
+    assert offspring.removed
+    assert offspring.model.grouped.groups == 4 and offspring.model.grouped.out_channels % 4 == 0
+    with torch.no_grad():
+        assert torch.allclose(offspring.model(INPUTS), silenced_copy(model, INPUTS, decisions)(INPUTS), atol=1e-5)
+        rebuilt = replay(_resnext(), INPUTS[:1], offspring.history)
+        rebuilt.load_state_dict(offspring.model.state_dict())
+        assert torch.equal(rebuilt.eval()(INPUTS), offspring.model(INPUTS))
+    widths = [int(keep.sum()) for keep in decisions_by_group(graph, decisions)]
+    assert graph.cost.cost(widths) == pytest.approx(count_macs(offspring.model, INPUTS[:1]), rel=1e-9)
+
+
+def decisions_by_group(graph: ChannelGraph, decisions: dict) -> list[torch.Tensor]:
+    """Each group's kept channels, read at its first producer."""
+    return [decisions[graph.layer(group.producers[0]).parameter].cluster_keep[
+        graph.layer(group.producers[0]).outputs[0].positions] for group in graph.groups]
+
+
+class GroupedOnBranches(nn.Module):
+    """A grouped convolution whose two groups read two branches of a concatenation: its ties would join them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left, self.right = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
+        self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.grouped(torch.cat([self.left(x), self.right(x)], dim=1))
+
+
 def test_a_network_the_synthesis_cannot_work_on_is_refused_by_name():
     with pytest.raises(GraphError, match="keep_outputs_of names no module of the network: head"):
         ChannelGraph(_mixed(), INPUTS[:1], keep_outputs_of=("head",))
     with pytest.raises(GraphError, match="does not run on the example inputs"):
         ChannelGraph(_mixed(), torch.zeros(1, 4, 8, 8), keep_outputs_of=("fc",))
-    grouped = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, groups=2))
-    with pytest.raises(GraphError, match="1: a grouped convolution"):
-        ChannelGraph(grouped, INPUTS[:1])
+    with pytest.raises(GraphError, match="grouped: a grouped convolution that ties channels of different groups"):
+        ChannelGraph(GroupedOnBranches(), INPUTS[:1])
     shared = nn.Conv2d(3, 3, 1)
     twice = nn.Sequential(shared, nn.ReLU(), shared)
     with pytest.raises(GraphError, match="called more than once"):

@@ -85,7 +85,7 @@ def test_the_same_seed_gives_the_same_bits_and_the_history_rebuilds_the_offsprin
     other = evosynth.synthesize(parent.model, INPUTS, ENVIRONMENT, seed=1, generation=3, keep_outputs_of=KEPT_OUTPUTS,
                                 masks=parent.masks)
     assert other.removed != first.removed
-    rebuilt = replay(NETWORKS[name](), INPUTS, [*parent.history, *first.history])
+    rebuilt = replay(NETWORKS[name](), INPUTS, [*parent.recipe.history, *first.history])
     rebuilt.load_state_dict(first.model.state_dict())
     with torch.no_grad():
         assert torch.equal(rebuilt.eval()(IMAGES), first.model(IMAGES))
@@ -105,14 +105,16 @@ def test_the_run_folder_replays_its_generations_and_resumes(evolved):
 
 
 class Grouped(nn.Module):
+    """A grouped convolution whose two groups read two branches of a concatenation (not supported)."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.left, self.right = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
         self.grouped = nn.Conv2d(8, 8, 3, padding=1, groups=2)
         self.fc = nn.Linear(8, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.grouped(self.conv(x)).mean(dim=(2, 3)))
+        return self.fc(self.grouped(torch.cat([self.left(x), self.right(x)], dim=1)).mean(dim=(2, 3)))
 
 
 def build_grouped() -> nn.Module:

@@ -7,6 +7,10 @@ the same dependency graph cuts the removed channels out (``cut``) and records th
 that ``replay`` applies to a freshly built network. Outputs the task needs (a detector's head, a classifier's
 classes) are never removed: the caller names their modules (``keep_outputs_of``).
 
+Convolutions follow their groups: a depthwise convolution's output channel is its input channel (one cluster); a
+grouped convolution's groups must keep the same channels, so the channels it holds at the same place in each of
+its groups are *tied* (``Group.ties``) and are one cluster, kept or removed together.
+
 The layers' multiply-accumulates are counted on the traced graph at the example inputs' size, one generic count
 for any network (``GraphCost``): what the cost environment prices.
 """
@@ -54,10 +58,11 @@ def _depthwise(module: nn.Module) -> bool:
         module.groups == module.in_channels == module.out_channels
 
 
-def _check_layer(name: str, module: nn.Module) -> None:
+def _convolution_groups(module: nn.Module) -> int:
+    """A grouped convolution's groups (1 for any other layer; a depthwise convolution is coupled instead)."""
     if isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1 and not _depthwise(module):
-        raise GraphError(f"{name}: a grouped convolution ({module.groups} groups of {module.in_channels} input "
-                         "channels) is not supported; only standard and depthwise convolutions are")
+        return int(module.groups)
+    return 1
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Layer:
     inputs: list[ChannelMap] = field(default_factory=list)
     factor: float = 0.0  # multiply-accumulates per (input channel per group x output channel) at the example size
     depthwise: bool = False
+    groups: int = 1  # a grouped convolution's groups: its weight holds the inputs of one group (their positions)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -91,12 +97,23 @@ class Layer:
     def parameter(self) -> str:
         return f"{self.name}.weight"
 
+    @property
+    def in_channels(self) -> int:
+        """The layer's input channels, those of all its convolution groups."""
+        return self.weight.shape[1] * self.groups
+
     def keep(self, decisions: Sequence[torch.Tensor], inputs: bool) -> torch.Tensor:
-        """A bool per output channel (or input channel) of the layer: False where its group's cluster is removed."""
-        size = self.weight.shape[1] if inputs else self.weight.shape[0]
+        """A bool per output channel (or per input of the weight) of the layer: False where its group's cluster is
+        removed. A grouped convolution's groups lose the same inputs (its channels are tied: ``Group.ties``)."""
+        size = self.in_channels if inputs else self.weight.shape[0]
         keep = torch.ones(size, dtype=torch.bool)
         for channel_map in self.inputs if inputs else self.outputs:
             keep[channel_map.positions] = decisions[channel_map.group][channel_map.channels]
+        if inputs and self.groups > 1:
+            per_group = keep.reshape(self.groups, -1)
+            if not (per_group == per_group[0]).all():
+                raise GraphError(f"{self.name}: the decision removes different inputs from its convolution groups")
+            return per_group[0].clone()
         return keep
 
 
@@ -109,6 +126,15 @@ class Group:
     producers: list[str]
     consumers: list[str]
     root: nn.Module  # the module whose output channels index the group (Torch-Pruning's root)
+    # Channels that are kept or removed together (a grouped convolution's groups must keep the same number of
+    # channels, at the same places): per channel, its tie's index; None where every channel is its own.
+    ties: torch.Tensor | None = None
+
+    def tie_sizes(self) -> torch.Tensor:
+        """How many channels each tie holds (one per channel where there are no ties)."""
+        if self.ties is None:
+            return torch.ones(self.channels, dtype=torch.long)
+        return torch.bincount(self.ties)
 
 
 class GraphCost:
@@ -126,13 +152,13 @@ class GraphCost:
         self._terms = []
         for layer in layers:
             weight = layer.weight
-            fixed_in = 0 if layer.depthwise else weight.shape[1]
+            fixed_in = 0.0 if layer.depthwise else float(weight.shape[1])
             fixed_out = weight.shape[0]
             in_terms: dict[int, int] = {}
             out_terms: dict[int, int] = {}
             if not layer.depthwise:
                 for channel_map in layer.inputs:
-                    fixed_in -= len(channel_map.positions)
+                    fixed_in -= len(channel_map.positions) / layer.groups
                     in_terms[channel_map.group] = in_terms.get(channel_map.group, 0) + len(channel_map.positions)
             for channel_map in layer.outputs:
                 fixed_out -= len(channel_map.positions)
@@ -140,11 +166,11 @@ class GraphCost:
             channels = [group.channels for group in groups]
             self._terms.append((
                 layer.factor, 1 if layer.depthwise else fixed_in,
-                [(g, count / channels[g]) for g, count in in_terms.items()],
+                [(g, count / channels[g] / layer.groups) for g, count in in_terms.items()],
                 fixed_out, [(g, count / channels[g]) for g, count in out_terms.items()]))
 
     @staticmethod
-    def _width(fixed: int, terms: list[tuple[int, float]], widths: Sequence[float]) -> float:
+    def _width(fixed: float, terms: list[tuple[int, float]], widths: Sequence[float]) -> float:
         return fixed + sum(multiple * widths[group] for group, multiple in terms)
 
     def cost(self, widths: Sequence[float]) -> float:
@@ -234,8 +260,6 @@ class ChannelGraph:
             except Exception as error:  # the network's own forward pass failed on these inputs
                 raise GraphError(f"the network does not run on the example inputs: {type(error).__name__}: "
                                  f"{error}") from error
-            for name in order:
-                _check_layer(name, modules[name])
             tp = _torch_pruning()
             try:
                 with torch.enable_grad():  # the dependency graph is traced through autograd, whatever the caller's mode
@@ -243,8 +267,8 @@ class ChannelGraph:
                                                                               verbose=False)
             except Exception as error:
                 raise GraphError(f"the network's graph cannot be traced: {type(error).__name__}: {error}") from error
-        self.layers = [Layer(name, modules[name], factor=factors[name], depthwise=_depthwise(modules[name]))
-                       for name in order]
+        self.layers = [Layer(name, modules[name], factor=factors[name], depthwise=_depthwise(modules[name]),
+                             groups=_convolution_groups(modules[name])) for name in order]
         by_module = {layer.module: layer for layer in self.layers}
         position = {layer.name: index for index, layer in enumerate(self.layers)}
         kept = [modules[name] for name in keep_outputs_of]
@@ -273,7 +297,47 @@ class ChannelGraph:
                                      sorted(set(consumers), key=position.__getitem__), root))
             for layer, is_output, positions, group_channels in maps:
                 (layer.outputs if is_output else layer.inputs).append(ChannelMap(index, positions, group_channels))
+        self._tie_grouped_convolutions()
         self.cost = GraphCost(self.layers, self.groups)
+
+    def _tie_grouped_convolutions(self) -> None:
+        """Tie the channels that a grouped convolution's groups hold at the same place (its input channels, and
+        its output channels, group by group): Torch-Pruning cuts a grouped convolution only where every group loses
+        the same channels. Ties may join channels of one group only."""
+        parent: dict[tuple[int, int], tuple[int, int]] = {}
+
+        def root(item: tuple[int, int]) -> tuple[int, int]:
+            while parent.get(item, item) != item:
+                item = parent[item]
+            return item
+
+        for layer in self.layers:
+            if layer.groups == 1:
+                continue
+            for maps, size in ((layer.inputs, layer.in_channels), (layer.outputs, layer.weight.shape[0])):
+                owner: dict[int, tuple[int, int]] = {}
+                for channel_map in maps:
+                    for position, channel in zip(channel_map.positions.tolist(), channel_map.channels.tolist(),
+                                                 strict=True):
+                        owner[position] = (channel_map.group, channel)
+                if not owner:
+                    continue
+                if len(owner) != size:
+                    raise GraphError(f"{layer.name}: a grouped convolution whose channels are only partly prunable "
+                                     "is not supported")
+                for position in range(size):
+                    first = owner[position % (size // layer.groups)]
+                    if owner[position][0] != first[0]:
+                        raise GraphError(f"{layer.name}: a grouped convolution that ties channels of different "
+                                         "groups of coupled layers (through a concatenation) is not supported")
+                    a, b = root(owner[position]), root(first)
+                    if a != b:
+                        parent[a] = b
+        for group in self.groups:
+            if any(key[0] == group.index for key in parent):
+                roots = [root((group.index, channel)) for channel in range(group.channels)]
+                index = {key: number for number, key in enumerate(dict.fromkeys(roots))}
+                group.ties = torch.tensor([index[key] for key in roots], dtype=torch.long)
 
     @classmethod
     def of(cls, model: nn.Module, example_inputs: Any, keep_outputs_of: Sequence[str] = ()) -> ChannelGraph:

@@ -30,7 +30,7 @@ import torch
 
 from evosynth.core.environment import Environment
 from evosynth.core.genetics import cluster_probabilities, cluster_strengths, exponential_law, synapse_probabilities
-from evosynth.core.graph import ChannelGraph, Layer
+from evosynth.core.graph import ChannelGraph, GraphError, Group, Layer
 
 
 def generation_generator(seed: int, generation: int) -> torch.Generator:
@@ -114,16 +114,36 @@ def _group_sum(graph: ChannelGraph, group: int, values: Mapping[str, torch.Tenso
     return total
 
 
+def _per_tie(group: Group, values: torch.Tensor) -> torch.Tensor:
+    """Per channel, the sum of ``values`` over the channels tied to it (the values themselves where none are)."""
+    if group.ties is None:
+        return values
+    return torch.zeros(int(group.ties.max()) + 1, dtype=values.dtype).index_add_(0, group.ties, values)[group.ties]
+
+
+def _draw(group: Group, probabilities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One Bernoulli draw per cluster; channels tied together are one cluster (one draw, kept or removed as one)."""
+    if group.ties is None:
+        return torch.bernoulli(probabilities, generator=generator).to(torch.bool)
+    firsts: dict[int, int] = {}
+    for channel, tie in enumerate(group.ties.tolist()):
+        firsts.setdefault(tie, channel)
+    first = torch.tensor([firsts[tie] for tie in range(len(firsts))], dtype=torch.long)
+    return torch.bernoulli(probabilities[first], generator=generator).to(torch.bool)[group.ties]
+
+
 def group_laws(graph: ChannelGraph, masks: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
     """P(c = 1 | W) = exp(S_c / Z - 1) per cluster of each group: S_c the summed |w| of the channel's surviving
-    synapses across the group's producing layers, Z the group's largest; 0 for clusters with no synapse left."""
+    synapses across the group's producing layers, Z the group's largest; 0 for clusters with no synapse left.
+    Channels tied together (``Group.ties``) are one cluster: S_c sums their filters, each of them carries its law."""
     for layer in graph.layers:
         if not torch.isfinite(layer.weight).all():
             raise ValueError(f"{layer.name}: weights contain NaN or Inf; the parent checkpoint is unusable as DNA")
     alive = {layer.name: _alive(layer, masks) for layer in graph.layers}
     strengths = {layer.name: cluster_strengths(layer.weight.detach(), alive[layer.name]) for layer in graph.layers}
     has_synapse = {name: mask.reshape(mask.shape[0], -1).any(dim=1).to(torch.float32) for name, mask in alive.items()}
-    return [exponential_law(_group_sum(graph, group.index, strengths), _group_sum(graph, group.index, has_synapse) > 0)
+    return [exponential_law(_per_tie(group, _group_sum(graph, group.index, strengths)),
+                            _per_tie(group, _group_sum(graph, group.index, has_synapse)) > 0)
             for group in graph.groups]
 
 
@@ -158,8 +178,7 @@ def synthesize(
         own = [g for g in graph.producer_of(layer) if decided[g] is None and graph.groups[g].producers[0] == layer.name]
         layer_environment = environments[own[0]] if own else kept_environment
         if own:
-            draws = {g: torch.bernoulli(environments[g].apply(laws[g], "cluster"), generator=generator).to(torch.bool)
-                     for g in own}
+            draws = {g: _draw(graph.groups[g], environments[g].apply(laws[g], "cluster"), generator) for g in own}
         elif not layer.outputs:  # kept outputs: drawn and ignored
             kept_p = layer_environment.apply(cluster_probabilities(weight, alive), "cluster")
             torch.bernoulli(kept_p, generator=generator)
@@ -186,16 +205,19 @@ def _decide_group(
     most probable one, and rounded to ``channel_multiple``."""
     on_inputs = {name: _on_inputs(graph.layer(name), _alive(graph.layer(name), masks), decided)
                  for name in graph.groups[group].producers}
-    left = _group_sum(graph, group, {name: mask.reshape(mask.shape[0], -1).any(dim=1).to(torch.float32)
-                                     for name, mask in on_inputs.items()}) > 0
+    left = _per_tie(graph.groups[group], _group_sum(graph, group, {
+        name: mask.reshape(mask.shape[0], -1).any(dim=1).to(torch.float32) for name, mask in on_inputs.items()})) > 0
     keep = draw & left
     if not keep.any():
         candidates = torch.where(left, law, -1.0)
         if candidates.max() < 0:
             raise RuntimeError(f"group of {graph.groups[group].producers[0]} collapsed: no cluster has a surviving "
                                "synapse on the kept inputs")
-        keep[candidates.argmax()] = True
+        keep |= _per_tie(graph.groups[group], (torch.arange(len(keep)) == candidates.argmax()).to(torch.long)) > 0
     if channel_multiple > 1:
+        if graph.groups[group].ties is not None:
+            raise GraphError(f"channel rounding is not supported for the channels a grouped convolution ties "
+                             f"(the group of {graph.groups[group].producers[0]}); use channel_multiple 1")
         strength = _group_sum(graph, group, {name: cluster_strengths(graph.layer(name).weight.detach(), mask)
                                              for name, mask in on_inputs.items()})
         keep = round_cluster_count(keep, strength, left, channel_multiple, generator)
