@@ -52,6 +52,37 @@ def _steps(path: Path, threads: int) -> dict[str, object]:
     return steps
 
 
+def time_frames(networks: dict[str, torch.nn.Module], rounds: int, threads: int, sample_ms: float
+                ) -> dict[tuple[str, str], list[float]]:
+    """Milliseconds per 640x480 frame at batch 1, per (network, backend): each network exported to ONNX, every
+    backend's step warmed up, then timed in interleaved rounds (every cell once per round, alternate rounds
+    reversed) of ``sample_ms`` each."""
+    torch.set_num_threads(threads)
+    cells: dict[tuple[str, str], object] = {}
+    with TemporaryDirectory() as folder:
+        for name, network in networks.items():
+            path = Path(folder) / f"{len(cells)}.onnx"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(network.eval(), (torch.rand(1, 3, *FRAME_SIZE),), str(path),
+                                  input_names=["images"], output_names=["maps"], dynamo=False)
+            for backend, step in _steps(path, threads).items():
+                cells[name, backend] = step
+        samples: dict[tuple[str, str], list[float]] = {key: [] for key in cells}
+        for step in cells.values():
+            for _ in range(5):
+                step()  # type: ignore[operator]
+        for round_number in tqdm(range(rounds), desc="rounds", unit="round"):
+            order = list(cells.items())
+            for key, step in order if round_number % 2 == 0 else reversed(order):
+                started, calls = time.perf_counter(), 0
+                while (time.perf_counter() - started) * 1e3 < sample_ms:
+                    step()  # type: ignore[operator]
+                    calls += 1
+                samples[key].append((time.perf_counter() - started) * 1e3 / calls)
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
@@ -59,31 +90,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sample-ms", type=float, default=50.0)
     arguments = parser.parse_args()
-    torch.set_num_threads(arguments.threads)
     strides = get_preset("paper").strides
-    cells: dict[tuple[str, str], object] = {}
-    with TemporaryDirectory() as folder:
-        for name, widths in WIDTHS.items():
-            path = Path(folder) / f"{len(cells)}.onnx"
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(GridDetector(Architecture(3, widths, strides)).eval(),
-                                  (torch.rand(1, 3, *FRAME_SIZE),), str(path), input_names=["images"],
-                                  output_names=["maps"], dynamo=False)
-            for backend, step in _steps(path, arguments.threads).items():
-                cells[name, backend] = step
-        samples: dict[tuple[str, str], list[float]] = {key: [] for key in cells}
-        for step in cells.values():
-            for _ in range(5):
-                step()  # type: ignore[operator]
-        for round_number in tqdm(range(arguments.rounds), desc="rounds", unit="round"):
-            order = list(cells.items())
-            for key, step in order if round_number % 2 == 0 else reversed(order):
-                started, calls = time.perf_counter(), 0
-                while (time.perf_counter() - started) * 1e3 < arguments.sample_ms:
-                    step()  # type: ignore[operator]
-                    calls += 1
-                samples[key].append((time.perf_counter() - started) * 1e3 / calls)
+    samples = time_frames({name: GridDetector(Architecture(3, widths, strides)) for name, widths in WIDTHS.items()},
+                          arguments.rounds, arguments.threads, arguments.sample_ms)
     ancestor_macs = count_macs(Architecture(3, WIDTHS["ancestor"], strides), FRAME_SIZE)
     rows = []
     for (name, backend), times in samples.items():

@@ -92,6 +92,15 @@ class GridDetector(nn.Module):
         return self.head(self.backbone(images))
 
     @property
+    def stride(self) -> int:
+        """Pixels per grid cell."""
+        return self.architecture.stride
+
+    @property
+    def in_channels(self) -> int:
+        return self.architecture.in_channels
+
+    @property
     def architecture(self) -> Architecture:
         """The widths and strides the layers have now: read from them, so a network cut in place (by the
         dependency graph, or a pruning history replayed) describes itself."""

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 
-def _conv_bn(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+def conv_bn(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False),
                          nn.BatchNorm2d(out_channels), nn.ReLU())
 
@@ -41,7 +41,7 @@ class ResNet(nn.Module):
     def __init__(self, in_channels: int = 1, widths: Sequence[int] = (16, 32), blocks: int = 2,
                  classes: int = 10) -> None:
         super().__init__()
-        self.stem = _conv_bn(in_channels, widths[0], 3, 2)
+        self.stem = conv_bn(in_channels, widths[0], 3, 2)
         stages, channels = [], widths[0]
         for index, width in enumerate(widths):
             for block in range(blocks):
@@ -59,11 +59,11 @@ class Inception(nn.Module):
 
     def __init__(self, in_channels: int, one: int, three: tuple[int, int], five: tuple[int, int], pool: int) -> None:
         super().__init__()
-        self.one = _conv_bn(in_channels, one, 1)
-        self.three = nn.Sequential(_conv_bn(in_channels, three[0], 1), _conv_bn(three[0], three[1], 3))
-        self.five = nn.Sequential(_conv_bn(in_channels, five[0], 1), _conv_bn(five[0], five[1], 3),
-                                  _conv_bn(five[1], five[1], 3))
-        self.pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), _conv_bn(in_channels, pool, 1))
+        self.one = conv_bn(in_channels, one, 1)
+        self.three = nn.Sequential(conv_bn(in_channels, three[0], 1), conv_bn(three[0], three[1], 3))
+        self.five = nn.Sequential(conv_bn(in_channels, five[0], 1), conv_bn(five[0], five[1], 3),
+                                  conv_bn(five[1], five[1], 3))
+        self.pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv_bn(in_channels, pool, 1))
         self.out_channels = one + three[1] + five[1] + pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +75,7 @@ class InceptionNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, stem: int = 16, classes: int = 10) -> None:
         super().__init__()
-        self.stem = _conv_bn(in_channels, stem, 3, 2)
+        self.stem = conv_bn(in_channels, stem, 3, 2)
         self.a = Inception(stem, 8, (8, 12), (4, 6), 6)
         self.b = Inception(self.a.out_channels, 12, (12, 16), (6, 8), 8)
         self.fc = nn.Linear(self.b.out_channels, classes)
@@ -90,11 +90,11 @@ class DepthwiseSeparable(nn.Module):
 
     def __init__(self, in_channels: int = 1, widths: Sequence[int] = (16, 32, 48), classes: int = 10) -> None:
         super().__init__()
-        self.stem = _conv_bn(in_channels, widths[0], 3, 2)
+        self.stem = conv_bn(in_channels, widths[0], 3, 2)
         blocks, channels = [], widths[0]
         for index, width in enumerate(widths[1:]):
-            blocks.append(nn.Sequential(_conv_bn(channels, channels, 3, 2 if index == 0 else 1, groups=channels),
-                                        _conv_bn(channels, width, 1)))
+            blocks.append(nn.Sequential(conv_bn(channels, channels, 3, 2 if index == 0 else 1, groups=channels),
+                                        conv_bn(channels, width, 1)))
             channels = width
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(channels, classes)

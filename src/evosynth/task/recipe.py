@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from evosynth.core.graph import GraphError, replay
+from evosynth.task.detectors import InceptionDetector, ResidualDetector
 from evosynth.task.model import Architecture, GridDetector
 from evosynth.task.networks import NETWORKS
 
@@ -24,7 +25,10 @@ def grid_detector(**arguments: Any) -> GridDetector:
     return GridDetector(Architecture.from_json(arguments))
 
 
-BUILDERS: dict[str, Callable[..., nn.Module]] = {**NETWORKS, "grid_detector": grid_detector}
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    **NETWORKS, "grid_detector": grid_detector, "inception_detector": InceptionDetector,
+    "residual_detector": ResidualDetector,
+}
 
 
 def builder_name(build_ancestor: str | Callable[..., nn.Module]) -> str:
