@@ -13,14 +13,12 @@ when its floor runs >= 15x its frames per second. It also times training steps o
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from structure_ceiling import time_frames
+from structure_ceiling import time_frames, timing_parser
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -76,12 +74,7 @@ def training_images_per_second(model: nn.Module, steps: int = 6) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sample-ms", type=float, default=100.0)
-    arguments = parser.parse_args()
+    arguments = timing_parser(__doc__, rounds=7, sample_ms=100.0).parse_args()
     torch.set_num_threads(arguments.threads)
     frame = torch.zeros(1, 3, *FRAME_SIZE)
     networks: dict[str, nn.Module] = {}

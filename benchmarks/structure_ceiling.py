@@ -83,13 +83,18 @@ def time_frames(networks: dict[str, torch.nn.Module], rounds: int, threads: int,
     return samples
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def timing_parser(description: str | None, rounds: int, sample_ms: float) -> argparse.ArgumentParser:
+    """The options every frame-timing script takes: where its JSON goes, and how ``time_frames`` times."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sample-ms", type=float, default=50.0)
-    arguments = parser.parse_args()
+    parser.add_argument("--sample-ms", type=float, default=sample_ms)
+    return parser
+
+
+def main() -> None:
+    arguments = timing_parser(__doc__, rounds=9, sample_ms=50.0).parse_args()
     strides = get_preset("paper").strides
     samples = time_frames({name: GridDetector(Architecture(3, widths, strides)) for name, widths in WIDTHS.items()},
                           arguments.rounds, arguments.threads, arguments.sample_ms)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from evosynth.task.model import HEAD_OUTPUTS
+from evosynth.task.model import HEAD_OUTPUTS, Detector
 from evosynth.task.networks import BasicBlock, Inception, conv_bn
 
 
@@ -25,15 +25,20 @@ def inception_widths(width: int) -> tuple[int, tuple[int, int], tuple[int, int],
     return one, (max(1, 3 * width // 8), three), (max(1, width // 16), five), width - one - three - five
 
 
-class _GridDetector(nn.Module):
+class _DeepDetector(Detector):
     """A backbone at ``stride`` pixels per cell and the 1x1 head named ``head``."""
 
-    head: nn.Conv2d
-    stride: int
-
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, stride: int) -> None:
         super().__init__()
-        self.in_channels = in_channels
+        self._in_channels, self._stride = in_channels, stride
+
+    @property
+    def stride(self) -> int:
+        return self._stride
+
+    @property
+    def in_channels(self) -> int:
+        return self._in_channels
 
 
 def stem(in_channels: int, widths: Sequence[int], patch: bool) -> nn.Sequential:
@@ -47,14 +52,14 @@ def stem(in_channels: int, widths: Sequence[int], patch: bool) -> nn.Sequential:
     return nn.Sequential(conv_bn(in_channels, widths[0], 3, 2), conv_bn(widths[0], widths[-1], 3, 2))
 
 
-class InceptionDetector(_GridDetector):
+class InceptionDetector(_DeepDetector):
     """A stem to a quarter of the resolution (``stem``), then stages of inception modules with a stride-2 max-pool
     between stages, and the grid head: stride 4 x 2^(stages - 1)."""
 
     def __init__(self, in_channels: int = 3, stem_widths: Sequence[int] = (32, 64),
                  stages: Sequence[Sequence[int]] = ((128, 128), (192, 192)), patch_stem: bool = False,
                  head_outputs: int = HEAD_OUTPUTS) -> None:
-        super().__init__(in_channels)
+        super().__init__(in_channels, 4 * 2 ** (len(stages) - 1))
         self.stem = stem(in_channels, stem_widths, patch_stem)
         stages_built: list[nn.Module] = []
         channels = stem_widths[-1]
@@ -67,19 +72,18 @@ class InceptionDetector(_GridDetector):
             stages_built.append(nn.Sequential(*modules))
         self.stages = nn.Sequential(*stages_built)
         self.head = nn.Conv2d(channels, head_outputs, 1)
-        self.stride = 4 * 2 ** (len(stages) - 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(images)))
 
 
-class ResidualDetector(_GridDetector):
+class ResidualDetector(_DeepDetector):
     """A stem to a quarter of the resolution (``stem``), then stages of BasicBlocks (each stage after the first
     halves the resolution), and the grid head: stride 4 x 2^(stages - 1)."""
 
     def __init__(self, in_channels: int = 3, stem_widths: Sequence[int] = (32, 32), widths: Sequence[int] = (64, 128),
                  blocks: int = 2, patch_stem: bool = False, head_outputs: int = HEAD_OUTPUTS) -> None:
-        super().__init__(in_channels)
+        super().__init__(in_channels, 4 * 2 ** (len(widths) - 1))
         self.stem = stem(in_channels, stem_widths, patch_stem)
         stages, channels = [], stem_widths[-1]
         for index, width in enumerate(widths):
@@ -88,7 +92,6 @@ class ResidualDetector(_GridDetector):
                 channels = width
         self.stages = nn.Sequential(*stages)
         self.head = nn.Conv2d(channels, head_outputs, 1)
-        self.stride = 4 * 2 ** (len(widths) - 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(images)))

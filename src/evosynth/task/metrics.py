@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from evosynth.task.dataset import DetectionSplit
-from evosynth.task.model import GridDetector, count_macs
+from evosynth.task.model import Detector, GridDetector, count_macs
 from evosynth.task.targets import box_iou, decode
 
 SCORE_THRESHOLD = 0.5  # fixed operating point for precision and recall (coverage probability)
@@ -22,13 +22,13 @@ def as_float_images(images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def predict(
-    model: GridDetector, split: DetectionSplit, batch_size: int = 256
+    model: Detector, split: DetectionSplit, batch_size: int = 256
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     model.eval()
     detections = []
     for start in range(0, len(split), batch_size):
         maps = model(as_float_images(split.images[start : start + batch_size]))
-        detections.extend(decode(maps, model.architecture.stride))
+        detections.extend(decode(maps, model.stride))
     return detections
 
 
@@ -125,11 +125,11 @@ def best_f1_threshold(scored: ScoredHits) -> float:
     return float(ranked[int(torch.argmax(f1))])  # argmax takes the first maximum: the highest threshold
 
 
-def evaluate(model: GridDetector, split: DetectionSplit) -> Quality:
+def evaluate(model: Detector, split: DetectionSplit) -> Quality:
     return quality_from(scored_hits(predict(model, split), split.boxes))
 
 
-def assess(model: GridDetector, validation: DetectionSplit, test: DetectionSplit) -> tuple[Quality, OperatingPoint]:
+def assess(model: Detector, validation: DetectionSplit, test: DetectionSplit) -> tuple[Quality, OperatingPoint]:
     """A generation's test quality and the threshold a deployer would set (``OPERATING_RULE``) with the test
     precision and recall it gives, from one prediction of each split."""
     threshold = best_f1_threshold(scored_hits(predict(model, validation), validation.boxes))

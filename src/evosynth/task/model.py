@@ -75,7 +75,22 @@ class ConvBlock(nn.Module):
         return torch.relu(self.bn(self.conv(x)))
 
 
-class GridDetector(nn.Module):
+class Detector(nn.Module):
+    """What the study needs of a detector: images in, [N, 5, H/stride, W/stride] raw maps out of a 1x1 head named
+    ``head`` (``HEAD``), its ``stride`` (pixels per grid cell) and its ``in_channels``; any backbone."""
+
+    head: nn.Conv2d
+
+    @property
+    def stride(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def in_channels(self) -> int:
+        raise NotImplementedError
+
+
+class GridDetector(Detector):
     """Backbone of ConvBlocks and a 1x1 head producing [N, 5, H/stride, W/stride] raw maps."""
 
     def __init__(self, architecture: Architecture) -> None:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from evosynth.task.dataset import DetectionSplit
 from evosynth.task.metrics import as_float_images, evaluate
-from evosynth.task.model import GridDetector
+from evosynth.task.model import Detector
 from evosynth.task.targets import encode
 
 
@@ -98,8 +98,9 @@ def detection_loss(maps: torch.Tensor, coverage: torch.Tensor, distances: torch.
 class MaskKeeper:
     """Keeps removed synapses at exactly zero through training (weights and gradients)."""
 
-    def __init__(self, model: GridDetector, masks: dict[str, torch.Tensor]) -> None:
-        self.pairs = [(layer.weight, masks[name].to(layer.weight.dtype)) for name, layer in model.prunable_layers()]
+    def __init__(self, model: Detector, masks: dict[str, torch.Tensor]) -> None:
+        parameters = dict(model.named_parameters())
+        self.pairs = [(parameters[name], mask.to(parameters[name].dtype)) for name, mask in masks.items()]
         self.handles = [weight.register_hook(lambda grad, m=mask: grad * m) for weight, mask in self.pairs]
         self.apply()
 
@@ -114,7 +115,7 @@ class MaskKeeper:
 
 
 def train(
-    model: GridDetector,
+    model: Detector,
     masks: dict[str, torch.Tensor],
     train_split: DetectionSplit,
     val_split: DetectionSplit,
@@ -124,7 +125,7 @@ def train(
 ) -> TrainingCurve:
     """Train ``model`` in place at FP32 and return its curve."""
     started = time.perf_counter()
-    stride = model.architecture.stride
+    stride = model.stride
     grid = (train_split.images.shape[2] // stride, train_split.images.shape[3] // stride)
     coverage, distances = encode(train_split.boxes, grid, stride)
     optimizer = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate, weight_decay=budget.weight_decay)
