@@ -25,7 +25,7 @@ from evosynth.deploy.backends import BACKENDS, onnxruntime_session, openvino_req
 from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.files import write_json
 from evosynth.study.presets import get_preset
-from evosynth.task.model import FRAME_SIZE, Architecture, GridDetector, count_macs
+from evosynth.task.model import FRAME_SIZE, Architecture, GridDetector, frame_macs
 
 WIDTHS = {  # name -> backbone widths
     "ancestor": (32, 48, 64, 96, 128),
@@ -95,13 +95,13 @@ def timing_parser(description: str | None, rounds: int, sample_ms: float) -> arg
 
 def main() -> None:
     arguments = timing_parser(__doc__, rounds=9, sample_ms=50.0).parse_args()
-    strides = get_preset("paper").strides
+    strides = tuple(get_preset("paper").network.arguments["strides"])
     samples = time_frames({name: GridDetector(Architecture(3, widths, strides)) for name, widths in WIDTHS.items()},
                           arguments.rounds, arguments.threads, arguments.sample_ms)
-    ancestor_macs = count_macs(Architecture(3, WIDTHS["ancestor"], strides), FRAME_SIZE)
+    ancestor_macs = frame_macs(GridDetector(Architecture(3, WIDTHS["ancestor"], strides)))
     rows = []
     for (name, backend), times in samples.items():
-        macs = count_macs(Architecture(3, WIDTHS[name], strides), FRAME_SIZE)
+        macs = frame_macs(GridDetector(Architecture(3, WIDTHS[name], strides)))
         median = float(np.median(times))
         ancestor = float(np.median(samples["ancestor", backend]))
         rows.append({"network": name, "widths": list(WIDTHS[name]), "backend": backend, "macs": macs,

@@ -35,7 +35,7 @@ from evosynth.study.capacity import capacity_table, curve_table, format_curve, m
 from evosynth.study.compare import FINAL_KINDS, METHOD_LABELS, Lineage, run_lineage
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve
-from evosynth.study.presets import BUILT_IN_PRESETS, PRESETS, SLACK_TASK, Preset, extra_presets
+from evosynth.study.presets import BUILT_IN_PRESETS, PRESETS, SLACK_TASK, Preset, chain, extra_presets
 from evosynth.study.report import generations_table
 from evosynth.study.verdict import SLACK_POINTS, has_slack
 
@@ -53,7 +53,8 @@ class Variant:
 
     def preset(self, name: str) -> Preset:
         base = BUILT_IN_PRESETS["cluttered"]
-        return replace(base, name=name, data=replace(base.data, **self.data), widths=self.widths or base.widths)
+        network = chain(self.widths, tuple(base.network.arguments["strides"])) if self.widths else base.network
+        return replace(base, name=name, data=replace(base.data, **self.data), network=network)
 
 
 FEWER_NEGATIVES = {"fragments": (0, 1), "scribbles": (0, 1)}
@@ -95,8 +96,9 @@ def scan(name: str, variant: Variant, scale: float, seeds: list[int], runs_dir: 
     table = curve_table({**record, "networks": networks})
     print(f"\n{name}: {variant.description}\n{format_curve(table)}")
     mean_loss = -float(table.loc[table["scale"] == scale, "ap50_change"].iloc[0])
-    return {"description": variant.description, "data": asdict(PRESETS[name].data), "widths": PRESETS[name].widths,
-            "networks": networks, "curve": table.to_dict("records"), "mean_ap50_loss_points": mean_loss,
+    return {"description": variant.description, "data": asdict(PRESETS[name].data),
+            "network": asdict(PRESETS[name].network), "networks": networks, "curve": table.to_dict("records"),
+            "mean_ap50_loss_points": mean_loss,
             "has_slack": has_slack(-mean_loss), "seconds_this_call": time.perf_counter() - started}
 
 

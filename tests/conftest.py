@@ -25,11 +25,12 @@ from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study import capacity
 from evosynth.study.capacity import capacity_table
 from evosynth.study.config import RunConfig
-from evosynth.study.evolution import detector_recipe, evolve, load_task_data, offspring_of
+from evosynth.study.evolution import evolve, load_task_data, offspring_of
 from evosynth.task.dataset import SPLITS, DetectionData
 from evosynth.task.imageset import ImageSetSpec
 from evosynth.task.metrics import OperatingPoint, Quality, assess
-from evosynth.task.model import Architecture, GridDetector, channel_graph
+from evosynth.task.model import Architecture, GridDetector, channel_graph, detector_input, trace_size
+from evosynth.task.recipe import Recipe
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -116,7 +117,9 @@ def full_masks(model: GridDetector) -> dict[str, torch.Tensor]:
 
 def generation(number: int, model: GridDetector, masks: dict[str, torch.Tensor], **metrics) -> Generation:
     """A generation in memory, its recipe that of a network of its widths (no pruning history)."""
-    return Generation(number, model, masks, metrics, curve={}, recipe=detector_recipe(model.architecture))
+    shape = tuple(detector_input(model, trace_size(model)).shape)
+    recipe = Recipe("grid_detector", model.architecture.to_json(), shape)
+    return Generation(number, model, masks, metrics, curve={}, recipe=recipe)
 
 
 CONFIG = RunConfig(preset="smoke", alpha_synapse=0.8, alpha_cluster=0.7, seed=3, generations=2)

@@ -126,7 +126,7 @@ def test_synthesis_with_channel_rounding_keeps_multiples_of_eight():
 
 
 def test_offspring_of_the_cost_environment_keep_alpha_of_the_parents_macs_on_average():
-    from evosynth.task.model import Architecture, GridDetector, channel_graph, count_macs
+    from evosynth.task.model import Architecture, GridDetector, channel_graph, frame_macs
 
     torch.manual_seed(0)
     architecture = Architecture(3, (32, 48, 64, 96), (2, 2, 2, 2))
@@ -136,7 +136,8 @@ def test_offspring_of_the_cost_environment_keep_alpha_of_the_parents_macs_on_ave
     for seed in range(40):
         decisions = list(synthesize(graph, {}, environment, generation_generator(seed, 2)).values())
         widths = tuple(int(d.cluster_keep.sum()) for d in decisions[:-1])
-        ratios.append(count_macs(architecture.with_widths(widths), (96, 96)) / count_macs(architecture, (96, 96)))
+        ratios.append(frame_macs(GridDetector(architecture.with_widths(widths)), (96, 96))
+                      / frame_macs(GridDetector(architecture), (96, 96)))
         first_layer_kept.append(widths[0] / 32)
         last_layer_kept.append(widths[-1] / 96)
     assert abs(sum(ratios) / len(ratios) - 0.6) < 0.03

@@ -65,7 +65,7 @@ def test_a_tiny_comparison_fills_one_table_with_every_lineage(comparison):
     assert l1.loc[2, "synapses"] > evolution.loc[2, "synapses"]  # ... with every kept filter dense
     assert (matched.loc[2, ["macs", "synapses"]] == evolution.loc[2, ["macs", "synapses"]]).all()  # its structure
     assert imp.loc[2, "macs"] == imp.loc[1, "macs"]  # masks only: no cheaper to run
-    layers = len(SMOKE.reference.resolved_preset.widths) + 1
+    layers = len(SMOKE.reference.resolved_preset.network.arguments["widths"]) + 1
     assert imp.loc[2, "synapses"] == pytest.approx(0.8 * imp.loc[1, "synapses"], abs=0.5 * layers)  # rounding
     ancestor = [(runs / Lineage(m, SMOKE.reference).name / "gen_01/weights.safetensors").read_bytes()
                 for m in ("evolution", "l1-filter", "matched", "imp")]

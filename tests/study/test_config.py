@@ -23,7 +23,7 @@ from evosynth.study.config import RunConfig, run_settings
 from evosynth.study.evolution import evolve
 from evosynth.study.grid import AXES, DATASET_KEYS, SweepFileError, load_sweep
 from evosynth.study.plan import StudyPlan
-from evosynth.study.presets import Preset, extra_presets
+from evosynth.study.presets import Preset, chain, extra_presets
 from evosynth.study.sweep import sweep_configs
 from evosynth.task.imageset import ImageSetSpec
 from evosynth.task.training import TrainingBudget
@@ -81,7 +81,7 @@ def test_cli_refuses_a_wrong_data_set(args: list[str], message: str, tmp_path: P
 
 def test_a_pennfudan_run_evolves_from_the_cli(pennfudan_root: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    tiny = Preset(name="tiny-pedestrians", data=ImageSetSpec(height=32, width=40), widths=(4, 8), strides=(2, 2),
+    tiny = Preset(name="tiny-pedestrians", data=ImageSetSpec(height=32, width=40), network=chain((4, 8), (2, 2)),
                   ancestor=TrainingBudget(max_epochs=2, batch_size=8, patience=1),
                   offspring=TrainingBudget(max_epochs=1, batch_size=8))
     out = tmp_path / "run"
@@ -213,8 +213,7 @@ def test_identity_and_names_keep_their_keys():
     rounded = RunConfig(channel_multiple=8)
     assert rounded.identity()["channel_multiple"] == 8 and rounded.name.endswith("-cm8")
     assert rounded.ancestor_name == default.ancestor_name  # rounding acts from generation 2 on
-    assert set(default.ancestor_identity()) == {"data", "seed", "precision", "data_spec", "widths", "strides",
-                                                "ancestor_budget"}
+    assert set(default.ancestor_identity()) == {"data", "seed", "precision", "data_spec", "network", "ancestor_budget"}
 
 
 def test_from_json_reads_what_a_run_folder_stores_and_refuses_an_incomplete_one():

@@ -229,7 +229,7 @@ def test_restrict_and_measure_records_the_step_it_measures(smoke_run, data, monk
     assert metrics["synapses"] == sum(int(m.sum()) for m in masks.values()) == \
         sum(layer.weight.numel() for _, layer in model.prunable_layers()) - 3
     assert metrics["macs"] == counted_macs(model, IMAGE_SIZE)
-    assert metrics["widths"] == list(config.resolved_preset.widths)
+    assert metrics["widths"] == config.resolved_preset.network.arguments["widths"]
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,18 @@ class Layer:
             return per_group[0].clone()
         return keep
 
+    def on_kept_inputs(self, synapses: torch.Tensor, decisions: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``synapses`` (a bool per weight) where their input channel is kept (a depthwise layer's input is its
+        own channel, decided with its output)."""
+        if self.depthwise or not self.inputs:
+            return synapses
+        return synapses & self.keep(decisions, inputs=True).reshape((1, -1) + (1,) * (self.weight.dim() - 2))
+
+    @property
+    def per_cluster(self) -> tuple[int, ...]:
+        """The shape that spreads one value per output channel over the layer's weight."""
+        return (-1,) + (1,) * (self.weight.dim() - 1)
+
 
 @dataclass
 class Group:

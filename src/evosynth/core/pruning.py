@@ -5,9 +5,10 @@ Like ``synthesis``, this module only decides (it returns ``LayerDecision``s in t
 that the evolution uses. Both rules are deterministic: they need no random stream.
 
 ``l1_filter_decisions``
-    Structured L1-norm filter pruning (Li et al., 2017, "Pruning Filters for Efficient ConvNets"): per layer, keep
-    the requested number of filters with the largest L1 norm. The norm is taken over the synapses that are left
-    after the previous layer's pruning (Li et al.'s "greedy" variant), so it measures what the filter will keep.
+    Structured L1-norm filter pruning (Li et al., 2017, "Pruning Filters for Efficient ConvNets"): per group of
+    coupled channels (a layer, in a chain), keep the requested number of filters with the largest L1 norm. The
+    norm is taken over the synapses that are left after the previous groups' pruning (Li et al.'s "greedy"
+    variant), so it measures what the filter will keep.
     Removed filters are cut out by ``compact``: the network gets faster exactly like an evolved one of that width.
 
 ``matched_decisions``
@@ -27,10 +28,11 @@ that the evolution uses. Both rules are deterministic: they need no random strea
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
+from evosynth.core.graph import ChannelGraph
 from evosynth.core.synthesis import LayerDecision
 
 IMP_FRACTION = 0.2  # each level removes 20 % of the remaining synapses, the usual rate of iterative pruning
@@ -41,35 +43,53 @@ def _alive(weight: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 def l1_filter_decisions(
-    layers: Sequence[tuple[str, torch.Tensor]], masks: dict[str, torch.Tensor], widths: Sequence[int]
+    graph: ChannelGraph, masks: Mapping[str, torch.Tensor], widths: Sequence[int]
 ) -> dict[str, LayerDecision]:
-    """Keep, per backbone layer, the ``widths[i]`` filters with the largest L1 norm; the head keeps all outputs.
-
-    ``layers`` are the parent's prunable weights in data-flow order (head last), ``widths`` the backbone widths
-    to reach (one per layer but the head). Ties go to the lower filter index.
+    """Keep, per group of coupled channels, the ``widths[g]`` clusters with the largest L1 norm (summed over the
+    group's producing layers; channels tied together are one cluster, their norms summed); the outputs the graph
+    keeps stay. Groups are decided in data-flow order, each norm over the synapses left on the inputs decided so far
+    (Li et al.'s greedy variant). Ties go to the lower channel index.
     """
-    if len(widths) != len(layers) - 1:
-        raise ValueError(f"expected {len(layers) - 1} backbone widths, got {len(widths)}")
+    if len(widths) != len(graph.groups):
+        raise ValueError(f"expected {len(graph.groups)} group widths, got {len(widths)}")
+    decided: list[torch.Tensor] = [torch.ones(group.channels, dtype=torch.bool) for group in graph.groups]
+    done = [False] * len(graph.groups)
     decisions: dict[str, LayerDecision] = {}
-    input_keep: torch.Tensor | None = None
-    for index, (name, weight) in enumerate(layers):
-        alive = _alive(weight, masks.get(name))
-        if input_keep is not None:
-            alive = alive & input_keep.reshape((1, -1) + (1,) * (weight.dim() - 2))
-        clusters = weight.shape[0]
-        if index == len(layers) - 1:
-            cluster_keep = torch.ones(clusters, dtype=torch.bool)
-        else:
-            width = int(widths[index])
-            if not 1 <= width <= clusters:
-                raise ValueError(f"{name}: cannot keep {width} of {clusters} filters (nothing grows back)")
-            norms = (weight.detach().abs() * alive).reshape(clusters, -1).sum(dim=1)
-            strongest = torch.argsort(norms, descending=True, stable=True)[:width]
-            cluster_keep = torch.zeros(clusters, dtype=torch.bool)
-            cluster_keep[strongest] = True
-        decisions[name] = LayerDecision(cluster_keep, alive & cluster_keep.reshape((-1,) + (1,) * (weight.dim() - 1)))
-        input_keep = cluster_keep
+    for layer in graph.layers:
+        for index in graph.producer_of(layer):
+            if not done[index]:
+                decided[index] = _strongest_clusters(graph, index, masks, decided, int(widths[index]))
+                done[index] = True
+        out_keep = layer.keep(decided, inputs=False)
+        mask = layer.on_kept_inputs(_alive(layer.weight, masks.get(layer.parameter)), decided)
+        decisions[layer.parameter] = LayerDecision(out_keep, mask & out_keep.reshape(layer.per_cluster))
     return decisions
+
+
+def _strongest_clusters(graph: ChannelGraph, index: int, masks: Mapping[str, torch.Tensor],
+                        decided: Sequence[torch.Tensor], width: int) -> torch.Tensor:
+    """The ``width`` channels of group ``index`` whose filters (over the synapses left on the kept inputs) have the
+    largest L1 norm, tied channels counted together."""
+    group = graph.groups[index]
+    if not 1 <= width <= group.channels:
+        raise ValueError(f"{group.producers[0]}: cannot keep {width} of {group.channels} filters (nothing grows back)")
+    norms = torch.zeros(group.channels, dtype=torch.float32)
+    for name in group.producers:
+        layer = graph.layer(name)
+        alive = layer.on_kept_inputs(_alive(layer.weight, masks.get(layer.parameter)), decided)
+        per_filter = (layer.weight.detach().abs() * alive).reshape(layer.weight.shape[0], -1).sum(dim=1)
+        for channel_map in layer.outputs:
+            if channel_map.group == index:
+                norms[channel_map.channels] += per_filter[channel_map.positions].to(torch.float32)
+    ties = group.ties if group.ties is not None else torch.arange(group.channels)
+    sizes = torch.bincount(ties)
+    if width % int(sizes[0]) or not torch.all(sizes == sizes[0]):
+        raise ValueError(f"{group.producers[0]}: {width} filters cannot be kept in ties of {int(sizes[0])}")
+    tie_norms = torch.zeros(len(sizes), dtype=torch.float32).index_add_(0, ties, norms)
+    strongest = torch.argsort(tie_norms, descending=True, stable=True)[:width // int(sizes[0])]
+    keep_tie = torch.zeros(len(sizes), dtype=torch.bool)
+    keep_tie[strongest] = True
+    return keep_tie[ties]
 
 
 def _strongest(weight: torch.Tensor, alive: torch.Tensor, clusters: torch.Tensor, count: int) -> torch.Tensor:
@@ -86,21 +106,20 @@ def _strongest(weight: torch.Tensor, alive: torch.Tensor, clusters: torch.Tensor
 
 
 def matched_decisions(
-    layers: Sequence[tuple[str, torch.Tensor]], masks: dict[str, torch.Tensor], widths: Sequence[int],
-    synapses: dict[str, int],
+    graph: ChannelGraph, masks: Mapping[str, torch.Tensor], widths: Sequence[int], synapses: Mapping[str, int],
 ) -> dict[str, LayerDecision]:
     """``l1_filter_decisions`` to ``widths``, then per layer ``synapses[name]`` of the synapses left, each kept
     filter's strongest first and then by |w| (all of them where fewer are left: nothing grows back)."""
-    decisions = l1_filter_decisions(layers, masks, widths)
-    for name, weight in layers:
-        decision = decisions[name]
-        decisions[name] = LayerDecision(
-            decision.cluster_keep, _strongest(weight, decision.synapse_mask, decision.cluster_keep, synapses[name]))
+    decisions = l1_filter_decisions(graph, masks, widths)
+    for layer in graph.layers:
+        name, decision = layer.parameter, decisions[layer.parameter]
+        decisions[name] = LayerDecision(decision.cluster_keep, _strongest(
+            layer.weight, decision.synapse_mask, decision.cluster_keep, synapses[name]))
     return decisions
 
 
 def magnitude_decisions(
-    layers: Sequence[tuple[str, torch.Tensor]], masks: dict[str, torch.Tensor], fraction: float = IMP_FRACTION
+    graph: ChannelGraph, masks: Mapping[str, torch.Tensor], fraction: float = IMP_FRACTION
 ) -> dict[str, LayerDecision]:
     """One level of layer-wise magnitude pruning: each layer loses round(fraction x its remaining synapses), the
     smallest |w| first (ties: the lower index goes first); every cluster is kept and removed synapses stay removed.
@@ -108,7 +127,8 @@ def magnitude_decisions(
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"the pruned fraction must be in [0, 1), got {fraction!r}")
     decisions: dict[str, LayerDecision] = {}
-    for name, weight in layers:
+    for layer in graph.layers:
+        name, weight = layer.parameter, layer.weight.detach()
         alive = _alive(weight, masks.get(name)).reshape(-1)
         remaining = int(alive.sum())
         removed = math.floor(fraction * remaining + 0.5)

@@ -91,18 +91,6 @@ def _alive(layer: Layer, masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.ones_like(layer.weight, dtype=torch.bool) if mask is None else mask.to(torch.bool)
 
 
-def _per_cluster(layer: Layer) -> tuple[int, ...]:
-    return (-1,) + (1,) * (layer.weight.dim() - 1)
-
-
-def _on_inputs(layer: Layer, alive: torch.Tensor, decided: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The layer's alive synapses whose input channel survives (a depthwise layer's input is its own channel)."""
-    if layer.depthwise or not layer.inputs:
-        return alive
-    view = (1, -1) + (1,) * (layer.weight.dim() - 2)
-    return alive & layer.keep(decided, inputs=True).reshape(view)
-
-
 def _group_sum(graph: ChannelGraph, group: int, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Per channel of a group, the sum over its producing layers of ``values[layer]`` (one value per output
     channel of that layer)."""
@@ -174,7 +162,7 @@ def synthesize(
         alive = _alive(layer, masks)
         so_far = [keep if keep is not None else torch.ones(group.channels, dtype=torch.bool)
                   for keep, group in zip(decided, graph.groups, strict=True)]
-        alive_on_inputs = _on_inputs(layer, alive, so_far)
+        alive_on_inputs = layer.on_kept_inputs(alive, so_far)
         own = [g for g in graph.producer_of(layer) if decided[g] is None and graph.groups[g].producers[0] == layer.name]
         layer_environment = environments[own[0]] if own else kept_environment
         if own:
@@ -188,7 +176,7 @@ def synthesize(
             decided[g] = _decide_group(graph, g, laws[g], draws[g], masks, so_far, channel_multiple, generator)
         out_keep = layer.keep([keep if keep is not None else torch.ones(group.channels, dtype=torch.bool)
                                for keep, group in zip(decided, graph.groups, strict=True)], inputs=False)
-        view = _per_cluster(layer)
+        view = layer.per_cluster
         synapse_mask = synapse_draw & alive_on_inputs & out_keep.reshape(view)
         empty = out_keep & ~synapse_mask.reshape(weight.shape[0], -1).any(dim=1)
         if empty.any():
@@ -203,7 +191,7 @@ def _decide_group(
 ) -> torch.Tensor:
     """A group's clusters: the draw where a cluster has a synapse left on the inputs decided so far, at least the
     most probable one, and rounded to ``channel_multiple``."""
-    on_inputs = {name: _on_inputs(graph.layer(name), _alive(graph.layer(name), masks), decided)
+    on_inputs = {name: graph.layer(name).on_kept_inputs(_alive(graph.layer(name), masks), decided)
                  for name in graph.groups[group].producers}
     left = _per_tie(graph.groups[group], _group_sum(graph, group, {
         name: mask.reshape(mask.shape[0], -1).any(dim=1).to(torch.float32) for name, mask in on_inputs.items()})) > 0

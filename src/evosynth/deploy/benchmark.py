@@ -41,7 +41,7 @@ from evosynth.deploy.bench_record import BENCH_FILE, SCHEMA_VERSION
 from evosynth.deploy.export import export_run, run_image_size
 from evosynth.deploy.machine import describe_machine
 from evosynth.storage.runs import RunFolder, write_json
-from evosynth.task.model import FRAME_SIZE, GridDetector, count_macs
+from evosynth.task.model import FRAME_SIZE, Detector, frame_macs
 
 DEFAULT_ROUNDS = 15
 SAMPLE_LIMIT = 5  # a sample stops after 5 x sample_ms even if its iterations are not done
@@ -72,7 +72,7 @@ DEFAULT_WORKLOADS = tuple(WORKLOADS)
 def _torch_settings(threads: int) -> Iterator[None]:
     """Pin torch's thread count, and compile as for CPU inference, one graph per (generation, batch size).
 
-    All generations share GridDetector.forward, so without a larger recompile limit dynamo would silently fall
+    All generations share their detector's forward, so without a larger recompile limit dynamo would silently fall
     back to eager after 8 graphs; failing loudly is better than timing the wrong thing. Inductor's ``freezing``
     (weights as constants, convolutions prepacked) is its recommended CPU inference mode.
     """
@@ -167,7 +167,7 @@ def benchmark_run(
     chosen = [name for name in backends if name not in skipped]
     if any(BACKENDS[name].needs_exports for name in chosen):
         export_run(folder.root)
-    generations = folder.load_finished(GridDetector)
+    generations = folder.load_finished(Detector)
     if not generations:
         raise ValueError(f"{folder.root} has no finished generation to benchmark")
     sizes = {name: WORKLOADS[name].image_size(training_size) for name in workloads}
@@ -178,7 +178,7 @@ def benchmark_run(
             for generation in generations:
                 target = Target(generation, folder.generation_dir(generation.number), threads)
                 prepare = BACKENDS[name].load(target)
-                channels = generation.model.architecture.in_channels
+                channels = generation.model.in_channels
                 cells.extend(_Cell(generation.number, name, workload,
                                    prepare((WORKLOADS[workload].batch, channels, *sizes[workload])))
                              for workload in workloads)
@@ -192,9 +192,7 @@ def benchmark_run(
                     for cell in row if round_number % 2 == 0 else reversed(row):
                         cell.samples.append(_time_ms(cell.step, cell.iterations, SAMPLE_LIMIT * sample_ms))
 
-    architectures = {g.number: g.model.architecture for g in generations}
-    macs = {(number, workload): count_macs(architecture, sizes[workload])
-            for number, architecture in architectures.items() for workload in workloads}
+    macs = {(g.number, workload): frame_macs(g.model, sizes[workload]) for g in generations for workload in workloads}
     baseline = generations[0].number
     summaries = {id(cell): _summary(cell.samples) for cell in cells}
     medians = {(c.backend, c.workload, c.generation): summaries[id(c)]["median_ms"] for c in cells}
@@ -224,7 +222,7 @@ def benchmark_run(
                                    for name in workloads}},
         "backends": {name: {"arithmetic": BACKENDS[name].arithmetic} for name in chosen},
         "skipped": skipped,
-        "generations": [{"generation": g.number, "widths": list(g.model.architecture.widths),
+        "generations": [{"generation": g.number, "widths": list(g.metrics["widths"]),
                          "macs_training_size": int(g.metrics["macs"]), "parameters": g.metrics.get("parameters")}
                         for g in generations],
         "results": results,

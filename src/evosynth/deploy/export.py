@@ -36,7 +36,7 @@ from evosynth.core.precision import is_representable
 from evosynth.errors import EvosynthError
 from evosynth.files import atomic_write
 from evosynth.storage.runs import WEIGHTS, Generation, RunFolder, read_json, write_json
-from evosynth.task.model import FRAME_SIZE, GridDetector
+from evosynth.task.model import FRAME_SIZE, Detector
 
 ONNX_FP32 = "model.onnx"
 ONNX_FP16 = "model_fp16.onnx"
@@ -128,7 +128,7 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _onnx_bytes(model: GridDetector, example: torch.Tensor) -> bytes:
+def _onnx_bytes(model: Detector, example: torch.Tensor) -> bytes:
     with _quiet_exporter():
         program = torch.onnx.export(
             model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
@@ -140,7 +140,7 @@ def _onnx_bytes(model: GridDetector, example: torch.Tensor) -> bytes:
     return program.model_proto.SerializeToString()
 
 
-def _max_abs_error(graph: bytes, model: GridDetector, inputs: list[torch.Tensor], dtype: type[np.generic]) -> float:
+def _max_abs_error(graph: bytes, model: Detector, inputs: list[torch.Tensor], dtype: type[np.generic]) -> float:
     """Largest |onnxruntime - PyTorch| over every check input, run on onnxruntime's CPU provider."""
     import onnxruntime
 
@@ -221,7 +221,7 @@ def export_generation(
     """
     directory = Path(directory)
     model = copy.deepcopy(generation.model).eval()
-    image_shape = (model.architecture.in_channels, *image_size)
+    image_shape = (model.in_channels, *image_size)
     random = torch.Generator().manual_seed(generation.number)
     images = torch.rand((max(CHECK_BATCHES), *image_shape), generator=random)
     frame = torch.rand((1, image_shape[0], *FRAME_SIZE), generator=random)
@@ -274,5 +274,5 @@ def export_run(run_dir: Path) -> list[ExportResult]:
         if _record_is_fresh(directory, image_size, with_engine=reason is None):
             results.append(_reused(number, directory, with_engine=reason is None))
         else:
-            results.append(export_generation(folder.load(number, GridDetector), directory, image_size, announce=False))
+            results.append(export_generation(folder.load(number, Detector), directory, image_size, announce=False))
     return results

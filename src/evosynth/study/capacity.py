@@ -36,13 +36,13 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import (
     TRAINING_STREAM,
     ancestor_generation,
-    detector_recipe,
     load_run,
     load_task_data,
+    new_ancestor,
     restrict_and_measure,
 )
 from evosynth.task.dataset import DetectionData
-from evosynth.task.model import Architecture, GridDetector
+from evosynth.task.model import Detector, channel_graph, fresh_network, group_widths, trace_size
 from evosynth.task.recipe import Recipe
 from evosynth.task.training import TrainingBudget, TrainingCurve, train
 
@@ -59,21 +59,24 @@ def _converge(config: RunConfig, data: DetectionData, generation: Generation, ki
     if kind == "trained_on":
         return _train_to_convergence(config, data, generation.model, generation.masks, generation.recipe,
                                      generation.number, f"gen {generation.number:02d} trained on")
-    return _from_scratch(config, data, generation.model.architecture, generation.number,
+    return _from_scratch(config, data, generation.model, generation.recipe, None, generation.number,
                          f"gen {generation.number:02d} from scratch")
 
 
-def _from_scratch(config: RunConfig, data: DetectionData, architecture: Architecture, number: int,
-                  description: str, stream: int = CAPACITY_STREAM) -> dict[str, Any]:
-    """A dense network of ``architecture``, initialised from the run seed, trained to convergence and measured."""
+def _from_scratch(config: RunConfig, data: DetectionData, structure: Detector, recipe: Recipe,
+                  widths: Sequence[int] | None, number: int, description: str,
+                  stream: int = CAPACITY_STREAM) -> dict[str, Any]:
+    """A dense network of ``structure``'s shape (at ``widths`` per group where given), initialised from the run
+    seed, trained to convergence and measured."""
     torch.manual_seed(config.seed)
-    model = GridDetector(architecture)
-    masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in model.prunable_layers()}
-    return _train_to_convergence(config, data, model, masks, detector_recipe(architecture), number, description,
+    model, history = fresh_network(structure, widths)
+    masks = {layer.parameter: torch.ones_like(layer.weight, dtype=torch.bool)
+             for layer in channel_graph(model, trace_size(model)).layers}
+    return _train_to_convergence(config, data, model, masks, recipe.descendant(history), number, description,
                                  stream)
 
 
-def _train_to_convergence(config: RunConfig, data: DetectionData, model: GridDetector,
+def _train_to_convergence(config: RunConfig, data: DetectionData, model: Detector,
                           masks: dict[str, torch.Tensor], recipe: Recipe, number: int, description: str,
                           stream: int = CAPACITY_STREAM) -> dict[str, Any]:
     """Train under the ancestor's rule (until validation AP50 stops improving), restrict, measure on the test split;
@@ -111,7 +114,7 @@ def measure_capacity(run_dir: Path, numbers: Sequence[int] | None = None, cache_
     if trained_as is None:
         config, generations = load_run(run_dir)
     else:
-        config, generations = trained_as, RunFolder(run_dir).load_finished(GridDetector)
+        config, generations = trained_as, RunFolder(run_dir).load_finished(Detector)
     by_number = {g.number: g for g in generations}
     numbers = list(numbers) if numbers else [generations[-1].number]
     missing = [n for n in numbers if n not in by_number or n == 1]
@@ -249,9 +252,9 @@ def measure_width_curve(config: RunConfig, scales: Sequence[float] = DEFAULT_SCA
                 ancestor = ancestor_generation(seeded, data, runs_dir)
                 entry = _entry(ancestor.metrics, TrainingCurve.from_json(ancestor.curve), preset.ancestor)
             else:
-                architecture = Architecture(data.channels, scaled_widths(preset.widths, scale), preset.strides)
-                entry = _from_scratch(seeded, data, architecture, 1, f"widths x{scale:g} seed {seed}",
-                                      stream=TRAINING_STREAM)
+                structure, _, recipe = new_ancestor(seeded, data)
+                entry = _from_scratch(seeded, data, structure, recipe, scaled_widths(group_widths(structure), scale),
+                                      1, f"widths x{scale:g} seed {seed}", stream=TRAINING_STREAM)
             record["networks"][_curve_key(scale, seed)] = {**entry, "scale": scale, "seed": seed}
             write_json(path, record)
     return record

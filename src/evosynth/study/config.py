@@ -150,8 +150,8 @@ class RunConfig:
         """
         preset = self.resolved_preset
         identity = {
-            **self._identity_values(ancestor=True), "data_spec": asdict(preset.data), "widths": preset.widths,
-            "strides": preset.strides, "ancestor_budget": asdict(preset.ancestor),
+            **self._identity_values(ancestor=True), "data_spec": asdict(preset.data),
+            "network": asdict(preset.network), "ancestor_budget": asdict(preset.ancestor),
         }
         return json.loads(json.dumps(identity))
 

@@ -26,8 +26,8 @@ from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
 from evosynth.task.dataset import DetectionData
 from evosynth.task.metrics import assess, efficiency, evaluate
-from evosynth.task.model import Architecture, GridDetector, channel_graph, example_frame
-from evosynth.task.recipe import Recipe
+from evosynth.task.model import Detector, channel_graph, detector_input, trace_size
+from evosynth.task.recipe import Recipe, resolve_builder
 from evosynth.task.registry import load_dataset
 from evosynth.task.training import train
 
@@ -39,32 +39,25 @@ def load_task_data(config: RunConfig, cache_dir: Path) -> DetectionData:
     return load_dataset(config.data, cache_dir, **asdict(config.resolved_preset.data), **config.data_source())
 
 
-def detector_recipe(architecture: Architecture) -> Recipe:
-    """How a run folder rebuilds the detector: its builder and architecture, traced for replay on a two-by-two
-    grid (any input it runs on serves: the cut does not depend on the input's size, the replay's time does)."""
-    side = 2 * architecture.stride
-    return Recipe("grid_detector", architecture.to_json(), tuple(example_frame(architecture, (side, side)).shape))
-
-
-def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[GridDetector, dict[str, torch.Tensor], Recipe]:
-    """The full-size detector, randomly initialised from the run seed, with no synapse removed, and its recipe."""
-    preset = config.resolved_preset
+def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[Detector, dict[str, torch.Tensor], Recipe]:
+    """The preset's full-size detector, randomly initialised from the run seed, with no synapse removed, and its
+    recipe (traced for replay on a two-by-two grid: the cut does not depend on the input's size)."""
+    network = config.resolved_preset.network
+    arguments = network.arguments_for(data.channels)
     torch.manual_seed(config.seed)
-    architecture = Architecture(data.channels, preset.widths, preset.strides)
-    model = GridDetector(architecture)
-    masks = {name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in model.prunable_layers()}
-    return model, masks, detector_recipe(architecture)
+    model = resolve_builder(network.builder)(**arguments)
+    if not isinstance(model, Detector):
+        raise ValueError(f"the preset's network {network.builder!r} is not a detector (task.model.Detector)")
+    masks = {layer.parameter: torch.ones_like(layer.weight, dtype=torch.bool)
+             for layer in channel_graph(model, trace_size(model)).layers}
+    recipe = Recipe(network.builder, arguments, tuple(detector_input(model, trace_size(model)).shape))
+    return model, masks, recipe
 
 
 Decide = Callable[[ChannelGraph, Generation, int], dict[str, LayerDecision]]
 """How an offspring is decided: from its parent's channel graph, the parent and its generation number, the
 keep-decisions ``compact`` cuts by. The evolution decides by stochastic synthesis; the baselines
 (``evosynth.core.pruning``) by pruning rules."""
-
-
-def parent_layers(parent: Generation) -> list[tuple[str, torch.Tensor]]:
-    """The parent's prunable weights in data-flow order (head last): what every decider reads."""
-    return [(name, layer.weight.detach()) for name, layer in parent.model.prunable_layers()]
 
 
 def synthesis_decider(config: RunConfig) -> Decide:
@@ -80,19 +73,19 @@ def synthesis_decider(config: RunConfig) -> Decide:
 
 def offspring_of(
     parent: Generation, config: RunConfig, number: int, decide: Decide | None = None
-) -> tuple[GridDetector, dict[str, torch.Tensor], Recipe]:
+) -> tuple[Detector, dict[str, torch.Tensor], Recipe]:
     """Decide generation ``number`` from its parent (by default the run's stochastic synthesis), then compact it:
     the parent's graph is traced on a whole frame, the size the cost environment prices. Returns the offspring,
     its masks and its recipe (the parent's, its pruning history extended by this cut)."""
     graph = channel_graph(parent.model)
     offspring = compact(graph, (decide or synthesis_decider(config))(graph, parent, number))
-    assert isinstance(offspring.model, GridDetector)
+    assert isinstance(offspring.model, Detector)
     return offspring.model, offspring.masks, parent.recipe.descendant(offspring.history)
 
 
 @dataclass
 class GenerationResult:
-    model: GridDetector
+    model: Detector
     masks: dict[str, torch.Tensor]
     recipe: Recipe
     restricted_state: dict[str, torch.Tensor]
@@ -124,7 +117,7 @@ def run_generation(
 
 
 def restrict_and_measure(
-    config: RunConfig, data: DetectionData, number: int, parent: Generation | None, model: GridDetector,
+    config: RunConfig, data: DetectionData, number: int, parent: Generation | None, model: Detector,
     masks: dict[str, torch.Tensor], recipe: Recipe, curve: dict[str, Any],
 ) -> GenerationResult:
     """Restrict a network trained at FP32 to the run's precision (in place) and measure it before and after."""
@@ -154,7 +147,6 @@ def restrict_and_measure(
         "val_ap50": curve["val_ap50"][best_epoch - 1] if best_epoch else None,
         "epochs": len(curve["epochs"]),
         "train_seconds": curve["seconds"],
-        "widths": list(model.architecture.widths),
         **efficiency(model, masks, data.image_size),
     }
     return GenerationResult(model, masks, recipe, restricted, curve, metrics)
@@ -188,7 +180,7 @@ def breed(
     A finished generation is loaded, not redone; an unfinished one is discarded and redone. Parents are always
     the bytes on disk, so a resumed lineage breeds exactly what an uninterrupted one does.
     """
-    read: Callable[[int], Any] = load or partial(folder.load, kind=GridDetector)
+    read: Callable[[int], Any] = load or partial(folder.load, kind=Detector)
     with folder.locked():
         folder.bind(identity, length)
         folder.check_lineage()
@@ -238,7 +230,7 @@ def _shared_ancestor(config: RunConfig, data: DetectionData, run: RunFolder) -> 
             if config.precision == "fp32":
                 result = run_generation(config, data, 1, None)
             else:
-                trained = _shared_ancestor(replace(config, precision="fp32"), data, run).load(1, GridDetector)
+                trained = _shared_ancestor(replace(config, precision="fp32"), data, run).load(1, Detector)
                 result = restrict_and_measure(config, data, 1, None, trained.model, trained.masks, trained.recipe,
                                               trained.curve)
             save_result(ancestor, 1, result, _run_fields(config))
@@ -248,7 +240,7 @@ def _shared_ancestor(config: RunConfig, data: DetectionData, run: RunFolder) -> 
 def ancestor_generation(config: RunConfig, data: DetectionData, runs_dir: Path = RUNS_DIR) -> Generation:
     """Generation 1 of the run ``config`` describes, from the ancestors' folder under ``runs_dir`` (trained there
     if no run made it yet): every network trained from scratch elsewhere is compared with it."""
-    return _shared_ancestor(config, data, RunFolder(runs_dir / config.name)).load(1, GridDetector)
+    return _shared_ancestor(config, data, RunFolder(runs_dir / config.name)).load(1, Detector)
 
 
 def stored_run_config(out: Path) -> RunConfig:
@@ -258,7 +250,7 @@ def stored_run_config(out: Path) -> RunConfig:
 
 def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:
     """A run folder's configuration and its finished generations, in order."""
-    return stored_run_config(out), RunFolder(out).load_finished(GridDetector)
+    return stored_run_config(out), RunFolder(out).load_finished(Detector)
 
 
 def ensure_generation(config: RunConfig, out: Path, number: int, cache_dir: Path = CACHE_DIR) -> Generation:

@@ -23,10 +23,9 @@ from typing import Any, ClassVar
 from evosynth.core.graph import ChannelGraph
 from evosynth.core.pruning import IMP_FRACTION, l1_filter_decisions, magnitude_decisions, matched_decisions
 from evosynth.core.synthesis import LayerDecision
-from evosynth.storage.runs import METRICS, Generation, RunFolder, read_json
+from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.config import RunConfig
-from evosynth.study.evolution import Decide, parent_layers, synthesis_decider
-from evosynth.task.model import GridDetector
+from evosynth.study.evolution import Decide, synthesis_decider
 
 LEVELS: tuple[str, ...] = ("both", "synapse", "cluster")
 SWITCHABLE_ENVIRONMENTS = ("budget", "cost")  # where alpha = 1 keeps every entry
@@ -161,9 +160,8 @@ class L1Filter(Baseline):
         return {"method": self.key, "norm": "L1 over the synapses left (greedy)", "widths_of": config.identity()}
 
     def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
-        def by_l1_norm(_graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
-            widths = read_json(reference.generation_dir(number) / METRICS)["widths"]
-            return l1_filter_decisions(parent_layers(parent), parent.masks, widths)
+        def by_l1_norm(graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
+            return l1_filter_decisions(graph, parent.masks, reference.metrics(number)["widths"])
 
         return by_l1_norm
 
@@ -185,10 +183,10 @@ class MatchedStructure(Baseline):
                 "synapses": "largest |w| per layer", "structure_of": config.identity()}
 
     def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
-        def by_strength(_graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
-            target = reference.load(number, GridDetector)
+        def by_strength(graph: ChannelGraph, parent: Generation, number: int) -> dict[str, LayerDecision]:
+            target: Generation = reference.load(number)
             counts = {name: int(mask.sum()) for name, mask in target.masks.items()}
-            return matched_decisions(parent_layers(parent), parent.masks, target.model.architecture.widths, counts)
+            return matched_decisions(graph, parent.masks, target.metrics["widths"], counts)
 
         return by_strength
 
@@ -213,8 +211,8 @@ class IterativeMagnitude(Baseline):
         return {"method": self.key, "fraction": IMP_FRACTION, "scope": "layer-wise", **shared}
 
     def decider(self, config: RunConfig, reference: RunFolder) -> Decide:
-        def by_magnitude(_graph: ChannelGraph, parent: Generation, _number: int) -> dict[str, LayerDecision]:
-            return magnitude_decisions(parent_layers(parent), parent.masks, IMP_FRACTION)
+        def by_magnitude(graph: ChannelGraph, parent: Generation, _number: int) -> dict[str, LayerDecision]:
+            return magnitude_decisions(graph, parent.masks, IMP_FRACTION)
 
         return by_magnitude
 

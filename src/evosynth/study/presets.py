@@ -8,9 +8,10 @@ which file holds what): a preset says what it is, not what was tried.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -21,14 +22,30 @@ from evosynth.task.training import TrainingBudget
 
 
 @dataclass(frozen=True)
+class Network:
+    """The ancestor's architecture: a builder of ``task.recipe.BUILDERS`` and its JSON arguments (the input
+    channels are the data's)."""
+
+    builder: str
+    arguments: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def arguments_for(self, in_channels: int) -> dict[str, Any]:
+        return {"in_channels": in_channels, **json.loads(json.dumps(self.arguments))}
+
+
+def chain(widths: tuple[int, ...], strides: tuple[int, ...]) -> Network:
+    """The chain detector (``task.model.GridDetector``): conv blocks of these widths and strides."""
+    return Network("grid_detector", {"widths": list(widths), "strides": list(strides)})
+
+
+@dataclass(frozen=True)
 class Preset:
-    """A task and its training budgets. ``data`` is the spec of the data sets the preset is made for
-    (``data.datasets``): its architecture and budgets suit that kind of image."""
+    """A task, its ancestor and its training budgets. ``data`` is the spec of the data sets the preset is made
+    for (``data.datasets``): its network and budgets suit that kind of image."""
 
     name: str
     data: DigitsSpec | ImageSetSpec
-    widths: tuple[int, ...]
-    strides: tuple[int, ...]
+    network: Network
     ancestor: TrainingBudget
     offspring: TrainingBudget
 
@@ -38,7 +55,7 @@ class Preset:
 
 def digits_preset(name: str, data: DigitsSpec) -> Preset:
     """The study's ancestor and training budgets on one ``digits`` task."""
-    return Preset(name=name, data=data, widths=(32, 48, 64, 96, 128), strides=(2, 2, 2, 1, 1),
+    return Preset(name=name, data=data, network=chain((32, 48, 64, 96, 128), (2, 2, 2, 1, 1)),
                   ancestor=TrainingBudget(max_epochs=40, patience=6),
                   offspring=TrainingBudget(max_epochs=5, learning_rate=1.5e-3))
 
@@ -52,8 +69,7 @@ SMOKE_TASK = DigitsSpec(canvas=48, n_train=96, n_val=32, n_test=32, digits=(1, 2
 SMOKE = Preset(
     name="smoke",
     data=SMOKE_TASK,
-    widths=(8, 16, 16),
-    strides=(2, 2, 2),
+    network=chain((8, 16, 16), (2, 2, 2)),
     ancestor=TrainingBudget(max_epochs=3, batch_size=32, patience=2),
     offspring=TrainingBudget(max_epochs=1, batch_size=32),
 )
@@ -67,8 +83,7 @@ BUILT_IN_PRESETS: Mapping[str, Preset] = MappingProxyType({
         # blocks at stride 8 give a 16 x 20 grid and a 63-pixel receptive field; 110 training images call for
         # small batches (more steps per epoch) and a gentler learning rate than digits.
         data=ImageSetSpec(height=128, width=160),
-        widths=(16, 24, 32, 48, 64, 96),
-        strides=(2, 2, 2, 1, 1, 1),
+        network=chain((16, 24, 32, 48, 64, 96), (2, 2, 2, 1, 1, 1)),
         ancestor=TrainingBudget(max_epochs=100, batch_size=16, learning_rate=2e-3, patience=12),
         offspring=TrainingBudget(max_epochs=12, batch_size=16, learning_rate=1e-3),
     ),

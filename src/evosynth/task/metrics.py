@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from evosynth.task.dataset import DetectionSplit
-from evosynth.task.model import Detector, GridDetector, count_macs
+from evosynth.task.model import Detector, frame_macs, group_widths
 from evosynth.task.targets import box_iou, decode
 
 SCORE_THRESHOLD = 0.5  # fixed operating point for precision and recall (coverage probability)
@@ -137,14 +138,17 @@ def assess(model: Detector, validation: DetectionSplit, test: DetectionSplit) ->
     return quality_from(scored), OperatingPoint(threshold, *scored.at(threshold))
 
 
-def efficiency(model: GridDetector, masks: dict[str, torch.Tensor], image_size: tuple[int, int]) -> dict[str, int]:
-    """Size of a (compacted, masked) network: what the offspring costs to store and to run."""
+def efficiency(model: Detector, masks: dict[str, torch.Tensor], image_size: tuple[int, int]) -> dict[str, Any]:
+    """Size of a (compacted, masked) network: what the offspring costs to store and to run; its widths are the
+    channels of its groups of coupled channels (the chain detector's: its layers')."""
     parameters = sum(p.numel() for p in model.parameters())
+    widths = group_widths(model)
     return {
-        "synapses": int(sum(int(masks[name].sum()) for name, _ in model.prunable_layers())),
-        "clusters": int(sum(model.architecture.widths)),
+        "synapses": int(sum(int(mask.sum()) for mask in masks.values())),
+        "widths": widths,
+        "clusters": int(sum(widths)),
         "parameters": int(parameters),
-        "macs": count_macs(model.architecture, image_size),
+        "macs": frame_macs(model, image_size),
         "bytes_fp32": int(parameters * 4),
         "bytes_fp16": int(parameters * 2),
     }

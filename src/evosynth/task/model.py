@@ -8,12 +8,14 @@ the synthesis; the head's outputs are never removed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from evosynth.core.graph import ChannelGraph, GraphCost
+from evosynth.core.graph import ChannelGraph, GraphError, count_macs
 
 HEAD_OUTPUTS = 5  # coverage logit + (left, top, right, bottom)
 FRAME_SIZE = (480, 640)  # height, width of the camera frame a deployed detector runs on (the paper's unit of fps)
@@ -135,32 +137,53 @@ class GridDetector(Detector):
 HEAD = "head"  # the module whose outputs the task needs: never removed
 
 
-def example_frame(architecture: Architecture, image_size: tuple[int, int] = FRAME_SIZE) -> torch.Tensor:
-    """One image of ``image_size`` (a camera frame by default): what the detector's graph is traced on."""
-    return torch.zeros(1, architecture.in_channels, *image_size)
+def detector_input(model: Detector, image_size: tuple[int, int] = FRAME_SIZE) -> torch.Tensor:
+    """One image of ``image_size`` (a camera frame by default) for the detector: what its graph is traced on."""
+    return torch.zeros(1, model.in_channels, *image_size)
 
 
-def channel_graph(model: GridDetector, image_size: tuple[int, int] = FRAME_SIZE) -> ChannelGraph:
-    """The detector's channel graph, traced on a copy of it (the model is left as it is), its head kept."""
-    return ChannelGraph.of(model, example_frame(model.architecture, image_size), keep_outputs_of=(HEAD,))
+def trace_size(model: Detector) -> tuple[int, int]:
+    """The smallest image that makes a two-by-two grid: enough to trace the graph (its groups do not depend on the
+    image's size, the tracing's time does)."""
+    return 2 * model.stride, 2 * model.stride
 
 
-def cost_model(architecture: Architecture, image_size: tuple[int, int] = FRAME_SIZE) -> GraphCost:
-    """The detector's multiply-accumulates as a function of its widths, on images of ``image_size``, counted on
-    its traced graph."""
-    with torch.random.fork_rng():
-        model = GridDetector(architecture)
-    return ChannelGraph(model, example_frame(architecture, image_size), keep_outputs_of=(HEAD,)).cost
+def channel_graph(model: Detector, image_size: tuple[int, int] = FRAME_SIZE) -> ChannelGraph:
+    """The detector's channel graph, traced on a copy of it (the model is left as it is), its head kept; its
+    ``cost`` counts multiply-accumulates on images of ``image_size``."""
+    return ChannelGraph.of(model, detector_input(model, image_size), keep_outputs_of=(HEAD,))
 
 
-def count_macs(architecture: Architecture, image_size: tuple[int, int]) -> int:
-    """Dense multiply-accumulates of one forward pass: what the compacted network really computes."""
-    chain = [architecture.in_channels, *architecture.widths, architecture.head_outputs]
-    height, width = image_size
-    k = architecture.kernel_size
-    total = 0
-    for index, stride in enumerate(architecture.strides):
-        height = (height + 2 * (k // 2) - k) // stride + 1
-        width = (width + 2 * (k // 2) - k) // stride + 1
-        total += height * width * k * k * chain[index] * chain[index + 1]
-    return total + height * width * chain[-2] * chain[-1]  # the 1x1 head
+def group_widths(model: Detector) -> list[int]:
+    """The channels of each group of coupled channels, in data-flow order (the chain detector: each layer's)."""
+    return [group.channels for group in channel_graph(model, trace_size(model)).groups]
+
+
+def frame_macs(model: Detector, image_size: tuple[int, int] = FRAME_SIZE) -> int:
+    """Dense multiply-accumulates of one forward pass on an image of ``image_size``: what the compacted network
+    really computes."""
+    return count_macs(model, detector_input(model, image_size))
+
+
+def fresh_network(model: Detector, widths: Sequence[int] | None = None) -> tuple[Detector, list[Any]]:
+    """A network of ``model``'s structure at ``widths`` channels per group (its own where None; a group keeps its
+    first channels), initialised anew from the current random state, and the pruning history that cuts ``model``
+    to it. Every module is reset in the order a constructor creates them, so for the chain detector it is bit for
+    bit the network its constructor builds at those widths."""
+    graph = channel_graph(model, trace_size(model))
+    network: nn.Module = graph.model
+    history: list[Any] = []
+    if widths is not None:
+        if len(widths) != len(graph.groups):
+            raise ValueError(f"expected {len(graph.groups)} group widths, got {len(widths)}")
+        if any(group.ties is not None for group in graph.groups):
+            raise GraphError("a network with tied channels (grouped convolutions) cannot be narrowed by width")
+        keeps = [torch.arange(group.channels) < int(width) for group, width in zip(graph.groups, widths, strict=True)]
+        masks = {layer.parameter: torch.ones_like(layer.weight, dtype=torch.bool) for layer in graph.layers}
+        network, _, history, _ = graph.cut(keeps, masks)
+    for module in network.modules():
+        reset = getattr(module, "reset_parameters", None)
+        if module is not network and callable(reset):
+            reset()
+    assert isinstance(network, Detector)
+    return network, history

@@ -12,7 +12,7 @@ from evosynth.book.pages import dna as dna_page
 from evosynth.core.environment import Environment
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
 from evosynth.study.evolution import synthesis_decider
-from evosynth.task.model import channel_graph, cost_model
+from evosynth.task.model import channel_graph
 
 # ----------------------------------------------------------------------------------------------- pages: the DNA
 
@@ -61,7 +61,7 @@ def test_the_cost_environment_keeps_the_alpha_share_of_the_macs_on_the_dna_page(
     model = tiny_model(widths=(8, 12))
     frame = dna_page.expected_survivors(model, full_masks(model), Environment("cost", 0.9, 0.6))
     backbone = frame[frame["layer"].str.startswith("conv")]
-    cost = cost_model(model.architecture)
+    cost = channel_graph(model).cost
     assert cost.cost(backbone["expected_clusters"].tolist()) == pytest.approx(0.6 * cost.cost([8, 12]), rel=1e-6)
     assert backbone["cluster_fraction"].nunique() == 2  # each layer cut by its share of the MACs
 

@@ -12,7 +12,7 @@ from evosynth.book.display import histogram, layer_label, prunable_weights
 from evosynth.core.environment import ENVIRONMENT_MODELS, LAYER_MODELS, CostModel, Environment, Level
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
 from evosynth.storage.runs import Generation
-from evosynth.task.model import GridDetector, cost_model
+from evosynth.task.model import GridDetector, channel_graph
 
 
 def layer_sizes(generation: Generation) -> pd.DataFrame:
@@ -178,7 +178,7 @@ def expected_survivors(
     expectation is P_s * P_c(own cluster) * P_c(input channel). ``total`` appends a ``whole network`` row.
     """
     laws = _layer_laws(model, masks)
-    keeps = _cluster_keeps(laws, environment, cost_model(model.architecture))
+    keeps = _cluster_keeps(laws, environment, channel_graph(model).cost)
     frame = pd.DataFrame(_expected_rows(laws, _synapse_pairs(laws, environment), keeps))
     if total:
         frame = _with_total(frame)
@@ -217,7 +217,7 @@ def expected_survivors_grid(
 ) -> pd.DataFrame:
     """``expected_survivors`` (with the whole-network row) for every environment model and pair of alphas."""
     laws = _layer_laws(model, masks)
-    cost = cost_model(model.architecture)
+    cost = channel_graph(model).cost
     frames = []
     for model_name in models:
         pairs = {a: _synapse_pairs(laws, Environment(model_name, a, 1.0)) for a in alphas_synapse}

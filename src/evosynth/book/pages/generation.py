@@ -20,7 +20,7 @@ from evosynth.study.config import RunConfig
 from evosynth.study.evolution import synthesis_decider
 from evosynth.task.dataset import DetectionSplit
 from evosynth.task.metrics import SCORE_THRESHOLD, predict
-from evosynth.task.model import GridDetector, channel_graph, cost_model
+from evosynth.task.model import GridDetector, channel_graph
 
 
 def lineage_sizes(child: Generation, parent: Generation | None) -> pd.DataFrame:
@@ -52,7 +52,7 @@ def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.
     decisions = replay_synthesis(parent, config, child.number)
     layers = prunable_weights(parent.model)
     laws = [cluster_probabilities(weight, parent.masks[name].to(torch.bool)) for _, name, weight in layers]
-    groups, kept = config.make_environment().group_environments(laws[:-1], cost_model(parent.model.architecture))
+    groups, kept = config.make_environment().group_environments(laws[:-1], channel_graph(parent.model).cost)
     environments = [*groups, kept]  # the detector's backbone layers are its groups; its head is kept
     frames = []
     for (index, name, weight), probability, environment in zip(layers, laws, environments, strict=True):
