@@ -19,9 +19,6 @@ import pandas as pd
 if TYPE_CHECKING:
     import torch
 
-    from evosynth.task.model import GridDetector
-
-
 # --------------------------------------------------------------------------------------------------- layers
 
 
@@ -33,11 +30,6 @@ def layer_label(name: str) -> str:
     if parts[0] == "head":
         return "head"
     return name.removesuffix(".weight")
-
-
-def prunable_weights(model: GridDetector) -> list[tuple[int, str, torch.Tensor]]:
-    """Index (data-flow order), state-dict key and detached weight of every prunable layer."""
-    return [(index, name, conv.weight.detach()) for index, (name, conv) in enumerate(model.prunable_layers())]
 
 
 def histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> pd.DataFrame:

@@ -106,15 +106,21 @@ class Layer:
         """A bool per output channel (or per input of the weight) of the layer: False where its group's cluster is
         removed. A grouped convolution's groups lose the same inputs (its channels are tied: ``Group.ties``)."""
         size = self.in_channels if inputs else self.weight.shape[0]
-        keep = torch.ones(size, dtype=torch.bool)
+        return self.spread(decisions, inputs, torch.ones(size, dtype=torch.bool))
+
+    def spread(self, values: Sequence[torch.Tensor], inputs: bool, fill: torch.Tensor) -> torch.Tensor:
+        """Per output channel (or input of the weight) of the layer, its group's entry of ``values`` (one tensor
+        per group, indexed by the group's channels); ``fill`` (one entry per channel, of all the groups of a
+        grouped convolution) where a channel belongs to no group."""
+        spread = fill.clone()
         for channel_map in self.inputs if inputs else self.outputs:
-            keep[channel_map.positions] = decisions[channel_map.group][channel_map.channels]
+            spread[channel_map.positions] = values[channel_map.group][channel_map.channels].to(spread.dtype)
         if inputs and self.groups > 1:
-            per_group = keep.reshape(self.groups, -1)
+            per_group = spread.reshape(self.groups, -1)
             if not (per_group == per_group[0]).all():
-                raise GraphError(f"{self.name}: the decision removes different inputs from its convolution groups")
+                raise GraphError(f"{self.name}: the convolution groups read different values of their inputs")
             return per_group[0].clone()
-        return keep
+        return spread
 
     def on_kept_inputs(self, synapses: torch.Tensor, decisions: Sequence[torch.Tensor]) -> torch.Tensor:
         """``synapses`` (a bool per weight) where their input channel is kept (a depthwise layer's input is its

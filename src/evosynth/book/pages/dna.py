@@ -8,11 +8,19 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import torch
 
-from evosynth.book.display import histogram, layer_label, prunable_weights
-from evosynth.core.environment import ENVIRONMENT_MODELS, LAYER_MODELS, CostModel, Environment, Level
+from evosynth.book.display import histogram, layer_label
+from evosynth.core.environment import ENVIRONMENT_MODELS, LAYER_MODELS, Environment, Level
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
+from evosynth.core.graph import ChannelGraph
+from evosynth.core.synthesis import group_laws
 from evosynth.storage.runs import Generation
-from evosynth.task.model import GridDetector, channel_graph
+from evosynth.task.model import Detector, channel_graph, trace_size
+
+
+def layer_weights(model: Detector) -> list[tuple[int, str, torch.Tensor]]:
+    """Index (data-flow order), weight name and detached weight of every synapse-carrying layer."""
+    return [(index, layer.parameter, layer.weight.detach())
+            for index, layer in enumerate(channel_graph(model, trace_size(model)).layers)]
 
 
 def layer_sizes(generation: Generation) -> pd.DataFrame:
@@ -24,15 +32,15 @@ def layer_sizes(generation: Generation) -> pd.DataFrame:
             "clusters": int(weight.shape[0]),
             "synapses": int(generation.masks[name].sum()),
         }
-        for index, name, weight in prunable_weights(generation.model)
+        for index, name, weight in layer_weights(generation.model)
     ]
     return pd.DataFrame(rows)
 
 
-def weight_histograms(model: GridDetector, masks: Mapping[str, torch.Tensor], bins: int = 40) -> pd.DataFrame:
+def weight_histograms(model: Detector, masks: Mapping[str, torch.Tensor], bins: int = 40) -> pd.DataFrame:
     """Histogram of the surviving synapses' strengths |w| per layer (columns layer, start, end, count)."""
     frames = []
-    for index, name, weight in prunable_weights(model):
+    for index, name, weight in layer_weights(model):
         strength = weight.abs()[masks[name].to(torch.bool)].numpy()
         top = float(strength.max()) if strength.size and strength.max() > 0 else 1.0
         frame = histogram(strength, bins, 0.0, top)
@@ -43,7 +51,7 @@ def weight_histograms(model: GridDetector, masks: Mapping[str, torch.Tensor], bi
 
 
 def probability_histograms(
-    model: GridDetector,
+    model: Detector,
     masks: Mapping[str, torch.Tensor],
     alpha_synapse: float,
     alpha_cluster: float,
@@ -55,7 +63,7 @@ def probability_histograms(
     Column ``series`` is ``P(.|W) (DNA)`` or ``P(S_g), <model>``; bins span [0, 1]. Only surviving entries count.
     """
     frames = []
-    for index, name, weight in prunable_weights(model):
+    for index, name, weight in layer_weights(model):
         mask = masks[name].to(torch.bool)
         if level == "synapse":
             dna, alive = synapse_probabilities(weight, mask), mask
@@ -74,11 +82,11 @@ def probability_histograms(
     return pd.concat(frames, ignore_index=True)
 
 
-def strength_summary(model: GridDetector, masks: Mapping[str, torch.Tensor]) -> pd.DataFrame:
+def strength_summary(model: Detector, masks: Mapping[str, torch.Tensor]) -> pd.DataFrame:
     """Per layer (and for the whole network): largest |w| (Z), and the median relative strength |w|/Z of the
     surviving synapses with its inheritance probability P(s=1|w)."""
     rows, relative_all, probability_all = [], [], []
-    for index, name, weight in prunable_weights(model):
+    for index, name, weight in layer_weights(model):
         mask = masks[name].to(torch.bool)
         strength = weight.abs()[mask]
         top = float(strength.max()) if strength.numel() else 0.0
@@ -108,48 +116,46 @@ def law_frame(points: int = 101) -> pd.DataFrame:
 
 
 def _layer_laws(
-    model: GridDetector, masks: Mapping[str, torch.Tensor]
-) -> list[tuple[int, str, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per layer: index, name, synapse probabilities, cluster probabilities, alive clusters."""
+    graph: ChannelGraph, masks: Mapping[str, torch.Tensor]
+) -> list[tuple[int, str, torch.Tensor, torch.Tensor]]:
+    """Per layer: index, name, synapse probabilities, alive clusters."""
     laws = []
-    for index, name, weight in prunable_weights(model):
-        mask = masks[name].to(torch.bool)
-        alive_clusters = mask.reshape(weight.shape[0], -1).any(dim=1)
-        laws.append(
-            (index, name, synapse_probabilities(weight, mask), cluster_probabilities(weight, mask), alive_clusters)
-        )
+    for index, layer in enumerate(graph.layers):
+        weight, mask = layer.weight.detach(), masks[layer.parameter].to(torch.bool)
+        laws.append((index, layer.parameter, synapse_probabilities(weight, mask),
+                     mask.reshape(weight.shape[0], -1).any(dim=1)))
     return laws
 
 
 def _synapse_pairs(laws: list, environment: Environment) -> list[torch.Tensor]:
     """Per layer, P(S_g) of the synapses summed over the kernel: a float64 [out, in] matrix."""
     pairs = []
-    for _, _, synapse_p, _, _ in laws:
+    for _, _, synapse_p, _ in laws:
         kept = environment.apply(synapse_p, "synapse").to(torch.float64)
         pairs.append(kept.reshape(kept.shape[0], kept.shape[1], -1).sum(dim=2))
     return pairs
 
 
-def _cluster_keeps(laws: list, environment: Environment, cost: CostModel | None = None) -> list[torch.Tensor]:
-    """Per layer, P(S_g) of each cluster (the head's alive clusters: 1, they are never removed). ``cost``: the
-    network's cost model, which the cost environment decides each layer's cut by."""
-    groups, kept = environment.group_environments([cluster_p for _, _, _, cluster_p, _ in laws[:-1]], cost)
-    environments = [*groups, kept]  # the detector's backbone layers are its groups; its head is kept
-    keeps = []
-    for position, (_, _, _, cluster_p, alive_clusters) in enumerate(laws):
-        if position == len(laws) - 1:
-            keeps.append(alive_clusters.to(torch.float64))
-        else:
-            keeps.append(environments[position].apply(cluster_p, "cluster").to(torch.float64))
-    return keeps
+def _group_keeps(graph: ChannelGraph, masks: Mapping[str, torch.Tensor], environment: Environment
+                 ) -> list[torch.Tensor]:
+    """Per group of coupled channels, P(S_g) of each cluster: F(alpha) applied to the group's cluster law (the
+    cost environment decides each group's cut by the network's cost, traced on a frame)."""
+    laws = group_laws(graph, masks)
+    environments, _ = environment.group_environments(laws, graph.cost)
+    return [group_environment.apply(law, "cluster").to(torch.float64)
+            for group_environment, law in zip(environments, laws, strict=True)]
 
 
-def _expected_rows(laws: list, pairs: list[torch.Tensor], keeps: list[torch.Tensor]) -> list[dict]:
-    """Expected survivors per layer from ``_synapse_pairs`` and ``_cluster_keeps`` of one environment."""
+def _expected_rows(graph: ChannelGraph, laws: list, pairs: list[torch.Tensor], keeps: list[torch.Tensor]
+                   ) -> list[dict]:
+    """Expected survivors per layer: a cluster survives with its group's P(S_g) (the outputs the graph keeps
+    always do), a synapse when its own draw, its cluster and the cluster feeding its input all survive."""
     rows = []
-    input_keep: torch.Tensor | None = None
-    for (index, name, synapse_p, _, alive_clusters), per_pair, kept_cluster in zip(laws, pairs, keeps, strict=True):
-        inputs = torch.ones(per_pair.shape[1], dtype=torch.float64) if input_keep is None else input_keep
+    for layer, (index, name, synapse_p, alive_clusters), per_pair in zip(graph.layers, laws, pairs, strict=True):
+        kept_cluster = layer.spread(keeps, False, alive_clusters.to(torch.float64))
+        inputs = torch.ones(per_pair.shape[1], dtype=torch.float64)
+        if not layer.depthwise:
+            inputs = layer.spread(keeps, True, torch.ones(layer.in_channels, dtype=torch.float64))
         clusters, synapses = int(alive_clusters.sum()), int((synapse_p > 0).sum())
         expected_clusters, expected_synapses = float(kept_cluster.sum()), float(kept_cluster @ per_pair @ inputs)
         rows.append(
@@ -164,22 +170,22 @@ def _expected_rows(laws: list, pairs: list[torch.Tensor], keeps: list[torch.Tens
                 "synapse_fraction": expected_synapses / synapses if synapses else 0.0,
             }
         )
-        input_keep = kept_cluster
     return rows
 
 
 def expected_survivors(
-    model: GridDetector, masks: Mapping[str, torch.Tensor], environment: Environment, total: bool = False
+    model: Detector, masks: Mapping[str, torch.Tensor], environment: Environment, total: bool = False
 ) -> pd.DataFrame:
     """Expected clusters and synapses of the offspring per layer, before the synthesis guards.
 
-    A cluster survives with P(S_g) = F(alpha_cluster) applied to the cluster law (the head's clusters always do);
-    a synapse survives when its own draw, its cluster and the cluster feeding its input all survive, so its
-    expectation is P_s * P_c(own cluster) * P_c(input channel). ``total`` appends a ``whole network`` row.
+    A cluster survives with P(S_g) = F(alpha_cluster) applied to its group's cluster law (the head's clusters
+    always do); a synapse survives when its own draw, its cluster and the cluster feeding its input all survive, so
+    its expectation is P_s * P_c(own cluster) * P_c(input channel). ``total`` appends a ``whole network`` row.
     """
-    laws = _layer_laws(model, masks)
-    keeps = _cluster_keeps(laws, environment, channel_graph(model).cost)
-    frame = pd.DataFrame(_expected_rows(laws, _synapse_pairs(laws, environment), keeps))
+    graph = channel_graph(model)
+    laws = _layer_laws(graph, masks)
+    frame = pd.DataFrame(_expected_rows(graph, laws, _synapse_pairs(laws, environment),
+                                        _group_keeps(graph, masks, environment)))
     if total:
         frame = _with_total(frame)
     return frame
@@ -209,22 +215,23 @@ def alpha_grid(start: float = 0.05, stop: float = 1.0, step: float = 0.05,
 
 
 def expected_survivors_grid(
-    model: GridDetector,
+    model: Detector,
     masks: Mapping[str, torch.Tensor],
     alphas_synapse: Sequence[float],
     alphas_cluster: Sequence[float],
     models: Sequence[str] = ENVIRONMENT_MODELS,
 ) -> pd.DataFrame:
     """``expected_survivors`` (with the whole-network row) for every environment model and pair of alphas."""
-    laws = _layer_laws(model, masks)
-    cost = channel_graph(model).cost
+    graph = channel_graph(model)
+    laws = _layer_laws(graph, masks)
     frames = []
     for model_name in models:
         pairs = {a: _synapse_pairs(laws, Environment(model_name, a, 1.0)) for a in alphas_synapse}
-        keeps = {a: _cluster_keeps(laws, Environment(model_name, 1.0, a), cost) for a in alphas_cluster}
+        keeps = {a: _group_keeps(graph, masks, Environment(model_name, 1.0, a)) for a in alphas_cluster}
         for alpha_synapse in alphas_synapse:
             for alpha_cluster in alphas_cluster:
-                frame = _with_total(pd.DataFrame(_expected_rows(laws, pairs[alpha_synapse], keeps[alpha_cluster])))
+                frame = _with_total(pd.DataFrame(_expected_rows(graph, laws, pairs[alpha_synapse],
+                                                                keeps[alpha_cluster])))
                 frame.insert(0, "environment", model_name)
                 frame.insert(1, "alpha_synapse", float(alpha_synapse))
                 frame.insert(2, "alpha_cluster", float(alpha_cluster))

@@ -10,17 +10,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evosynth.book.display import COLUMN_LABELS, histogram, layer_label, png_data_url, prunable_weights
-from evosynth.book.pages.dna import layer_sizes
+from evosynth.book.display import COLUMN_LABELS, histogram, layer_label, png_data_url
+from evosynth.book.pages.dna import layer_sizes, layer_weights
 from evosynth.core.genetics import cluster_probabilities, cluster_strengths
 from evosynth.core.precision import precision_dtype
-from evosynth.core.synthesis import LayerDecision
+from evosynth.core.synthesis import group_laws
 from evosynth.storage.runs import Generation
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import synthesis_decider
 from evosynth.task.dataset import DetectionSplit
 from evosynth.task.metrics import SCORE_THRESHOLD, predict
-from evosynth.task.model import GridDetector, channel_graph
+from evosynth.task.model import Detector, channel_graph
 
 
 def lineage_sizes(child: Generation, parent: Generation | None) -> pd.DataFrame:
@@ -33,31 +33,27 @@ def lineage_sizes(child: Generation, parent: Generation | None) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------- inheritance
 
 
-def replay_synthesis(parent: Generation, config: RunConfig, number: int) -> dict[str, LayerDecision]:
-    """The keep-decisions that produced generation ``number`` from ``parent``, replayed from the run's seed.
-
-    The synthesis is a pure function of the parent's stored weights and (run seed, generation), so the replay is
-    exact; ``inheritance`` checks it against the stored offspring.
-    """
-    return synthesis_decider(config)(channel_graph(parent.model), parent, number)
-
-
 def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.DataFrame:
-    """One row per cluster of the parent: its strength, P(c|W), P(S_g) and whether the child inherited it.
+    """One row per cluster of the parent: its strength, P(c|W), P(S_g) and whether the child inherited it. The
+    synthesis is replayed: a pure function of the parent's stored weights and (run seed, generation).
 
     Columns: layer, layer_index, cluster, rank (1 = most probable in its layer), strength, probability,
     environment_probability, kept, synapses (the parent's), synapses_kept. Raises ``RuntimeError`` when the
     replayed decisions do not reproduce the stored child (a run folder edited by hand, or another config).
     """
-    decisions = replay_synthesis(parent, config, child.number)
-    layers = prunable_weights(parent.model)
-    laws = [cluster_probabilities(weight, parent.masks[name].to(torch.bool)) for _, name, weight in layers]
-    groups, kept = config.make_environment().group_environments(laws[:-1], channel_graph(parent.model).cost)
-    environments = [*groups, kept]  # the detector's backbone layers are its groups; its head is kept
+    graph = channel_graph(parent.model)
+    decisions = synthesis_decider(config)(graph, parent, child.number)
+    laws = group_laws(graph, parent.masks)
+    groups, kept = config.make_environment().group_environments(laws, graph.cost)
+    group_probabilities = [environment.apply(law, "cluster") for environment, law in zip(groups, laws, strict=True)]
     frames = []
-    for (index, name, weight), probability, environment in zip(layers, laws, environments, strict=True):
+    for index, layer in enumerate(graph.layers):
+        name, weight = layer.parameter, layer.weight.detach()
         mask = parent.masks[name].to(torch.bool)
         decision = decisions[name]
+        own = cluster_probabilities(weight, mask)  # the law of outputs the graph keeps (the head's)
+        probability = layer.spread(laws, False, own)
+        environment_probability = layer.spread(group_probabilities, False, kept.apply(own, "cluster"))
         kept_synapses = int(decision.synapse_mask.sum())
         if int(decision.cluster_keep.sum()) != child.masks[name].shape[0] or kept_synapses != int(
             child.masks[name].sum()
@@ -66,7 +62,6 @@ def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.
                 f"replaying generation {child.number}'s synthesis does not reproduce its layer {name}: "
                 "the run folder does not match this configuration"
             )
-        environment_probability = environment.apply(probability, "cluster")
         order = torch.argsort(probability, descending=True, stable=True)
         rank = torch.empty_like(order)
         rank[order] = torch.arange(1, len(order) + 1)
@@ -134,7 +129,7 @@ def _half_spacing(values: torch.Tensor, precision: str) -> torch.Tensor:
 
 
 def precision_summary(
-    model: GridDetector, masks: Mapping[str, torch.Tensor], precision: str, measured: Mapping[str, float] | None = None
+    model: Detector, masks: Mapping[str, torch.Tensor], precision: str, measured: Mapping[str, float] | None = None
 ) -> pd.DataFrame:
     """Per layer: surviving synapses, distinct stored values, largest |w|, and the rounding-error bounds.
 
@@ -145,7 +140,7 @@ def precision_summary(
     """
     rows = []
     tiny = torch.finfo(precision_dtype(precision)).smallest_normal
-    for index, name, weight in prunable_weights(model):
+    for index, name, weight in layer_weights(model):
         values = weight[masks[name].to(torch.bool)]
         bound = _half_spacing(values, precision)
         nonzero = values[values != 0].abs()
@@ -167,11 +162,11 @@ def precision_summary(
 
 
 def log_weight_histograms(
-    model: GridDetector, masks: Mapping[str, torch.Tensor], bins: int = 40, lo: float = -9.0, hi: float = 1.0
+    model: Detector, masks: Mapping[str, torch.Tensor], bins: int = 40, lo: float = -9.0, hi: float = 1.0
 ) -> pd.DataFrame:
     """Histogram of log10 |w| of the surviving nonzero synapses per layer (clipped to [lo, hi])."""
     frames = []
-    for index, name, weight in prunable_weights(model):
+    for index, name, weight in layer_weights(model):
         values = weight[masks[name].to(torch.bool)].abs()
         values = values[values > 0]
         frame = histogram(np.clip(np.log10(values.numpy()), lo, hi), bins, lo, hi)
@@ -202,7 +197,7 @@ def quality_comparison(generation: Generation) -> pd.DataFrame:
 
 
 def detections_frame(
-    model: GridDetector, split: DetectionSplit, indices: Sequence[int], threshold: float = SCORE_THRESHOLD
+    model: Detector, split: DetectionSplit, indices: Sequence[int], threshold: float = SCORE_THRESHOLD
 ) -> pd.DataFrame:
     """Test images with their ground truth and the model's detections at ``threshold``, ready to draw.
 
