@@ -9,10 +9,14 @@ from safetensors.torch import load_file
 
 from evosynth.book.pages.generation import inheritance
 from evosynth.core.precision import is_representable
+from evosynth.deploy.export import export_run
 from evosynth.errors import CheckpointError, ConfigMismatchError
 from evosynth.storage.runs import RunFolder
+from evosynth.study.capacity import measure_capacity
+from evosynth.study.compare import Lineage, run_lineage
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import evolve
+from evosynth.task.model import GridDetector, channel_graph, frame_macs, group_widths
 
 
 def test_smoke_run_writes_every_artifact(smoke_run):
@@ -158,3 +162,22 @@ def test_every_precision_restricts_the_one_ancestor_trained_at_fp32(tmp_path, da
             assert torch.equal(value, expected[name]), (config.precision, name)
         metrics = json.loads((tmp_path / config.name / "gen_01" / "metrics.json").read_text())
         assert metrics["precision"] == config.precision and metrics["epochs"] >= 1
+
+
+@pytest.mark.slow  # trains, exports
+def test_a_deep_detector_runs_through_the_study(data_dir, tmp_path):
+    """The study's evolution, its L1 baseline, the capacity measurement, the generation page's replay and the
+    export work on a residual detector as on the chain: its widths are its groups', its MACs the counted ones."""
+    config = RunConfig(preset="smoke-deep", generations=2, alpha_cluster=0.6)
+    out = tmp_path / config.name  # where the comparison finds the run its baselines follow
+    generations = evolve(config, out, data_dir)
+    parent, child = generations
+    assert not isinstance(child.model, GridDetector) and child.metrics["macs"] < parent.metrics["macs"]
+    assert child.metrics["widths"] == group_widths(child.model) != parent.metrics["widths"]
+    assert child.metrics["macs"] == frame_macs(child.model, (48, 48))
+    assert len(inheritance(parent, child, config)) == sum(layer.weight.shape[0] for layer in
+                                                          channel_graph(parent.model, (48, 48)).layers)
+    l1 = run_lineage(Lineage("l1-filter", config), tmp_path, data_dir)
+    assert RunFolder(l1).metrics(2)["widths"] == child.metrics["widths"]
+    assert measure_capacity(out, [2], data_dir, kinds=("from_scratch",))["generations"]["2"]
+    assert [result.generation for result in export_run(out)] == [1, 2]
