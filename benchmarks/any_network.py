@@ -21,8 +21,7 @@ from evosynth.core.environment import Environment
 from evosynth.core.graph import ChannelGraph, count_macs
 from evosynth.core.synthesis import generation_generator
 from evosynth.core.synthesis import synthesize as decide
-from evosynth.deploy.machine import describe_machine, machine_summary
-from evosynth.files import write_json
+from evosynth.deploy.machine import write_measurement
 from evosynth.task.classify import accuracy, mnist, train_epochs
 from evosynth.task.networks import KEPT_OUTPUTS, NETWORKS
 
@@ -64,11 +63,10 @@ def main() -> None:
     parser.add_argument("--alpha-cluster", type=float, default=0.7)
     arguments = parser.parse_args()
     environment = Environment("cost", alpha_synapse=0.95, alpha_cluster=arguments.alpha_cluster)
-    machine = describe_machine()
+
     with tempfile.TemporaryDirectory() as scratch:
         results = {name: record(name, environment, arguments.generations, Path(scratch) / name) for name in NETWORKS}
-    write_json(arguments.out, {"machine": machine, "environment": environment.__dict__, "networks": results})
-    print(machine_summary(machine))
+    print(write_measurement(arguments.out, {"environment": environment.__dict__, "networks": results}))
     for name, rows in results.items():
         print(f"{name}: MACs " + " -> ".join(f"{row['macs']:,}" for row in rows)
               + f" ({rows[0]['macs'] / rows[-1]['macs']:.1f}x fewer), accuracy "

@@ -23,8 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from evosynth.core.graph import ChannelGraph, count_macs
-from evosynth.deploy.machine import describe_machine, machine_summary
-from evosynth.files import write_json
+from evosynth.deploy.machine import write_measurement
 from evosynth.study.presets import get_preset
 from evosynth.task.model import FRAME_SIZE, HEAD
 from evosynth.task.recipe import Recipe
@@ -96,10 +95,9 @@ def main() -> None:
         for timing in row["backends"].values():
             timing["room"] = timing["ancestor_ms"] / timing["floor_ms"]
         row["training_cost_vs_chain"] = chain_training / row["training_images_per_second"]
-    machine = describe_machine()
-    write_json(arguments.out, {"machine": machine, "frame": list(FRAME_SIZE), "threads": arguments.threads,
-                               "rounds": arguments.rounds, "floor_width": FLOOR_WIDTH, "candidates": rows})
-    print(machine_summary(machine))
+    print(write_measurement(arguments.out, {"frame": list(FRAME_SIZE), "threads": arguments.threads,
+                                            "rounds": arguments.rounds, "floor_width": FLOOR_WIDTH,
+                                            "candidates": rows}))
     for name, row in rows.items():
         rooms = ", ".join(f"{backend} {1e3 / t['ancestor_ms']:.0f}->{1e3 / t['floor_ms']:.0f} fps ({t['room']:.1f}x)"
                           for backend, t in row["backends"].items())

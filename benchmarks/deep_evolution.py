@@ -27,8 +27,7 @@ from torch import nn
 import evosynth
 from evosynth.core.graph import ChannelGraph
 from evosynth.core.synthesis import generation_generator
-from evosynth.deploy.machine import describe_machine, machine_summary
-from evosynth.files import write_json
+from evosynth.deploy.machine import write_measurement
 from evosynth.paths import CACHE_DIR
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import TRAINING_STREAM, load_task_data
@@ -87,14 +86,13 @@ def main() -> None:
                          "fps_last": 1e3 / by[f"gen {last['generation']:02d}"],
                          "speedup": by[f"gen {first['generation']:02d}"] / by[f"gen {last['generation']:02d}"]}
                for backend, by in timings.items()}
-    machine = describe_machine()
-    write_json(arguments.out, {
-        "machine": machine, "candidate": arguments.candidate, "builder": builder, "arguments": options,
+    summary_line = write_measurement(arguments.out, {
+        "candidate": arguments.candidate, "builder": builder, "arguments": options,
         "channel_multiple": arguments.channel_multiple,
         "config": config.identity(), "evolution_seconds": evolution_seconds, "generations": rows,
         "frame_ms": timings, "summary": summary,
         "mac_reduction": first["macs"] / last["macs"], "synapse_reduction": first["synapses"] / last["synapses"]})
-    print(machine_summary(machine))
+    print(summary_line)
     print(f"{arguments.candidate}: {len(rows)} generations in {evolution_seconds / 60:.1f} min; "
           f"{first['synapses'] / last['synapses']:.1f}x fewer synapses, {first['macs'] / last['macs']:.1f}x fewer "
           f"MACs; "

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from deep_ancestor import CANDIDATES
 
-from evosynth.deploy.machine import describe_machine, machine_summary
-from evosynth.files import write_json
+from evosynth.deploy.machine import write_measurement
 from evosynth.study.capacity import curve_table, format_curve, measure_width_curve
 from evosynth.study.config import RunConfig
 from evosynth.study.presets import Network, extra_presets, get_preset
@@ -43,13 +42,12 @@ def main() -> None:
         record = measure_width_curve(config, SCALES, arguments.seeds, runs_dir=arguments.runs)
         table = curve_table(record)
     change = float(table.loc[table["scale"] == SCALES[1], "ap50_change"].iloc[0])
-    machine = describe_machine()
-    write_json(arguments.out, {"machine": machine, "candidate": arguments.candidate, "builder": builder,
+    summary_line = write_measurement(arguments.out, {"candidate": arguments.candidate, "builder": builder,
                                "arguments": options, "scales": list(SCALES), "seeds": arguments.seeds,
                                "networks": record["networks"], "curve": table.to_dict("records"),
                                "ap50_change_points": change, "slack_points": SLACK_POINTS,
                                "has_slack": has_slack(change), "seconds": time.perf_counter() - started})
-    print(machine_summary(machine))
+    print(summary_line)
     print(format_curve(table))
     print(f"x{SCALES[1]:g}: AP50 {change:+.1f} points from scratch; slack (within {SLACK_POINTS:g} points): "
           f"{has_slack(change)}")

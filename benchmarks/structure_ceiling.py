@@ -22,8 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evosynth.deploy.backends import BACKENDS, onnxruntime_session, openvino_request
-from evosynth.deploy.machine import describe_machine, machine_summary
-from evosynth.files import write_json
+from evosynth.deploy.machine import write_measurement
 from evosynth.study.presets import get_preset
 from evosynth.task.model import FRAME_SIZE, Architecture, GridDetector, frame_macs
 
@@ -83,13 +82,15 @@ def time_frames(networks: dict[str, torch.nn.Module], rounds: int, threads: int,
     return samples
 
 
-def timing_parser(description: str | None, rounds: int, sample_ms: float) -> argparse.ArgumentParser:
-    """The options every frame-timing script takes: where its JSON goes, and how ``time_frames`` times."""
+def timing_parser(description: str | None, rounds: int, sample_ms: float | None = None) -> argparse.ArgumentParser:
+    """The options every timing script takes: where its JSON goes, how many interleaved rounds on how many
+    threads, and (frame timings, ``time_frames``) how long each sample lasts."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sample-ms", type=float, default=sample_ms)
+    if sample_ms is not None:
+        parser.add_argument("--sample-ms", type=float, default=sample_ms)
     return parser
 
 
@@ -108,10 +109,8 @@ def main() -> None:
                      "median_ms": median, "q1_ms": float(np.percentile(times, 25)),
                      "q3_ms": float(np.percentile(times, 75)), "fps": 1e3 / median,
                      "speedup_vs_ancestor": ancestor / median, "mac_reduction": ancestor_macs / macs})
-    machine = describe_machine()
-    write_json(arguments.out, {"machine": machine, "frame": list(FRAME_SIZE), "threads": arguments.threads,
-                               "rounds": arguments.rounds, "results": rows})
-    print(machine_summary(machine))
+    print(write_measurement(arguments.out, {"frame": list(FRAME_SIZE), "threads": arguments.threads,
+                                            "rounds": arguments.rounds, "results": rows}))
     for row in rows:
         print(f"{row['network']:34s} {row['backend']:16s} {row['macs'] / 1e9:6.3f} GMAC  {row['fps']:6.0f} fps  "
               f"{row['speedup_vs_ancestor']:5.2f}x for {row['mac_reduction']:5.1f}x fewer MACs")

@@ -11,21 +11,19 @@ the median images per second of each, with the machine.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from deep_ancestor import CANDIDATES, TRAINING_BATCH, TRAINING_SIDE
+from structure_ceiling import timing_parser
 from torch import nn
 from tqdm.auto import tqdm
 
-from evosynth.deploy.machine import describe_machine, machine_summary
-from evosynth.files import write_json
+from evosynth.deploy.machine import write_measurement
 from evosynth.task.recipe import Recipe
 
 NETWORKS = ("chain (today's ancestor)", "residual 64-128, patch stem")
@@ -66,11 +64,7 @@ def _threads(count: int) -> Iterator[None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    arguments = parser.parse_args()
+    arguments = timing_parser(__doc__, rounds=5).parse_args()
     steps: dict[tuple[str, str], Callable[[], None]] = {}
     for network in NETWORKS:
         builder, options = CANDIDATES[network]
@@ -93,10 +87,8 @@ def main() -> None:
     for row in rows:
         baseline = next(r for r in rows if r["network"] == row["network"] and r["variant"] == "fp32")
         row["against_fp32"] = row["images_per_second"] / baseline["images_per_second"]
-    machine = describe_machine()
-    write_json(arguments.out, {"machine": machine, "threads": arguments.threads, "rounds": arguments.rounds,
-                               "batch": TRAINING_BATCH, "side": TRAINING_SIDE, "results": rows})
-    print(machine_summary(machine))
+    print(write_measurement(arguments.out, {"threads": arguments.threads, "rounds": arguments.rounds,
+                                            "batch": TRAINING_BATCH, "side": TRAINING_SIDE, "results": rows}))
     for row in rows:
         print(f"{row['network']:30s} {row['variant']:22s} {row['images_per_second']:7.0f} images/s "
               f"({row['against_fp32']:.2f}x)")

@@ -3,11 +3,19 @@ machine runs the tests."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from evosynth.deploy.machine import ISA_FLAGS, describe_machine, half_precision_note, machine_summary, parse_cpuinfo
+from evosynth.deploy.machine import (
+    ISA_FLAGS,
+    describe_machine,
+    half_precision_note,
+    machine_summary,
+    parse_cpuinfo,
+    write_measurement,
+)
 
 CPUINFO = Path(__file__).parents[1] / "fixtures" / "cpuinfo"
 # kind -> (model name, flags of ISA_FLAGS it has, native FP16, native BF16)
@@ -54,3 +62,10 @@ def test_this_machine_is_described_from_its_own_cpuinfo():
     """Whatever the kind: the description reads the running machine's /proc/cpuinfo when it has one."""
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     assert describe_machine() == describe_machine(text)
+
+
+def test_a_measurement_is_written_with_the_machine_it_ran_on(tmp_path: Path) -> None:
+    summary = write_measurement(tmp_path / "m.json", {"fps": 12.5})
+    stored = json.loads((tmp_path / "m.json").read_text())
+    assert stored == {"machine": describe_machine(), "fps": 12.5}
+    assert summary == machine_summary(stored["machine"])

@@ -74,6 +74,16 @@ def machine_summary(machine: dict[str, Any]) -> str:
             + (f"; no {', '.join(missing)}" if missing else ""))
 
 
+def write_measurement(path: Path, fields: dict[str, Any]) -> str:
+    """Write a measurement's JSON with the machine it ran on (``machine``, first); return that machine's summary,
+    for the console."""
+    from evosynth.files import write_json
+
+    machine = describe_machine()
+    write_json(path, {"machine": machine, **fields})
+    return machine_summary(machine)
+
+
 def half_precision_note(machine: dict[str, Any]) -> str:
     """What the FP16 restriction means on this CPU: half-precision arithmetic, or storage only."""
     bf16 = "computes BF16 natively" if machine["native_bf16_arithmetic"] else "has no native BF16 arithmetic"

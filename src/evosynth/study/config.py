@@ -40,8 +40,9 @@ def _first_preset_for_data(values: Mapping[str, Any]) -> str:
 class RunConfig:
     preset: str = setting(
         "paper", "paper = the full study; smoke = tiny and fast, for tests; pedestrians = photographs; cluttered = "
-        "the study's ancestor on harder, cluttered digits; smoke-cluttered = smoke on more clutter (default: the "
-        "first made for --data: paper for digits, pedestrians for pennfudan and coco)",
+        "the study's ancestor on harder, cluttered digits; smoke-cluttered = smoke on more clutter; deep = the "
+        "study's task with a deep residual ancestor (the paper's kind of network); smoke-deep = its tiny copy "
+        "(default: the first made for --data: paper for digits, pedestrians for pennfudan and coco)",
         choices=PRESETS, sweep=("grid", "datasets"), fallback=_first_preset_for_data)
     # The default environment and its strength were chosen by measurement (benchmarks/README.md, "The default
     # environment"): the cost environment at these alphas removes what the study's targets ask for in 13
