@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from evosynth.files import write_json
+
 CPUINFO = Path("/proc/cpuinfo")
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16")  # what decides the kernels
 VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnx", "openvino", "numpy", "tensorrt")
@@ -77,8 +79,6 @@ def machine_summary(machine: dict[str, Any]) -> str:
 def write_measurement(path: Path, fields: dict[str, Any]) -> str:
     """Write a measurement's JSON with the machine it ran on (``machine``, first); return that machine's summary,
     for the console."""
-    from evosynth.files import write_json
-
     machine = describe_machine()
     write_json(path, {"machine": machine, **fields})
     return machine_summary(machine)
