@@ -148,11 +148,9 @@ class Group:
     # channels, at the same places): per channel, its tie's index; None where every channel is its own.
     ties: torch.Tensor | None = None
 
-    def tie_sizes(self) -> torch.Tensor:
-        """How many channels each tie holds (one per channel where there are no ties)."""
-        if self.ties is None:
-            return torch.ones(self.channels, dtype=torch.long)
-        return torch.bincount(self.ties)
+    def tie_index(self) -> torch.Tensor:
+        """Per channel, its tie's index (each channel its own where there are no ties)."""
+        return torch.arange(self.channels) if self.ties is None else self.ties
 
 
 class GraphCost:

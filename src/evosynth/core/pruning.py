@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from evosynth.core.graph import ChannelGraph
-from evosynth.core.synthesis import LayerDecision
+from evosynth.core.synthesis import LayerDecision, group_sum
 
 IMP_FRACTION = 0.2  # each level removes 20 % of the remaining synapses, the usual rate of iterative pruning
 
@@ -73,15 +73,13 @@ def _strongest_clusters(graph: ChannelGraph, index: int, masks: Mapping[str, tor
     group = graph.groups[index]
     if not 1 <= width <= group.channels:
         raise ValueError(f"{group.producers[0]}: cannot keep {width} of {group.channels} filters (nothing grows back)")
-    norms = torch.zeros(group.channels, dtype=torch.float32)
+    per_filter = {}
     for name in group.producers:
         layer = graph.layer(name)
         alive = layer.on_kept_inputs(_alive(layer.weight, masks.get(layer.parameter)), decided)
-        per_filter = (layer.weight.detach().abs() * alive).reshape(layer.weight.shape[0], -1).sum(dim=1)
-        for channel_map in layer.outputs:
-            if channel_map.group == index:
-                norms[channel_map.channels] += per_filter[channel_map.positions].to(torch.float32)
-    ties = group.ties if group.ties is not None else torch.arange(group.channels)
+        per_filter[name] = (layer.weight.detach().abs() * alive).reshape(layer.weight.shape[0], -1).sum(dim=1)
+    norms = group_sum(graph, index, per_filter)
+    ties = group.tie_index()
     sizes = torch.bincount(ties)
     if width % int(sizes[0]) or not torch.all(sizes == sizes[0]):
         raise ValueError(f"{group.producers[0]}: {width} filters cannot be kept in ties of {int(sizes[0])}")

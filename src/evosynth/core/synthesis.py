@@ -91,7 +91,7 @@ def _alive(layer: Layer, masks: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.ones_like(layer.weight, dtype=torch.bool) if mask is None else mask.to(torch.bool)
 
 
-def _group_sum(graph: ChannelGraph, group: int, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def group_sum(graph: ChannelGraph, group: int, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
     """Per channel of a group, the sum over its producing layers of ``values[layer]`` (one value per output
     channel of that layer)."""
     total = torch.zeros(graph.groups[group].channels, dtype=torch.float32)
@@ -130,8 +130,8 @@ def group_laws(graph: ChannelGraph, masks: Mapping[str, torch.Tensor]) -> list[t
     alive = {layer.name: _alive(layer, masks) for layer in graph.layers}
     strengths = {layer.name: cluster_strengths(layer.weight.detach(), alive[layer.name]) for layer in graph.layers}
     has_synapse = {name: mask.reshape(mask.shape[0], -1).any(dim=1).to(torch.float32) for name, mask in alive.items()}
-    return [exponential_law(_per_tie(group, _group_sum(graph, group.index, strengths)),
-                            _per_tie(group, _group_sum(graph, group.index, has_synapse)) > 0)
+    return [exponential_law(_per_tie(group, group_sum(graph, group.index, strengths)),
+                            _per_tie(group, group_sum(graph, group.index, has_synapse)) > 0)
             for group in graph.groups]
 
 
@@ -193,7 +193,7 @@ def _decide_group(
     most probable one, and rounded to ``channel_multiple``."""
     on_inputs = {name: graph.layer(name).on_kept_inputs(_alive(graph.layer(name), masks), decided)
                  for name in graph.groups[group].producers}
-    left = _per_tie(graph.groups[group], _group_sum(graph, group, {
+    left = _per_tie(graph.groups[group], group_sum(graph, group, {
         name: mask.reshape(mask.shape[0], -1).any(dim=1).to(torch.float32) for name, mask in on_inputs.items()})) > 0
     keep = draw & left
     if not keep.any():
@@ -206,7 +206,7 @@ def _decide_group(
         if graph.groups[group].ties is not None:
             raise GraphError(f"channel rounding is not supported for the channels a grouped convolution ties "
                              f"(the group of {graph.groups[group].producers[0]}); use channel_multiple 1")
-        strength = _group_sum(graph, group, {name: cluster_strengths(graph.layer(name).weight.detach(), mask)
+        strength = group_sum(graph, group, {name: cluster_strengths(graph.layer(name).weight.detach(), mask)
                                              for name, mask in on_inputs.items()})
         keep = round_cluster_count(keep, strength, left, channel_multiple, generator)
     return keep

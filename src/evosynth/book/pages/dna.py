@@ -136,11 +136,10 @@ def _synapse_pairs(laws: list, environment: Environment) -> list[torch.Tensor]:
     return pairs
 
 
-def _group_keeps(graph: ChannelGraph, masks: Mapping[str, torch.Tensor], environment: Environment
-                 ) -> list[torch.Tensor]:
-    """Per group of coupled channels, P(S_g) of each cluster: F(alpha) applied to the group's cluster law (the
-    cost environment decides each group's cut by the network's cost, traced on a frame)."""
-    laws = group_laws(graph, masks)
+def _group_keeps(graph: ChannelGraph, laws: list[torch.Tensor], environment: Environment) -> list[torch.Tensor]:
+    """Per group of coupled channels, P(S_g) of each cluster: F(alpha) applied to the group's cluster law
+    (``laws``: ``group_laws``; the cost environment decides each group's cut by the network's cost, traced on a
+    frame)."""
     environments, _ = environment.group_environments(laws, graph.cost)
     return [group_environment.apply(law, "cluster").to(torch.float64)
             for group_environment, law in zip(environments, laws, strict=True)]
@@ -185,7 +184,7 @@ def expected_survivors(
     graph = channel_graph(model)
     laws = _layer_laws(graph, masks)
     frame = pd.DataFrame(_expected_rows(graph, laws, _synapse_pairs(laws, environment),
-                                        _group_keeps(graph, masks, environment)))
+                                        _group_keeps(graph, group_laws(graph, masks), environment)))
     if total:
         frame = _with_total(frame)
     return frame
@@ -223,11 +222,11 @@ def expected_survivors_grid(
 ) -> pd.DataFrame:
     """``expected_survivors`` (with the whole-network row) for every environment model and pair of alphas."""
     graph = channel_graph(model)
-    laws = _layer_laws(graph, masks)
+    laws, cluster_laws = _layer_laws(graph, masks), group_laws(graph, masks)
     frames = []
     for model_name in models:
         pairs = {a: _synapse_pairs(laws, Environment(model_name, a, 1.0)) for a in alphas_synapse}
-        keeps = {a: _group_keeps(graph, masks, Environment(model_name, 1.0, a)) for a in alphas_cluster}
+        keeps = {a: _group_keeps(graph, cluster_laws, Environment(model_name, 1.0, a)) for a in alphas_cluster}
         for alpha_synapse in alphas_synapse:
             for alpha_cluster in alphas_cluster:
                 frame = _with_total(pd.DataFrame(_expected_rows(graph, laws, pairs[alpha_synapse],
