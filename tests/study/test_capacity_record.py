@@ -49,9 +49,9 @@ def test_capacity_entries_are_the_converged_restricted_networks(smoke_run, data,
         trainings.append((kwargs["description"], curve, states))
         return curve
 
-    def spy_measure(config, data, number, parent, model, masks, *rest):
+    def spy_measure(config, data, number, parent, model, masks, curve):
         fp32 = clone_state(model)
-        result = real_measure(config, data, number, parent, model, masks, *rest)
+        result = real_measure(config, data, number, parent, model, masks, curve)
         measured.append((fp32, clone_state(model), masks))
         return result
 

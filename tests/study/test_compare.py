@@ -139,7 +139,7 @@ def test_every_registered_method_runs_through_the_same_generation_step(compariso
     assert set(METHODS) == {"evolution", *compare.BASELINES}
     for key in METHODS:
         lineage = Lineage(key, config)
-        result = compare.run_generation(config, data, 2, parent, lineage.decider(reference))
+        result, _ = compare.run_generation(config, data, 2, parent, lineage.decider(reference))
         stored = RunFolder(runs / lineage.name).load(2)  # what the lineage bred: the step replays it bit for bit
         for quantity in ("synapses", "clusters", "macs", "widths", "precision_score", "recall", "ap50"):
             assert result.metrics[quantity] == stored.metrics[quantity], (key, quantity)

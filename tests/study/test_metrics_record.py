@@ -112,9 +112,9 @@ def traced_run(tmp_path_factory, smoke_run, data_dir):
     captured: dict[int, dict[str, torch.Tensor]] = {}
     real = evolution.restrict_and_measure
 
-    def spy(config, data, number, parent, model, *rest):
+    def spy(config, data, number, parent, model, masks, curve):
         captured[number] = clone_state(model)
-        return real(config, data, number, parent, model, *rest)
+        return real(config, data, number, parent, model, masks, curve)
 
     with pytest.MonkeyPatch.context() as patch:
         fingerprinted(patch)
@@ -209,7 +209,7 @@ def test_restrict_and_measure_records_the_step_it_measures(smoke_run, data, monk
     fp32_state = clone_state(model)
     curve = {"epochs": [1, 2, 3], "val_ap50": [0.1, 0.4, 0.401], "best_epoch": 2, "seconds": 12.5, "loss": [3, 2, 1]}
     fingerprinted(monkeypatch)
-    result = restrict_and_measure(config, data, 5, parent, model, masks, trained.recipe, curve)
+    result = restrict_and_measure(config, data, 5, parent, model, masks, curve)
     metrics = result.metrics
     assert {k: metrics[k] for k in ("generation", "parent", "seed", "alpha_synapse", "alpha_cluster", "environment",
                                     "precision", "precision_note")} == {

@@ -64,10 +64,10 @@ def test_a_fresh_network_of_the_chain_is_its_constructors_at_those_widths():
     torch.manual_seed(1)
     parent = GridDetector(architecture)
     torch.manual_seed(7)
-    fresh, history = fresh_network(parent, (5, 12, 3))
+    fresh = fresh_network(parent, (5, 12, 3))
     torch.manual_seed(7)
     constructed = GridDetector(architecture.with_widths((5, 12, 3)))
-    assert history and fresh.architecture == constructed.architecture
+    assert fresh.architecture == constructed.architecture
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), constructed.state_dict().values(),
                                                    strict=True))
 

@@ -43,7 +43,6 @@ from evosynth.study.evolution import (
 )
 from evosynth.task.dataset import DetectionData
 from evosynth.task.model import Detector, channel_graph, fresh_network, group_widths, trace_size
-from evosynth.task.recipe import Recipe
 from evosynth.task.training import TrainingBudget, TrainingCurve, train
 
 CAPACITY_FILE = "capacity.json"
@@ -57,34 +56,33 @@ RECORDED = (*QUALITY, "operating_point", "synapses", "macs", "widths", "epochs",
 def _converge(config: RunConfig, data: DetectionData, generation: Generation, kind: str) -> dict[str, Any]:
     """Train one network of ``generation``'s widths to convergence and measure it as a generation is measured."""
     if kind == "trained_on":
-        return _train_to_convergence(config, data, generation.model, generation.masks, generation.recipe,
-                                     generation.number, f"gen {generation.number:02d} trained on")
-    return _from_scratch(config, data, generation.model, generation.recipe, None, generation.number,
+        return _train_to_convergence(config, data, generation.model, generation.masks, generation.number,
+                                     f"gen {generation.number:02d} trained on")
+    return _from_scratch(config, data, generation.model, None, generation.number,
                          f"gen {generation.number:02d} from scratch")
 
 
-def _from_scratch(config: RunConfig, data: DetectionData, structure: Detector, recipe: Recipe,
-                  widths: Sequence[int] | None, number: int, description: str,
+def _from_scratch(config: RunConfig, data: DetectionData, structure: Detector, widths: Sequence[int] | None,
+                  number: int, description: str,
                   stream: int = CAPACITY_STREAM) -> dict[str, Any]:
     """A dense network of ``structure``'s shape (at ``widths`` per group where given), initialised from the run
     seed, trained to convergence and measured."""
     torch.manual_seed(config.seed)
-    model, history = fresh_network(structure, widths)
+    model = fresh_network(structure, widths)
     masks = {layer.parameter: torch.ones_like(layer.weight, dtype=torch.bool)
              for layer in channel_graph(model, trace_size(model)).layers}
-    return _train_to_convergence(config, data, model, masks, recipe.descendant(history), number, description,
-                                 stream)
+    return _train_to_convergence(config, data, model, masks, number, description, stream)
 
 
 def _train_to_convergence(config: RunConfig, data: DetectionData, model: Detector,
-                          masks: dict[str, torch.Tensor], recipe: Recipe, number: int, description: str,
+                          masks: dict[str, torch.Tensor], number: int, description: str,
                           stream: int = CAPACITY_STREAM) -> dict[str, Any]:
     """Train under the ancestor's rule (until validation AP50 stops improving), restrict, measure on the test split;
     training draws come from the stream (``stream`` + run seed, ``number``)."""
     rule = config.resolved_preset.ancestor
     curve = train(model, masks, data.train, data.val, rule,
                   generation_generator(config.seed + stream, number), description=description)
-    measured = restrict_and_measure(config, data, number, None, model, masks, recipe, curve.to_json()).metrics
+    measured = restrict_and_measure(config, data, number, None, model, masks, curve.to_json()).metrics
     return _entry(measured, curve, rule)
 
 
@@ -252,8 +250,8 @@ def measure_width_curve(config: RunConfig, scales: Sequence[float] = DEFAULT_SCA
                 ancestor = ancestor_generation(seeded, data, runs_dir)
                 entry = _entry(ancestor.metrics, TrainingCurve.from_json(ancestor.curve), preset.ancestor)
             else:
-                structure, _, recipe = new_ancestor(seeded, data)
-                entry = _from_scratch(seeded, data, structure, recipe, scaled_widths(group_widths(structure), scale),
+                structure = new_ancestor(seeded, data)[0]
+                entry = _from_scratch(seeded, data, structure, scaled_widths(group_widths(structure), scale),
                                       1, f"widths x{scale:g} seed {seed}", stream=TRAINING_STREAM)
             record["networks"][_curve_key(scale, seed)] = {**entry, "scale": scale, "seed": seed}
             write_json(path, record)

@@ -126,7 +126,7 @@ def run_lineage(lineage: Lineage, runs_dir: Path, cache_dir: Path) -> Path:
             return
         if data is None:  # loaded only when a generation is computed: a finished lineage is cheap
             data = load_task_data(lineage.config, cache_dir)
-        save_result(folder, number, run_generation(lineage.config, data, number, parent, decide),
+        save_result(folder, number, *run_generation(lineage.config, data, number, parent, decide),
                     lineage.metrics_fields())
 
     breed(folder, lineage.identity(), lineage.config.generations, make_generation, lineage.name)

@@ -87,7 +87,6 @@ def offspring_of(
 class GenerationResult:
     model: Detector
     masks: dict[str, torch.Tensor]
-    recipe: Recipe
     restricted_state: dict[str, torch.Tensor]
     curve: dict[str, Any]
     metrics: dict[str, Any]
@@ -95,8 +94,8 @@ class GenerationResult:
 
 def run_generation(
     config: RunConfig, data: DetectionData, number: int, parent: Generation | None, decide: Decide | None = None
-) -> GenerationResult:
-    """Decide (or create), train at FP32, restrict and measure one generation.
+) -> tuple[GenerationResult, Recipe]:
+    """Decide (or create), train at FP32, restrict and measure one generation; with the recipe that rebuilds it.
 
     ``decide`` is how the offspring is decided (the run's stochastic synthesis by default): whatever decides, the
     training budget, the restriction and the measurement are the config's, so lineages compare like for like.
@@ -112,13 +111,13 @@ def run_generation(
         model, masks, data.train, data.val, budget,
         generation_generator(config.seed + TRAINING_STREAM, number), description=f"gen {number:02d}",
     )
-    return restrict_and_measure(config, data, number, parent, model, masks, recipe,
-                                {**curve.to_json(), "budget": budget.to_json()})
+    return restrict_and_measure(config, data, number, parent, model, masks,
+                                {**curve.to_json(), "budget": budget.to_json()}), recipe
 
 
 def restrict_and_measure(
     config: RunConfig, data: DetectionData, number: int, parent: Generation | None, model: Detector,
-    masks: dict[str, torch.Tensor], recipe: Recipe, curve: dict[str, Any],
+    masks: dict[str, torch.Tensor], curve: dict[str, Any],
 ) -> GenerationResult:
     """Restrict a network trained at FP32 to the run's precision (in place) and measure it before and after."""
     fp32_quality = evaluate(model, data.test)
@@ -149,7 +148,7 @@ def restrict_and_measure(
         "train_seconds": curve["seconds"],
         **efficiency(model, masks, data.image_size),
     }
-    return GenerationResult(model, masks, recipe, restricted, curve, metrics)
+    return GenerationResult(model, masks, restricted, curve, metrics)
 
 
 def _ancestor_folder(config: RunConfig, run: RunFolder) -> RunFolder:
@@ -194,9 +193,10 @@ def breed(
     return generations
 
 
-def save_result(folder: RunFolder, number: int, result: GenerationResult, fields: dict[str, Any]) -> None:
+def save_result(folder: RunFolder, number: int, result: GenerationResult, recipe: Recipe,
+                fields: dict[str, Any]) -> None:
     """Write a computed generation, its metrics completed by what the lineage says about itself."""
-    folder.save(number, result.restricted_state, result.masks, result.recipe, result.curve,
+    folder.save(number, result.restricted_state, result.masks, recipe, result.curve,
                 result.metrics | fields)
 
 
@@ -209,7 +209,7 @@ def evolve(config: RunConfig, out: Path | None = None, cache_dir: Path = CACHE_D
         if parent is None:
             folder.adopt(1, _shared_ancestor(config, data, folder), 1, _run_fields(config))
         else:
-            save_result(folder, number, run_generation(config, data, number, parent), _run_fields(config))
+            save_result(folder, number, *run_generation(config, data, number, parent), _run_fields(config))
 
     return breed(folder, config.identity(), config.generations, make_generation, "generations")
 
@@ -228,12 +228,12 @@ def _shared_ancestor(config: RunConfig, data: DetectionData, run: RunFolder) -> 
         if not ancestor.is_finished(1):
             ancestor.discard_unfinished(1)
             if config.precision == "fp32":
-                result = run_generation(config, data, 1, None)
+                result, recipe = run_generation(config, data, 1, None)
             else:
                 trained = _shared_ancestor(replace(config, precision="fp32"), data, run).load(1, Detector)
-                result = restrict_and_measure(config, data, 1, None, trained.model, trained.masks, trained.recipe,
-                                              trained.curve)
-            save_result(ancestor, 1, result, _run_fields(config))
+                result = restrict_and_measure(config, data, 1, None, trained.model, trained.masks, trained.curve)
+                recipe = trained.recipe
+            save_result(ancestor, 1, result, recipe, _run_fields(config))
     return ancestor
 
 

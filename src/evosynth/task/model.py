@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -165,14 +164,12 @@ def frame_macs(model: Detector, image_size: tuple[int, int] = FRAME_SIZE) -> int
     return count_macs(model, detector_input(model, image_size))
 
 
-def fresh_network(model: Detector, widths: Sequence[int] | None = None) -> tuple[Detector, list[Any]]:
+def fresh_network(model: Detector, widths: Sequence[int] | None = None) -> Detector:
     """A network of ``model``'s structure at ``widths`` channels per group (its own where None; a group keeps its
-    first channels), initialised anew from the current random state, and the pruning history that cuts ``model``
-    to it. Every module is reset in the order a constructor creates them, so for the chain detector it is bit for
-    bit the network its constructor builds at those widths."""
+    first channels), initialised anew from the current random state: every module is reset in the order a
+    constructor creates them, so for the chain detector it is bit for bit the network its constructor builds."""
     graph = channel_graph(model, trace_size(model))
     network: nn.Module = graph.model
-    history: list[Any] = []
     if widths is not None:
         if len(widths) != len(graph.groups):
             raise ValueError(f"expected {len(graph.groups)} group widths, got {len(widths)}")
@@ -180,10 +177,10 @@ def fresh_network(model: Detector, widths: Sequence[int] | None = None) -> tuple
             raise GraphError("a network with tied channels (grouped convolutions) cannot be narrowed by width")
         keeps = [torch.arange(group.channels) < int(width) for group, width in zip(graph.groups, widths, strict=True)]
         masks = {layer.parameter: torch.ones_like(layer.weight, dtype=torch.bool) for layer in graph.layers}
-        network, _, history, _ = graph.cut(keeps, masks)
+        network = graph.cut(keeps, masks)[0]
     for module in network.modules():
         reset = getattr(module, "reset_parameters", None)
         if module is not network and callable(reset):
             reset()
     assert isinstance(network, Detector)
-    return network, history
+    return network
