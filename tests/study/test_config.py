@@ -210,9 +210,9 @@ def test_identity_and_names_keep_their_keys():
                                         "seed", "data", "preset_definition"]
     named = RunConfig(preset="paper", environment="budget", alpha_synapse=0.9, alpha_cluster=0.7, precision="fp16")
     assert named.name == "paper-digits-budget-as0.9-ac0.7-fp16-seed0"
-    rounded = RunConfig(channel_multiple=8)
-    assert rounded.identity()["channel_multiple"] == 8 and rounded.name.endswith("-cm8")
-    assert rounded.ancestor_name == default.ancestor_name  # rounding acts from generation 2 on
+    unrounded = RunConfig(channel_multiple=1)
+    assert unrounded.identity()["channel_multiple"] == 1 and unrounded.name.endswith("-cm1")
+    assert unrounded.ancestor_name == default.ancestor_name  # rounding acts from generation 2 on
     assert set(default.ancestor_identity()) == {"data", "seed", "precision", "data_spec", "network", "ancestor_budget"}
 
 

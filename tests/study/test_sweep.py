@@ -9,7 +9,7 @@ def test_sweep_always_contains_the_base_run_in_alpha_order():
 
 
 def test_sweep_points_share_one_ancestor_and_fill_the_table(tmp_path, data_dir):
-    configs = sweep_configs(RunConfig(preset="smoke", generations=2, alpha_cluster=0.9), (0.5,))
+    configs = sweep_configs(RunConfig(preset="smoke", generations=2, alpha_cluster=0.9, channel_multiple=1), (0.5,))
     folders = run_sweep(configs, tmp_path, data_dir)
     assert len(list((tmp_path / "ancestors").iterdir())) == 2  # the trained (FP32) ancestor and it restricted
     first = [(folder / "gen_01" / "weights.safetensors").read_bytes() for folder in folders]

@@ -179,13 +179,14 @@ ENVIRONMENTS = ("budget", "cost")  # the environment ablation: the reference's, 
 COMPARISONS: dict[str, ComparisonPlan] = {
     # everything, on the study's data and for the study's 13 generations
     "full": ComparisonPlan("full", RunConfig(), precisions=("fp32", "bf16", "int8"), levels=("synapse", "cluster"),
-                           environments=ENVIRONMENTS, seeds=(1, 2), tasks=("cluttered",), final_training=True),
+                           environments=ENVIRONMENTS, seeds=(1, 2), tasks=("cluttered", "shallow"),
+                           final_training=True),
     # what `make study` runs on 2 CPU cores: generations 1-3 of the baselines, of the run with no restriction, of the
-    # synapse-only run (alpha_cluster = 1) and of the budget environment, all sharing the study's ancestor: no
-    # lineage trains an ancestor of its own. The filter-only run, BF16, int8, the seeds and the cluttered task (an
-    # ancestor each) and the final training are `full`'s.
+    # synapse-only run (alpha_cluster = 1) and of the budget environment, all sharing the study's ancestor, and of
+    # the shallow ancestor (the chain, the one other ancestor trained). The filter-only run, BF16, int8, the seeds
+    # and the cluttered task (an ancestor each) and the final training are `full`'s.
     "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), levels=("synapse",),
-                              environments=ENVIRONMENTS),
+                              environments=ENVIRONMENTS, tasks=("shallow",)),
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
                             levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,),

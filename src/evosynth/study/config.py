@@ -39,10 +39,10 @@ def _first_preset_for_data(values: Mapping[str, Any]) -> str:
 @dataclass(frozen=True)
 class RunConfig:
     preset: str = setting(
-        "paper", "paper = the full study; smoke = tiny and fast, for tests; pedestrians = photographs; cluttered = "
-        "the study's ancestor on harder, cluttered digits; smoke-cluttered = smoke on more clutter; deep = the "
-        "study's task with a deep residual ancestor (the paper's kind of network); smoke-deep = its tiny copy "
-        "(default: the first made for --data: paper for digits, pedestrians for pennfudan and coco)",
+        "paper", "paper = the full study (a deep residual ancestor); shallow = its task with the 5-layer chain "
+        "ancestor; smoke = tiny and fast, for tests; smoke-deep = tiny, with a residual ancestor; pedestrians = "
+        "photographs; cluttered = the study's ancestor on harder, cluttered digits; smoke-cluttered = smoke on more "
+        "clutter (default: the first made for --data: paper for digits, pedestrians for pennfudan and coco)",
         choices=PRESETS, sweep=("grid", "datasets"), fallback=_first_preset_for_data)
     # The default environment and its strength were chosen by measurement (benchmarks/README.md, "The default
     # environment"): the cost environment at these alphas removes what the study's targets ask for in 13
@@ -68,8 +68,10 @@ class RunConfig:
     category: str | None = setting(
         None, "coco: the category that is the one class (default: the only one)", identity="unless_default",
         ancestor=True, sweep=("datasets",))
+    # Rounded to 8, the deep ancestor's generation 13 ran 5.0-5.9x faster than generation 1 on a frame for 7-13x
+    # fewer MACs; unrounded, 3.9x for 7.6x (benchmarks/README.md, "A deep ancestor").
     channel_multiple: int = setting(  # every backbone layer's kept clusters
-        1, "round each layer's kept filters to a multiple of this, by strength (1 = off)", choices=CHANNEL_MULTIPLES,
+        8, "round each layer's kept filters to a multiple of this, by strength (1 = off)", choices=CHANNEL_MULTIPLES,
         identity="unless_default")
 
     def __post_init__(self) -> None:
@@ -123,9 +125,10 @@ class RunConfig:
 
     @property
     def name(self) -> str:
+        rounding = f"-cm{self.channel_multiple}" if self.channel_multiple != _DEFAULT_MULTIPLE else ""
         return (
             f"{self.preset}-{self.data_label}-{self.environment}-as{self.alpha_synapse:g}-ac{self.alpha_cluster:g}"
-            f"-{self.precision}-seed{self.seed}" + (f"-cm{self.channel_multiple}" if self.channel_multiple > 1 else "")
+            f"-{self.precision}-seed{self.seed}{rounding}"
         )
 
     def default_out(self) -> Path:
@@ -191,3 +194,6 @@ class RunConfig:
 def run_settings() -> tuple[Setting, ...]:
     """RunConfig's settings in field order (the order of the CLI options, parameters and sweep axes)."""
     return settings.settings_of(RunConfig)
+
+
+_DEFAULT_MULTIPLE = next(s.default for s in run_settings() if s.name == "channel_multiple")  # unnamed in run names

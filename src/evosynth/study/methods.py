@@ -307,6 +307,9 @@ class EnvironmentAblation(Ablation):
         return f"{config.environment} environment (keep {config.alpha_cluster:g} of the {what})"
 
 
+# the presets that change the ancestor's network, not the task, named as such
+PRESET_LEGENDS = {"shallow": "shallow ancestor (5-layer chain)"}
+
 # in the order a plan's lineages list them; keys are the table's columns and ``question_rows``'s questions
 ABLATIONS: dict[str, Ablation] = {
     # the precision restriction: fp32 (none), fp16, bf16, int8
@@ -315,7 +318,7 @@ ABLATIONS: dict[str, Ablation] = {
     "environment": EnvironmentAblation(),
     # the run seed: the ancestor's initialisation and every random stream
     "seed": SettingAblation("seed", "seed {}".format),
-    # the task (a ``digits`` preset: its data and the ancestor trained on it), e.g. the cluttered task that leaves the
-    # same ancestor no slack; each task's lineage is read against its own generation 1
-    "task": SettingAblation("preset", "{} task".format),
+    # the task or the ancestor (a ``digits`` preset: its data and the network trained on it), e.g. the cluttered
+    # task, or the shallow chain the study began with; each lineage is read against its own generation 1
+    "task": SettingAblation("preset", lambda preset: PRESET_LEGENDS.get(preset, f"{preset} task")),
 }
