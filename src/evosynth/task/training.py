@@ -114,6 +114,11 @@ class MaskKeeper:
             handle.remove()
 
 
+def _lay_out(model: torch.nn.Module, memory_format: torch.memory_format) -> None:
+    """Put the weights in ``memory_format`` in place (the parameters stay the same objects, hooks and all)."""
+    model.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs omit the keyword
+
+
 def train(
     model: Detector,
     masks: dict[str, torch.Tensor],
@@ -137,7 +142,7 @@ def train(
     best_ap, best_state, stale = -1.0, copy.deepcopy(model.state_dict()), 0
     learning_rate = budget.learning_rate
     progress = tqdm(range(1, budget.max_epochs + 1), desc=description, unit="epoch", leave=False)
-    model.to(memory_format=torch.channels_last)
+    _lay_out(model, torch.channels_last)
     try:
         for epoch in progress:
             if budget.patience is None:
@@ -181,6 +186,6 @@ def train(
         model.load_state_dict(best_state)
     finally:
         keeper.close()
-        model.to(memory_format=torch.contiguous_format)
+        _lay_out(model, torch.contiguous_format)
     curve.seconds = time.perf_counter() - started
     return curve
