@@ -1,6 +1,6 @@
 """Which deep detector can the evolution make five times faster? Room to speed up, and the cost of training.
 
-For each candidate ancestor (the chain detector of the paper preset for reference, DetectNet-style inception
+For each candidate ancestor (the chain detector of the shallow preset for reference, DetectNet-style inception
 detectors, residual detectors; ``CANDIDATES``), this script builds it with random weights and its *floor*: the
 same architecture with every group of coupled channels cut to 4 channels (the smallest network the evolution can
 reach without removing a layer). Both are timed on one 640x480 frame at batch 1 on every CPU backend
@@ -31,7 +31,7 @@ from evosynth.task.recipe import Recipe
 FLOOR_WIDTH = 4
 TRAINING_BATCH, TRAINING_SIDE = 64, 64  # the paper preset's batch and canvas
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
-    "chain (today's ancestor)": (get_preset("paper").network.builder, get_preset("paper").network.arguments_for(3)),
+    "chain (the shallow ancestor)": (get_preset("shallow").network.builder, get_preset("shallow").network.arguments_for(3)),
     "inception 2+2": ("inception_detector", {"stem_widths": [32, 64], "stages": [[128, 128], [192, 192]]}),
     "inception 2+3 wide": ("inception_detector", {"stem_widths": [32, 64], "stages": [[128, 192], [256, 256, 256]]}),
     "inception 3+4 DetectNet-like": ("inception_detector", {"stem_widths": [64, 96],

@@ -1,7 +1,7 @@
 """How fast can a detector of this architecture get on a whole frame? Dense networks of chosen widths, timed.
 
 The evolution can only remove filters; whatever the widths, the input frame is read and the first layer writes a
-map of half the frame's resolution. This script times dense detectors of the paper preset's depth and strides with
+map of half the frame's resolution. This script times dense detectors of the shallow preset's depth and strides (the 5-layer chain) with
 random weights on one 640x480 frame, per backend, interleaved in rounds (medians), and writes a JSON with the
 machine: the ceiling of the speed-up any generation can reach over generation 1 on each backend, and what
 channel counts that are multiples of the vector width buy at a given MAC count.
@@ -96,7 +96,7 @@ def timing_parser(description: str | None, rounds: int, sample_ms: float | None 
 
 def main() -> None:
     arguments = timing_parser(__doc__, rounds=9, sample_ms=50.0).parse_args()
-    strides = tuple(get_preset("paper").network.arguments["strides"])
+    strides = tuple(get_preset("shallow").network.arguments["strides"])
     samples = time_frames({name: GridDetector(Architecture(3, widths, strides)) for name, widths in WIDTHS.items()},
                           arguments.rounds, arguments.threads, arguments.sample_ms)
     ancestor_macs = frame_macs(GridDetector(Architecture(3, WIDTHS["ancestor"], strides)))

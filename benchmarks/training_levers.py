@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from evosynth.deploy.machine import write_measurement
 from evosynth.task.recipe import Recipe
 
-NETWORKS = ("chain (today's ancestor)", "residual 64-128, patch stem")
+NETWORKS = ("chain (the shallow ancestor)", "residual 64-128, patch stem")
 VARIANTS: dict[str, tuple[bool, bool]] = {  # name -> (channels last, BF16 autocast)
     "fp32": (False, False), "channels-last": (True, False), "bf16 autocast": (False, True),
     "channels-last + bf16": (True, True),

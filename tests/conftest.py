@@ -64,7 +64,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[RunConfig, Path]:
     """A finished 2-generation smoke run that tests may read but must not modify."""
-    config = RunConfig(preset="smoke", generations=2)
+    config = RunConfig(preset="smoke", generations=2, channel_multiple=1)  # see CONFIG
     out = tmp_path_factory.mktemp("runs") / "smoke"
     evolve(config, out, data_dir)
     return config, out
@@ -80,7 +80,7 @@ def data(smoke_run, data_dir):
 def run_dir(tmp_path_factory, data_dir):
     """A 2-generation smoke run of this module's own: exporting and benchmarking write into it."""
     out = tmp_path_factory.mktemp("bench") / "run"
-    evolve(RunConfig(preset="smoke", generations=2), out, data_dir)
+    evolve(RunConfig(preset="smoke", generations=2, channel_multiple=1), out, data_dir)  # see CONFIG
     return out
 
 
@@ -288,6 +288,18 @@ def bench_rows() -> pd.DataFrame:
                          "q1_ms": ms * scale, "q3_ms": ms * scale, "throughput_fps": batch * 1e3 / (ms * scale),
                          "speedup_vs_gen1": first / (ms * scale), "mac_reduction": float(generation),
                          "speedup_per_mac_reduction": first / (ms * scale) / generation})
+    return pd.DataFrame(rows)
+
+
+def ceiling_rows() -> pd.DataFrame:
+    """``bench_rows``'s ceiling: a dense network at half the widths and the floor, on each backend (the floor runs
+    5x generation 1's speed on "fast")."""
+    rows = []
+    for backend, first in (("fast", 10.0), ("slow-start", 40.0)):
+        for network, macs, ms in (("dense x0.5", 25, first / 3), ("dense, every group at 4", 10, first / 5)):
+            rows.append({"network": network, "widths": [4], "backend": backend, "macs": macs, "median_ms": ms,
+                         "q1_ms": ms, "q3_ms": ms, "throughput_fps": 1e3 / ms, "speedup_vs_gen1": first / ms,
+                         "mac_reduction": 100 / macs})
     return pd.DataFrame(rows)
 
 

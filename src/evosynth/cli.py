@@ -265,9 +265,11 @@ def _compare_options(parser: argparse.ArgumentParser) -> None:
     from evosynth.study.compare import COMPARISONS, DEFAULT_COMPARISON
 
     parser.add_argument("--preset", choices=list(COMPARISONS), default=DEFAULT_COMPARISON,
-                        help="reduced = the baselines, no restriction and synapses only along the study's run, its "
-                             f"first {COMPARISONS['reduced'].generations} generations (make study); full = every "
-                             "lineage (+ filters only, BF16, int8, two more seeds), "
+                        help="reduced = the baselines, no restriction and the shallow ancestor along the study's "
+                             "run, its first "
+                             f"{COMPARISONS['reduced'].generations} generations (make study); full = every lineage "
+                             "(+ both levels, the budget environment, BF16, int8, two more seeds, the cluttered "
+                             "task), "
                              f"{COMPARISONS['full'].generations} generations; smoke = tiny, for tests")
     _add_runs_dir(parser)
     _add_cache_dir(parser)

@@ -5,7 +5,17 @@ from __future__ import annotations
 import altair as alt
 import torch
 
-from conftest import CONFIG, bench_rows, capacity_rows, curve_rows, full_masks, results_table, sweep_frame, tiny_model
+from conftest import (
+    CONFIG,
+    bench_rows,
+    capacity_rows,
+    ceiling_rows,
+    curve_rows,
+    full_masks,
+    results_table,
+    sweep_frame,
+    tiny_model,
+)
 from evosynth.book import charts
 from evosynth.book.pages import dna as dna_page
 from evosynth.book.pages import explorer as explorer_page
@@ -68,6 +78,7 @@ def chart_gallery(lineage) -> dict[str, alt.TopLevelMixin]:
         "capacity": charts.capacity_chart(capacity_rows(), evolved_label=AS_EVOLVED),
         "capacity curve": charts.capacity_curve_chart(curve_rows(), results_table()),
         "speed": charts.speed_chart(bench_rows(), "a CPU, 2 cores"),
+        "ceiling": charts.ceiling_chart(ceiling_rows(), bench_rows(), "fast", "a CPU, 2 cores"),
     }
 
 

@@ -35,7 +35,7 @@ def test_bench_json_attributes_each_timing_to_its_own_cell(smoke_run, tmp_path, 
     def fake(name):
         def load(target):
             def prepare(shape):
-                seconds = FAKE_MS[name, target.generation.number] * shape[0] / 1e3
+                seconds = FAKE_MS[name, int(target.directory.name.removeprefix("gen_"))] * shape[0] / 1e3
 
                 def step():
                     clock.now += seconds

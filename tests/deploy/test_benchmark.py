@@ -41,6 +41,18 @@ def test_bench_json_records_every_cell(run_dir, no_tensorrt):
         key: describe_machine()[key] for key in ("cpu", "isa", "avx512_flags")}
     assert machine["versions"]["torch"] == torch.__version__
     assert set(bench["backends"]) == set(backends[:3]) and bench["seconds"] > 0
+    # the ceiling: dense networks of the ancestor's structure, on the frame, against generation 1 of the same rounds
+    ancestor_widths = bench["generations"][0]["widths"]
+    ceiling = {(r["network"], r["backend"]): r for r in bench["ceiling"]}
+    assert {backend for _, backend in ceiling} == set(backends[:3]) and bench["ceiling_skipped"] is None
+    floor = ceiling["dense, every group at 4", "onnxruntime-cpu"]
+    assert floor["widths"] == [4] * len(ancestor_widths) and floor["workload"] == "frame"
+    assert floor["mac_reduction"] > cells[2, "onnxruntime-cpu", "frame"]["mac_reduction"]
+    generation_1 = cells[1, "openvino-fp32", "frame"]
+    for row in bench["ceiling"]:
+        assert all(4 <= w <= a and w % 4 == 0 for w, a in zip(row["widths"], ancestor_widths, strict=True))
+        if row["backend"] == "openvino-fp32":
+            assert row["speedup_vs_gen1"] == pytest.approx(generation_1["median_ms"] / row["median_ms"])
 
 
 def test_compiled_backends_run_every_generation(run_dir):

@@ -16,7 +16,7 @@ from evosynth.deploy.export import (
     ONNX_FP16,
     ONNX_FP32,
     TRT_ENGINE,
-    export_generation,
+    export_network,
     export_run,
     run_image_size,
     tensorrt_unavailable,
@@ -34,7 +34,7 @@ def _onnx_output(path, images):
 
 def test_onnx_graphs_match_pytorch_with_dynamic_batch(run_dir, tmp_path):
     generation = RunFolder(run_dir).load(2)
-    result = export_generation(generation, tmp_path, IMAGE_SIZE)
+    result = export_network(generation.model, generation.number, tmp_path, IMAGE_SIZE)
     assert result.weights_fp16_exact and not result.reused
     assert result.max_abs_error_fp32 <= FP32_TOLERANCE and result.max_abs_error_fp16 <= result.fp16_tolerance
     model = generation.model.eval()
@@ -70,7 +70,7 @@ def test_export_run_reuses_fresh_exports_and_redoes_stale_ones(run_dir):
 def test_without_tensorrt_export_says_why_and_uses_the_cpu_path(run_dir, tmp_path, no_tensorrt, capsys):
     reason = tensorrt_unavailable()
     assert reason and "tensorrt" in reason
-    result = export_generation(RunFolder(run_dir).load(1), tmp_path, IMAGE_SIZE)
+    result = export_network(RunFolder(run_dir).load(1).model, 1, tmp_path, IMAGE_SIZE)
     assert result.engine is None and result.tensorrt == reason
     assert not (tmp_path / TRT_ENGINE).exists()
     message = capsys.readouterr().err.strip().splitlines()

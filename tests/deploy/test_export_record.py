@@ -21,7 +21,7 @@ from evosynth.deploy.export import (
     FP32_TOLERANCE,
     ONNX_FP16,
     ONNX_FP32,
-    export_generation,
+    export_network,
     export_run,
     tensorrt_unavailable,
 )
@@ -88,5 +88,5 @@ def test_export_json_records_the_checks_it_ran(exported):
 def test_export_json_says_when_weights_are_not_fp16(smoke_run, tmp_path):
     config, out = smoke_run
     generation = fp32_ancestor_folder(out, config).load(1)
-    export_generation(generation, tmp_path, IMAGE_SIZE, announce=False)
+    export_network(generation.model, generation.number, tmp_path, IMAGE_SIZE, announce=False)
     assert _check_export_record(generation, tmp_path)["weights_fp16_exact"] is False

@@ -551,36 +551,66 @@ def alpha_summary_chart(final: pd.DataFrame) -> alt.HConcatChart:
     ).properties(title=alt.Title("Where each run of the sweep ends", subtitle="last generation of every run"))
 
 
-def speed_chart(bench_rows: pd.DataFrame, hardware: str,
-                title: str = "Measured inference speed, per generation (the paper's Figure 2)") -> alt.HConcatChart:
-    """The paper's Figure 2 speed axis, measured: frames (images) per second per generation and backend, one panel
-    per workload, whole 640×480 frames first (the paper's unit).
+def speed_chart(bench_rows: pd.DataFrame, hardware: str, workload: str = "frame",
+                title: str = "Measured inference speed, per generation (the paper's Figure 2)") -> alt.LayerChart:
+    """The paper's Figure 2 speed axis, measured: frames (images) per second per generation and backend on one
+    workload (by default whole 640×480 frames, the paper's unit).
 
     ``bench_rows`` is ``bench_record.bench_table(bench)``; ``hardware`` names the machine in the subtitle.
     """
-    panels = []
-    order = {"frame": 0, "thumbnail": 1, "thumbnail-b32": 2}
-    for workload in sorted(bench_rows["workload"].unique(), key=lambda name: order.get(name, len(order))):
-        rows = bench_rows[bench_rows["workload"] == workload]
-        first = rows.iloc[0]
-        batch, size = int(first["batch_size"]), f"{int(first['width'])}×{int(first['height'])}"
-        unit = "frames per second" if batch == 1 else "images per second"
-        # the spread over rounds: the quartiles of the latency, as rates (q3 of the time is the slow end)
-        rows = rows.assign(fps_slow=batch * 1e3 / rows["q3_ms"], fps_fast=batch * 1e3 / rows["q1_ms"])
-        base = alt.Chart(rows).encode(
-            x=alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0)),
-            color=alt.Color("backend:N", title="backend"),
-        )
-        axis = f"{unit} (median, bars: quartiles)"
-        line = base.mark_line(point=True).encode(
-            y=alt.Y("throughput_fps:Q", title=axis, scale=alt.Scale(zero=True)),
-            tooltip=["generation:O", "backend:N", alt.Tooltip("median_ms:Q", format=".3f", title="median ms"),
-                     alt.Tooltip("q1_ms:Q", format=".3f", title="first quartile ms"),
-                     alt.Tooltip("q3_ms:Q", format=".3f", title="third quartile ms"),
-                     alt.Tooltip("throughput_fps:Q", format=",.0f", title=unit),
-                     alt.Tooltip("speedup_vs_gen1:Q", format=".2f", title="speed-up vs gen 1"),
-                     alt.Tooltip("mac_reduction:Q", format=".2f", title="MAC reduction vs gen 1")],
-        )
-        spread = base.mark_rule().encode(y=alt.Y("fps_slow:Q", title=axis), y2="fps_fast:Q")
-        panels.append((spread + line).properties(width=250, height=220, title=f"{size}, batch {batch}"))
-    return alt.hconcat(*panels).properties(title=alt.TitleParams(title, subtitle=hardware))
+    rows = bench_rows[bench_rows["workload"] == workload]
+    first = rows.iloc[0]
+    batch, size = int(first["batch_size"]), f"{int(first['width'])}×{int(first['height'])}"
+    unit = "frames per second" if batch == 1 else "images per second"
+    # the spread over rounds: the quartiles of the latency, as rates (q3 of the time is the slow end)
+    rows = rows.assign(fps_slow=batch * 1e3 / rows["q3_ms"], fps_fast=batch * 1e3 / rows["q1_ms"])
+    base = alt.Chart(rows).encode(
+        x=alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0)),
+        color=alt.Color("backend:N", title="backend", legend=alt.Legend(orient="bottom", columns=3)),
+    )
+    axis = f"{unit} (median, bars: quartiles)"
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("throughput_fps:Q", title=axis, scale=alt.Scale(zero=True)),
+        tooltip=["generation:O", "backend:N", alt.Tooltip("median_ms:Q", format=".3f", title="median ms"),
+                 alt.Tooltip("q1_ms:Q", format=".3f", title="first quartile ms"),
+                 alt.Tooltip("q3_ms:Q", format=".3f", title="third quartile ms"),
+                 alt.Tooltip("throughput_fps:Q", format=",.0f", title=unit),
+                 alt.Tooltip("speedup_vs_gen1:Q", format=".2f", title="speed-up vs gen 1"),
+                 alt.Tooltip("mac_reduction:Q", format=".2f", title="MAC reduction vs gen 1")],
+    )
+    spread = base.mark_rule().encode(y=alt.Y("fps_slow:Q", title=axis), y2="fps_fast:Q")
+    return alt.LayerChart(layer=[spread, line], width=520, height=260, title=alt.TitleParams(
+        title, subtitle=[f"{size}, batch {batch}, every backend measured", hardware]))
+
+
+def ceiling_chart(ceiling: pd.DataFrame, generations: pd.DataFrame, backend: str, hardware: str) -> alt.LayerChart:
+    """How close does the evolution get to what the architecture allows? Frames per second on a whole frame against
+    multiply-accumulates, on one backend: dense networks of the ancestor's structure at narrower widths (the ceiling,
+    down to every group at the fewest channels) and the run's generations, all timed in the same rounds.
+
+    ``ceiling`` is ``bench_record.ceiling_table``'s rows, ``generations`` ``bench_table``'s; both are filtered to
+    ``backend`` and the frame here."""
+    series = ["dense networks of the ancestor's structure", "the run's generations"]
+    dense = ceiling[ceiling["backend"] == backend].assign(series=series[0], label=ceiling["network"])
+    evolved = generations[(generations["backend"] == backend) & (generations["workload"] == "frame")]
+    evolved = evolved.assign(series=series[1], label="generation " + evolved["generation"].astype(str))
+    frame = pd.concat([dense, evolved], ignore_index=True).assign(
+        mega_macs=lambda rows: rows["macs"] / 1e6, fps_slow=lambda rows: 1e3 / rows["q3_ms"],
+        fps_fast=lambda rows: 1e3 / rows["q1_ms"])
+    x = alt.X("mega_macs:Q", title="multiply-accumulates per 640×480 frame (millions, log scale)",
+              scale=alt.Scale(type="log"))
+    y = alt.Y("throughput_fps:Q", title="frames per second (median; log scale)", scale=alt.Scale(type="log"))
+    colors = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom"),
+                       scale=alt.Scale(domain=series, range=[PARENT_COLOR, CHILD_COLOR]))
+    base = alt.Chart(frame).encode(x=x, color=colors)
+    lines = base.mark_line(point=True).encode(
+        y=y, detail="series:N",
+        tooltip=["label:N", alt.Tooltip("mega_macs:Q", format=",.0f", title="MMACs"),
+                 alt.Tooltip("throughput_fps:Q", format=",.0f", title="frames per second"),
+                 alt.Tooltip("speedup_vs_gen1:Q", format=".2f", title="speed-up vs gen 1"),
+                 alt.Tooltip("mac_reduction:Q", format=".1f", title="MAC reduction vs gen 1")])
+    spread = base.mark_rule().encode(y=alt.Y("fps_slow:Q", title="frames per second (median; log scale)"),
+                                     y2="fps_fast:Q")
+    return alt.LayerChart(layer=[spread, lines], width=520, height=280, title=alt.Title(
+        "How close does the evolution get to what the architecture allows?",
+        subtitle=[f"{backend}, one 640×480 frame, batch 1; bars: quartiles over rounds", hardware]))

@@ -114,8 +114,8 @@ def live_controls(render: Callable[..., None], **controls: Any) -> Any:
     Nothing is written into the output until a slider moves, which only a connected frontend (JupyterLab) does:
     the hint is a separate label. Capturing printed output into an ``Output`` widget while a cell executes is the
     path on which headless execution (Papermill, nbval: nbclient's output-widget hooks) can wait for ever (nbclient
-    issue 312), so a headless run only creates the widgets and stores their state. In the static book the sliders
-    are inert; the page's Altair sliders are the ones that work without a kernel.
+    issue 312), so a headless run only creates the widgets and stores their state. The pages tag these cells
+    ``remove-cell``: the static book, where no kernel moves them, leaves them out and keeps its Altair sliders.
     """
     import ipywidgets as widgets
 

@@ -24,7 +24,7 @@ from evosynth.deploy.export import (
     TRT_ENGINE,
     tensorrt_unavailable,
 )
-from evosynth.storage.runs import Generation
+from evosynth.task.model import Detector
 
 Shape = tuple[int, int, int, int]  # batch, channels, height, width
 Step = Callable[[], object]  # one forward pass on an input bound in advance
@@ -33,10 +33,10 @@ Prepare = Callable[[Shape], Step]  # input shape -> its step
 
 @dataclass(frozen=True)
 class Target:
-    """What a backend needs to load one generation."""
+    """What a backend needs to load one network (a generation's, or a reference network's)."""
 
-    generation: Generation
-    directory: Path  # the generation's folder, holding its exports
+    model: Detector
+    directory: Path  # where its exports are (a generation's folder)
     threads: int
 
 
@@ -64,7 +64,7 @@ def _torch_prepare(model: Callable[[torch.Tensor], torch.Tensor], bf16: bool = F
 
 
 def _eval_copy(target: Target) -> torch.nn.Module:
-    return copy.deepcopy(target.generation.model).eval()
+    return copy.deepcopy(target.model).eval()
 
 
 def _torch_eager(target: Target) -> Prepare:

@@ -11,7 +11,9 @@ from evosynth.errors import EvosynthError
 from evosynth.storage.runs import read_json
 
 BENCH_FILE = "bench.json"
-SCHEMA_VERSION = 2  # 2: workloads (frame, thumbnail, thumbnail batch); bench.json of another schema is refused
+# 2: workloads (frame, thumbnail, thumbnail batch); 3: the ceiling's dense networks on the frame. bench.json of
+# another schema is refused.
+SCHEMA_VERSION = 3
 
 
 class BenchFormatError(EvosynthError):
@@ -46,6 +48,16 @@ BENCH_COLUMNS = ["generation", "backend", "workload", "batch_size", "height", "w
 def bench_table(bench: dict[str, Any]) -> pd.DataFrame:
     """One row per (generation, backend, workload): what the CLI prints and the results notebook plots."""
     return pd.DataFrame(bench["results"], columns=BENCH_COLUMNS).sort_values(["workload", "backend", "generation"])
+
+
+CEILING_COLUMNS = ["network", "widths", "backend", "macs", "median_ms", "q1_ms", "q3_ms", "throughput_fps",
+                   "speedup_vs_gen1", "mac_reduction"]
+
+
+def ceiling_table(bench: dict[str, Any]) -> pd.DataFrame:
+    """One row per (dense network of the ancestor's structure, backend), timed on the frame beside the generations
+    (empty where the bench timed no ceiling)."""
+    return pd.DataFrame(bench["ceiling"], columns=CEILING_COLUMNS).sort_values(["backend", "macs"])
 
 
 def format_bench_table(bench: dict[str, Any]) -> str:

@@ -30,18 +30,20 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from evosynth.core.graph import GraphError
 from evosynth.deploy.backends import BACKENDS, DEFAULT_BACKENDS, Step, Target
 from evosynth.deploy.bench_record import BENCH_FILE, SCHEMA_VERSION
-from evosynth.deploy.export import export_run, run_image_size
+from evosynth.deploy.export import export_network, export_run, run_image_size
 from evosynth.deploy.machine import describe_machine
 from evosynth.storage.runs import RunFolder, write_json
-from evosynth.task.model import FRAME_SIZE, Detector, frame_macs
+from evosynth.task.model import FRAME_SIZE, Detector, frame_macs, fresh_network, group_widths
 
 DEFAULT_ROUNDS = 15
 SAMPLE_LIMIT = 5  # a sample stops after 5 x sample_ms even if its iterations are not done
@@ -66,6 +68,35 @@ WORKLOADS: dict[str, Workload] = {
     "thumbnail-b32": Workload(32, None, "32 training-size thumbnails"),
 }
 DEFAULT_WORKLOADS = tuple(WORKLOADS)
+
+
+# The ceiling: dense networks of the ancestor's structure, timed on the frame in the same rounds as the generations,
+# so that a reader sees how fast any widths of this architecture can run and how close the evolution comes.
+CEILING_SCALES = (0.5, 0.35, 0.25, 0.18, 0.125)  # every group's width times this (multiples of FLOOR_CHANNELS)
+FLOOR_CHANNELS = 4  # and the floor: every group at this many channels
+CEILING_WORKLOAD = "frame"
+
+
+@dataclass(frozen=True)
+class ReferenceNetwork:
+    """A dense network of the ancestor's structure at other widths: a point of the ceiling."""
+
+    label: str
+    widths: list[int]
+    model: Detector
+
+
+def ceiling_networks(ancestor: Detector, scales: Sequence[float] = CEILING_SCALES) -> list[ReferenceNetwork]:
+    """Dense networks of ``ancestor``'s structure with every group's width times each scale (rounded to a multiple
+    of ``FLOOR_CHANNELS``, at least that), and the floor (every group at ``FLOOR_CHANNELS``); random weights, since
+    only their speed is measured. Raises GraphError for a network that cannot be narrowed by width."""
+    widths = group_widths(ancestor)
+    chosen = {f"dense x{scale:g}": [max(FLOOR_CHANNELS, round(w * scale / FLOOR_CHANNELS) * FLOOR_CHANNELS)
+                                    for w in widths] for scale in scales}
+    chosen[f"dense, every group at {FLOOR_CHANNELS}"] = [FLOOR_CHANNELS] * len(widths)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return [ReferenceNetwork(label, w, fresh_network(ancestor, w)) for label, w in chosen.items()]
 
 
 @contextlib.contextmanager
@@ -103,7 +134,8 @@ def _time_ms(step: Step, iterations: int, limit_ms: float = float("inf")) -> flo
 
 @dataclass
 class _Cell:
-    generation: int
+    generation: int  # the generation timed, or the baseline generation for a ceiling cell
+    reference: ReferenceNetwork | None  # a ceiling cell's network
     backend: str
     workload: str
     step: Step
@@ -139,13 +171,15 @@ def benchmark_run(
     threads: int | None = None,
     sample_ms: float = 20.0,
     warmup_ms: float = 100.0,
+    ceiling_scales: Sequence[float] = CEILING_SCALES,
 ) -> dict[str, Any]:
     """Time every finished generation of a run on each backend and workload; writes and returns bench.json.
 
     ``threads`` (default: torch's current count) is applied to torch, onnxruntime and OpenVINO alike. Backends
     that cannot run here (no GPU for TensorRT, no native half precision) are listed under ``skipped`` with the
-    reason. The time taken is about compile + warm-up + rounds x cells x max(sample_ms, one forward pass): about
-    3 minutes for the default 13-generation run with the study's backends on 2 cores.
+    reason. Where the frame is a workload, the ceiling's dense networks (``ceiling_networks`` at
+    ``ceiling_scales``; none where empty) are timed on it in the same rounds. The time taken is about compile +
+    warm-up + rounds x cells x max(sample_ms, one forward pass).
     """
     unknown = [name for name in backends if name not in BACKENDS]
     unknown += [name for name in workloads if name not in WORKLOADS]
@@ -171,45 +205,66 @@ def benchmark_run(
     if not generations:
         raise ValueError(f"{folder.root} has no finished generation to benchmark")
     sizes = {name: WORKLOADS[name].image_size(training_size) for name in workloads}
+    baseline = generations[0].number
+    references: list[ReferenceNetwork] = []
+    ceiling_skipped: str | None = None
+    if CEILING_WORKLOAD in workloads and ceiling_scales:
+        try:
+            references = ceiling_networks(generations[0].model, ceiling_scales)
+        except GraphError as error:
+            ceiling_skipped = str(error)
 
-    with _torch_settings(threads):
+    with _torch_settings(threads), TemporaryDirectory(prefix="evosynth-ceiling-") as exports:
+        targets = [(generation.number, None, Target(generation.model, folder.generation_dir(generation.number),
+                                                    threads)) for generation in generations]
+        for index, reference in enumerate(tqdm(references, desc="export ceiling", unit="network")):
+            directory = Path(exports) / str(index)
+            if any(BACKENDS[name].needs_exports for name in chosen):
+                export_network(reference.model, baseline, directory, training_size, announce=False)
+            targets.append((baseline, reference, Target(reference.model, directory, threads)))
         cells: list[_Cell] = []
         for name in tqdm(chosen, desc="load backends", unit="backend"):
-            for generation in generations:
-                target = Target(generation, folder.generation_dir(generation.number), threads)
+            for number, reference, target in targets:
                 prepare = BACKENDS[name].load(target)
-                channels = generation.model.in_channels
-                cells.extend(_Cell(generation.number, name, workload,
+                channels = target.model.in_channels
+                cells.extend(_Cell(number, reference, name, workload,
                                    prepare((WORKLOADS[workload].batch, channels, *sizes[workload])))
-                             for workload in workloads)
+                             for workload in workloads if reference is None or workload == CEILING_WORKLOAD)
         for cell in tqdm(cells, desc="warm-up", unit="cell"):
             _warm_up(cell, warmup_ms, sample_ms)
         for round_number in tqdm(range(rounds), desc="bench rounds", unit="round"):
-            # Cells are ordered backend, generation, workload; time each (backend, workload) across generations.
+            # Cells are ordered backend, network, workload; time each (backend, workload) across the networks.
             for name in chosen:
                 for workload in workloads:
-                    row = [c for c in cells if c.backend == name and c.workload == workload]
-                    for cell in row if round_number % 2 == 0 else reversed(row):
+                    line = [c for c in cells if c.backend == name and c.workload == workload]
+                    for cell in line if round_number % 2 == 0 else reversed(line):
                         cell.samples.append(_time_ms(cell.step, cell.iterations, SAMPLE_LIMIT * sample_ms))
 
     macs = {(g.number, workload): frame_macs(g.model, sizes[workload]) for g in generations for workload in workloads}
-    baseline = generations[0].number
     summaries = {id(cell): _summary(cell.samples) for cell in cells}
-    medians = {(c.backend, c.workload, c.generation): summaries[id(c)]["median_ms"] for c in cells}
-    results = []
+    medians = {(c.backend, c.workload, c.generation): summaries[id(c)]["median_ms"] for c in cells
+               if c.reference is None}
+    results: list[dict[str, Any]] = []
+    ceiling: list[dict[str, Any]] = []
     for cell in cells:
         summary = summaries[id(cell)]
         shape = WORKLOADS[cell.workload]
         speedup = medians[cell.backend, cell.workload, baseline] / summary["median_ms"]
-        mac_reduction = macs[baseline, cell.workload] / macs[cell.generation, cell.workload]
-        results.append({
+        cell_macs = (macs[cell.generation, cell.workload] if cell.reference is None
+                     else frame_macs(cell.reference.model, sizes[cell.workload]))
+        mac_reduction = macs[baseline, cell.workload] / cell_macs
+        row: dict[str, Any] = {
             "generation": cell.generation, "backend": cell.backend, "workload": cell.workload,
             "batch_size": shape.batch, "height": sizes[cell.workload][0], "width": sizes[cell.workload][1],
-            "macs": macs[cell.generation, cell.workload], "iterations": cell.iterations,
+            "macs": cell_macs, "iterations": cell.iterations,
             "first_call_ms": cell.first_call_ms, "samples_ms": cell.samples, **summary,
             "throughput_fps": shape.batch * 1e3 / summary["median_ms"], "speedup_vs_gen1": speedup,
             "mac_reduction": mac_reduction, "speedup_per_mac_reduction": speedup / mac_reduction,
-        })
+        }
+        if cell.reference is None:
+            results.append(row)
+        else:
+            ceiling.append({"network": cell.reference.label, "widths": cell.reference.widths, **row})
 
     bench = {
         "schema": SCHEMA_VERSION,
@@ -226,6 +281,8 @@ def benchmark_run(
                          "macs_training_size": int(g.metrics["macs"]), "parameters": g.metrics.get("parameters")}
                         for g in generations],
         "results": results,
+        "ceiling": ceiling,
+        "ceiling_skipped": ceiling_skipped,
         "seconds": time.perf_counter() - started,
     }
     write_json(folder.root / BENCH_FILE, bench)

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from evosynth.core.precision import is_representable
 from evosynth.errors import EvosynthError
 from evosynth.files import atomic_write
-from evosynth.storage.runs import WEIGHTS, Generation, RunFolder, read_json, write_json
+from evosynth.storage.runs import WEIGHTS, RunFolder, read_json, write_json
 from evosynth.task.model import FRAME_SIZE, Detector
 
 ONNX_FP32 = "model.onnx"
@@ -211,18 +211,19 @@ def _announce(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def export_generation(
-    generation: Generation, directory: Path, image_size: tuple[int, int], announce: bool = True
+def export_network(
+    network: Detector, number: int, directory: Path, image_size: tuple[int, int], announce: bool = True
 ) -> ExportResult:
-    """Export one generation into ``directory`` (normally its ``gen_NN/`` folder) and check every graph.
+    """Export a network (generation ``number``'s, or a reference network's) into ``directory`` (for a generation
+    its ``gen_NN/`` folder) and check every graph.
 
     Raises ExportError when a graph deviates from PyTorch beyond its tolerance; nothing is replaced then.
     ``announce`` prints the one-line reason when no TensorRT engine is built.
     """
     directory = Path(directory)
-    model = copy.deepcopy(generation.model).eval()
+    model = copy.deepcopy(network).eval()
     image_shape = (model.in_channels, *image_size)
-    random = torch.Generator().manual_seed(generation.number)
+    random = torch.Generator().manual_seed(number)
     images = torch.rand((max(CHECK_BATCHES), *image_shape), generator=random)
     frame = torch.rand((1, image_shape[0], *FRAME_SIZE), generator=random)
     inputs = [images[:batch] for batch in CHECK_BATCHES] + [frame]
@@ -232,13 +233,13 @@ def export_generation(
     fp32 = _onnx_bytes(model, images)
     fp32_error = _max_abs_error(fp32, model, inputs, np.float32)
     if not fp32_error <= FP32_TOLERANCE:
-        raise ExportError(f"generation {generation.number}: FP32 ONNX deviates by {fp32_error:.3g} > {FP32_TOLERANCE}")
+        raise ExportError(f"generation {number}: FP32 ONNX deviates by {fp32_error:.3g} > {FP32_TOLERANCE}")
     fp16 = _onnx_bytes(copy.deepcopy(model).half(), images.half())
     fp16_tolerance = FP16_RELATIVE_TOLERANCE * max(1.0, largest_output)
     fp16_error = _max_abs_error(fp16, model, inputs, np.float16)
     if not fp16_error <= fp16_tolerance:
         raise ExportError(
-            f"generation {generation.number}: FP16 ONNX deviates by {fp16_error:.3g} > {fp16_tolerance:.3g}"
+            f"generation {number}: FP16 ONNX deviates by {fp16_error:.3g} > {fp16_tolerance:.3g}"
         )
 
     state = model.state_dict().values()
@@ -251,7 +252,7 @@ def export_generation(
     if reason and announce:
         _announce(tensorrt_skip_message(reason))
     result = ExportResult(
-        generation=generation.number, directory=directory, onnx_fp32=directory / ONNX_FP32,
+        generation=number, directory=directory, onnx_fp32=directory / ONNX_FP32,
         onnx_fp16=directory / ONNX_FP16, engine=None if reason else directory / TRT_ENGINE,
         max_abs_error_fp32=fp32_error, max_abs_error_fp16=fp16_error, fp16_tolerance=fp16_tolerance,
         weights_fp16_exact=weights_fp16_exact,
@@ -274,5 +275,6 @@ def export_run(run_dir: Path) -> list[ExportResult]:
         if _record_is_fresh(directory, image_size, with_engine=reason is None):
             results.append(_reused(number, directory, with_engine=reason is None))
         else:
-            results.append(export_generation(folder.load(number, Detector), directory, image_size, announce=False))
+            network = folder.load(number, Detector).model
+            results.append(export_network(network, number, directory, image_size, announce=False))
     return results

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import bench_rows, capacity_rows, curve_rows, results_table
+from conftest import bench_rows, capacity_rows, ceiling_rows, curve_rows, results_table
 from evosynth.book import charts, display
 from evosynth.book.pages import results as results_page
 from evosynth.study.capacity import AS_EVOLVED
@@ -61,10 +61,22 @@ def test_the_speed_reported_is_the_deployers_choice_the_backend_fastest_on_the_l
     first = results_page.first_generation_row(bench_rows(), "fast", "frame")
     assert first["throughput_fps"] == pytest.approx(100.0)
     spec = charts.speed_chart(bench_rows(), "a CPU").to_dict()
-    assert [panel["title"] for panel in spec["hconcat"]] == ["640×480, batch 1", "96×96, batch 1"]
-    line = spec["hconcat"][0]["layer"][1]
+    assert spec["title"]["subtitle"][0] == "640×480, batch 1, every backend measured"
+    assert {row["workload"] for row in next(iter(spec["datasets"].values()))} == {"frame"}
+    line = spec["layer"][1]
     assert line["encoding"]["y"]["title"] == "frames per second (median, bars: quartiles)"
-    assert spec["hconcat"][0]["layer"][0]["encoding"]["y2"]["field"] == "fps_fast"  # the spread is drawn
+    assert spec["layer"][0]["encoding"]["y2"]["field"] == "fps_fast"  # the spread is drawn
+
+
+def test_the_ceiling_is_read_on_the_deployers_backend_against_its_floor():
+    speed = results_page.MeasuredSpeed(bench_rows(), ceiling_rows(), "a CPU", "none", {}, {})
+    summary = results_page.ceiling_summary(speed, "fast")
+    # on "fast": the floor runs in 2 ms against generation 1's 10 (5x); generation 2 reaches 2.5x, half of it
+    assert summary["floor_speedup"] == pytest.approx(5.0) and summary["floor_fps"] == pytest.approx(500.0)
+    assert summary["share_of_floor"] == pytest.approx(0.5) and summary["floor_mac_reduction"] == pytest.approx(10.0)
+    spec = charts.ceiling_chart(speed.ceiling, speed.rows, "fast", "a CPU").to_dict()
+    shown = next(iter(spec["datasets"].values()))
+    assert {row["backend"] for row in shown} == {"fast"} and len(shown) == 2 + 2  # two dense networks, two generations
 
 
 def test_slack_is_judged_at_the_curve_point_nearest_a_sixth_of_the_macs():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evosynth.deploy.bench_record import BENCH_FILE, bench_table, read_bench
+from evosynth.deploy.bench_record import BENCH_FILE, bench_table, ceiling_table, read_bench
 from evosynth.deploy.machine import half_precision_note, machine_summary
 from evosynth.storage.runs import Generation
 from evosynth.study.capacity import capacity_table, read_capacity
@@ -29,6 +29,7 @@ class MeasuredSpeed:
     """A run's ``bench.json``: its ``bench_table`` rows and, in words, what measured them."""
 
     rows: pd.DataFrame
+    ceiling: pd.DataFrame  # ``ceiling_table``: dense networks of the ancestor's structure, on the frame
     hardware: str  # the CPU, its cores, the ISA flags that decide the kernels, the threads used, the load
     half_precision: str  # which reduced precisions this CPU computes natively
     skipped: dict[str, str]  # backend -> why it was not measured here
@@ -45,8 +46,8 @@ def measured_speed(run_dir: Path) -> MeasuredSpeed | None:
     load = f"load average {machine['load_average_before'][0]:.1f} before, {machine['load_average_after'][0]:.1f} after"
     hardware = f"{machine_summary(machine)}, {bench['settings']['threads']} threads, {load}"
     arithmetic = {name: entry["arithmetic"] for name, entry in bench["backends"].items()}
-    return MeasuredSpeed(bench_table(bench), hardware, half_precision_note(machine), dict(bench["skipped"]),
-                         arithmetic)
+    return MeasuredSpeed(bench_table(bench), ceiling_table(bench), hardware, half_precision_note(machine),
+                         dict(bench["skipped"]), arithmetic)
 
 
 def deployed_speedup(rows: pd.DataFrame, workload: str) -> pd.Series:
@@ -55,6 +56,17 @@ def deployed_speedup(rows: pd.DataFrame, workload: str) -> pd.Series:
     rows = rows[rows["workload"] == workload]
     last = rows[rows["generation"] == rows["generation"].max()]
     return last.loc[last["median_ms"].idxmin()]
+
+
+def ceiling_summary(speed: MeasuredSpeed, backend: str) -> dict[str, float]:
+    """On ``backend``, the frame: the floor's speed-up over generation 1 (every group at the fewest channels: no
+    widths of this architecture run faster) and the last generation's share of it."""
+    floor = speed.ceiling[speed.ceiling["backend"] == backend]
+    floor = floor.loc[floor["macs"].idxmin()]
+    last = deployed_speedup(speed.rows[speed.rows["backend"] == backend], "frame")
+    return {"floor_speedup": float(floor["speedup_vs_gen1"]), "floor_mac_reduction": float(floor["mac_reduction"]),
+            "floor_fps": float(floor["throughput_fps"]),
+            "share_of_floor": float(last["speedup_vs_gen1"]) / float(floor["speedup_vs_gen1"])}
 
 
 def first_generation_row(rows: pd.DataFrame, backend: str, workload: str) -> pd.Series:
