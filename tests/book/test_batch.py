@@ -73,7 +73,7 @@ def test_pages_carry_chart_specs_and_sliders(smoke_study):
         assert re.search(r'"input":\s*"range"', html), f"no Altair range slider in {page}"
         # the ipywidgets sliders need a kernel: the static page leaves them out and says where they work
         assert "widget-view+json" not in html, f"inert ipywidgets in {page}"
-        assert "make lab" in html, f"{page} does not say how to open its live version"
+        assert "JupyterLab (<code" in html, f"{page} does not say how to open its live version"
 
 
 def test_every_page_reads_cleanly_in_a_browser_with_the_network_cut_off(smoke_study):

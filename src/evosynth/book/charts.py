@@ -600,7 +600,7 @@ def ceiling_chart(ceiling: pd.DataFrame, generations: pd.DataFrame, backend: str
     x = alt.X("mega_macs:Q", title="multiply-accumulates per 640×480 frame (millions, log scale)",
               scale=alt.Scale(type="log"))
     y = alt.Y("throughput_fps:Q", title="frames per second (median; log scale)", scale=alt.Scale(type="log"))
-    colors = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom"),
+    colors = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=400),
                        scale=alt.Scale(domain=series, range=[PARENT_COLOR, CHILD_COLOR]))
     base = alt.Chart(frame).encode(x=x, color=colors)
     lines = base.mark_line(point=True).encode(
