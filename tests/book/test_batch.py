@@ -154,6 +154,23 @@ def test_results_and_intro_state_the_verdict_computed(smoke_study):
         assert f'href="{link}' in _page(index, "generated/intro.html"), f"the intro does not link to {link}"
 
 
+def _reader_text(html: str) -> str:
+    """What a reader sees of a page: its text without scripts, styles and tags."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_no_page_shows_nan_a_literal_backtick_the_parameters_or_the_building_machines_paths(smoke_study):
+    plan, index = smoke_study
+    for page in sorted(index.parent.glob("**/*.html")):
+        text = _reader_text(page.read_text())
+        where = page.relative_to(index.parent)
+        assert not re.search(r"\bnan\b", text, re.I), f"{where} shows nan"
+        assert "`" not in text, f"{where} shows a literal backtick"
+        assert "# Parameters" not in text, f"{where} shows Papermill's parameters cell"
+        assert str(plan.runs_dir.resolve()) not in text and "/tmp/" not in text, f"{where} shows a path of this machine"
+
+
 def test_a_pedestrians_page_without_its_run_says_so_once(smoke_study, tmp_path):
     """The batch's job for a build without Penn-Fudan: one paragraph saying so, no empty heading."""
 

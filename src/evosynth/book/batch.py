@@ -20,8 +20,6 @@ SHOWN_SWEEP = "default.toml"  # the sweep file the scaling page shows, from swee
 
 # The generation notebook's cells that only the ancestor's page shows, and those that only an offspring's shows
 ANCESTOR_TAG, OFFSPRING_TAG = "ancestor", "offspring"
-# Papermill's cell of the parameters it was given: pages that name their run in the prose leave it out
-INJECTED_PARAMETERS = "injected-parameters"
 # The pedestrians notebook's cells that need its run, and the one that says the build has none
 WITH_RUN_TAG, WITHOUT_RUN_TAG = "with-run", "without-run"
 
@@ -45,14 +43,14 @@ def study_jobs(
     run = {"run_dir": str(run_dir.resolve())}
     pedestrians = str(pedestrians_dir.resolve()) if pedestrians_dir else None
     return [
-        NotebookJob(NOTEBOOKS / "intro.md", generated / "intro.ipynb", run, hidden_tags=(INJECTED_PARAMETERS,)),
+        NotebookJob(NOTEBOOKS / "intro.md", generated / "intro.ipynb", run),
         NotebookJob(NOTEBOOKS / "pedestrians.md", generated / "pedestrians.ipynb",
                     {"run_dir": pedestrians, "cache_dir": str(plan.cache_dir.resolve())},
-                    hidden_tags=(INJECTED_PARAMETERS, WITHOUT_RUN_TAG if pedestrians else WITH_RUN_TAG)),
+                    hidden_tags=(WITHOUT_RUN_TAG if pedestrians else WITH_RUN_TAG,)),
         NotebookJob(NOTEBOOKS / "compare.md", generated / "compare.ipynb",
                     {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison}),
         NotebookJob(NOTEBOOKS / "dna.md", generated / "dna.ipynb", run),
-        NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb", run, hidden_tags=(INJECTED_PARAMETERS,)),
+        NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb", run),
         NotebookJob(NOTEBOOKS / "alpha_explorer.md", generated / "alpha_explorer.ipynb",
                     {"sweep_dirs": None, "sweep_table": None, **explorer}),
         # the page trains (it shows the code that does): as long as a generation page may take

@@ -114,17 +114,21 @@ def execute(job: NotebookJob, cwd: Path = REPO_ROOT) -> None:
 REMOVE_CELL = "remove-cell"  # MyST-NB leaves such a cell out of the rendered page
 
 
+# Papermill's cell of the parameters it was given (the building machine's paths): no page shows it
+INJECTED_PARAMETERS = "injected-parameters"
+
+
 def _prepare_for_book(output: Path, hidden_tags: Sequence[str]) -> None:
     """Make the executed notebook the page the book renders: every chart gets the script that draws it in the
-    static book (``offline.add_book_embeds``), and every cell that carries one of ``hidden_tags`` is tagged so
-    that the book leaves it out."""
+    static book (``offline.add_book_embeds``), and Papermill's parameters cell and every cell that carries one of
+    ``hidden_tags`` are tagged so that the book leaves them out."""
     import nbformat
 
     notebook = nbformat.read(output, as_version=4)
     add_book_embeds(notebook)
     for cell in notebook.cells:
         cell_tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if set(hidden_tags) & set(cell_tags) and REMOVE_CELL not in cell_tags:
+        if {INJECTED_PARAMETERS, *hidden_tags} & set(cell_tags) and REMOVE_CELL not in cell_tags:
             cell_tags.append(REMOVE_CELL)
     nbformat.write(notebook, output)
 

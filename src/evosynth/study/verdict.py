@@ -155,7 +155,7 @@ def verdict(table: pd.DataFrame, frame: pd.Series | None, arithmetic: str | None
                    else f"not reproduced, {' and '.join(below)} more than {PAPER_TOLERANCE_POINTS:g} points below "
                         "generation 1"))
     if frame is None:
-        speed, speed_ok, measured = "not measured in this build (`evosynth bench RUN_DIR` measures it)", False, 2
+        speed, speed_ok, measured = "not measured in this build (evosynth bench RUN_DIR measures it)", False, 2
     else:
         speedup = float(frame["speedup_vs_gen1"])
         speed_ok, measured = speed_reached(speedup), 3

@@ -30,6 +30,16 @@ def test_inheritance_replays_the_offspring(lineage):
     assert fate[fate["layer"] == "head"]["kept"].all()
 
 
+def test_the_fate_of_clusters_is_said_in_words_with_no_nan(lineage):
+    parent, child = lineage
+    fate = generation_page.inheritance(parent, child, CONFIG)
+    removed, kept = int((~fate["kept"]).sum()), int(fate["kept"].sum())
+    sentence = generation_page.fate_summary(fate)
+    assert sentence.startswith(f"The {removed} removed clusters had a mean inheritance probability P(c|W) of ")
+    assert f"the {kept} inherited clusters" in sentence and "nan" not in sentence
+    assert generation_page.fate_summary(fate.assign(kept=True)).startswith("No cluster was removed; the ")
+
+
 def test_inheritance_refuses_another_configuration(lineage):
     parent, child = lineage
     other = RunConfig(preset="smoke", alpha_synapse=0.3, alpha_cluster=0.3, seed=11)

@@ -4,7 +4,6 @@ synthesis, replayed exactly), how it trained, what the precision restriction cha
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,18 +83,20 @@ def inheritance(parent: Generation, child: Generation, config: RunConfig) -> pd.
     return pd.concat(frames, ignore_index=True)
 
 
-def fate_summary(fate: pd.DataFrame | None) -> dict[str, Any]:
-    """The page's values for the clusters the child lost and those it inherited (``inheritance``; None for the
-    ancestor, which has no parent): how many, their mean P(c|W) and their median rank in their layer (NaN where
-    there are none)."""
-    nan = float("nan")
-    values: dict[str, Any] = {}
+def fate_summary(fate: pd.DataFrame) -> str:
+    """In words, for the clusters the child lost and those it inherited (``inheritance``): how many, their mean
+    P(c|W) and their median rank in their layer; a kind with no cluster is said to have none."""
+    parts = []
     for group, kept in (("removed", False), ("inherited", True)):
-        clusters = None if fate is None else fate[fate["kept"] == kept]
-        values[f"{group}_clusters"] = 0 if clusters is None else len(clusters)
-        values[f"{group}_probability"] = nan if clusters is None else float(clusters["probability"].mean())
-        values[f"{group}_rank"] = nan if clusters is None else float(clusters["rank"].median())
-    return values
+        clusters = fate[fate["kept"] == kept]
+        if len(clusters):
+            parts.append(f"the {len(clusters)} {group} clusters had a mean inheritance probability P(c|W) of "
+                         f"{clusters['probability'].mean():.3f} and a median rank of {clusters['rank'].median():g} "
+                         "in their layer")
+        else:
+            parts.append(f"no cluster was {group}")
+    sentence = "; ".join(parts)
+    return sentence[0].upper() + sentence[1:]
 
 
 # --------------------------------------------------------------------------------------------------- training

@@ -133,7 +133,7 @@ def slack_explanation(curve_rows: pd.DataFrame | None) -> str:
     """Whether the ancestor is over-parameterized for the task, from ``capacity.curve_table`` rows (None: not
     measured): the curve's point nearest ``SLACK_MAC_FRACTION`` of its MACs against its own size."""
     if curve_rows is None or len(curve_rows) < 2:
-        return "not measured for this build (`evosynth capacity-curve` measures it)"
+        return "not measured for this build (evosynth capacity-curve measures it)"
     smaller = curve_rows[curve_rows["scale"] < 1.0]
     near = smaller.loc[(smaller["mac_fraction"] - SLACK_MAC_FRACTION).abs().idxmin()]
     change = float(near["ap50_change"])
@@ -152,7 +152,7 @@ def size_explanation(capacity_rows: pd.DataFrame | None, evolved_label: str,
     """Why the last generation lost what it lost, from ``capacity.capacity_table`` rows (None: not measured):
     whether a dense network of its widths, trained from scratch to convergence, does any better."""
     if capacity_rows is None or capacity_rows.empty:
-        return ("not measured for this run (`evosynth capacity RUN_DIR` trains the last generation's widths from "
+        return ("not measured for this run (evosynth capacity RUN_DIR trains the last generation's widths from "
                 "scratch to convergence)")
     last = capacity_rows[capacity_rows["generation"] == capacity_rows["generation"].max()].set_index("network")
     evolved, scratch = last.loc[evolved_label, "ap50_change"], last.loc["from scratch", "ap50_change"]
