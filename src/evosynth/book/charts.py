@@ -551,6 +551,12 @@ def alpha_summary_chart(final: pd.DataFrame) -> alt.HConcatChart:
     ).properties(title=alt.Title("Where each run of the sweep ends", subtitle="last generation of every run"))
 
 
+def _with_quartile_rates(rows: pd.DataFrame, batch: int) -> pd.DataFrame:
+    """The spread over rounds of timed rows: the quartiles of the latency as rates, ``fps_slow`` (the third
+    quartile of the time) and ``fps_fast`` (the first)."""
+    return rows.assign(fps_slow=batch * 1e3 / rows["q3_ms"], fps_fast=batch * 1e3 / rows["q1_ms"])
+
+
 def speed_chart(bench_rows: pd.DataFrame, hardware: str, workload: str = "frame",
                 title: str = "Measured inference speed, per generation (the paper's Figure 2)") -> alt.LayerChart:
     """The paper's Figure 2 speed axis, measured: frames (images) per second per generation and backend on one
@@ -562,8 +568,7 @@ def speed_chart(bench_rows: pd.DataFrame, hardware: str, workload: str = "frame"
     first = rows.iloc[0]
     batch, size = int(first["batch_size"]), f"{int(first['width'])}×{int(first['height'])}"
     unit = "frames per second" if batch == 1 else "images per second"
-    # the spread over rounds: the quartiles of the latency, as rates (q3 of the time is the slow end)
-    rows = rows.assign(fps_slow=batch * 1e3 / rows["q3_ms"], fps_fast=batch * 1e3 / rows["q1_ms"])
+    rows = _with_quartile_rates(rows, batch)
     base = alt.Chart(rows).encode(
         x=alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0)),
         color=alt.Color("backend:N", title="backend", legend=alt.Legend(orient="bottom", columns=3)),
@@ -594,9 +599,8 @@ def ceiling_chart(ceiling: pd.DataFrame, generations: pd.DataFrame, backend: str
     dense = ceiling[ceiling["backend"] == backend].assign(series=series[0], label=ceiling["network"])
     evolved = generations[(generations["backend"] == backend) & (generations["workload"] == "frame")]
     evolved = evolved.assign(series=series[1], label="generation " + evolved["generation"].astype(str))
-    frame = pd.concat([dense, evolved], ignore_index=True).assign(
-        mega_macs=lambda rows: rows["macs"] / 1e6, fps_slow=lambda rows: 1e3 / rows["q3_ms"],
-        fps_fast=lambda rows: 1e3 / rows["q1_ms"])
+    frame = _with_quartile_rates(pd.concat([dense, evolved], ignore_index=True), batch=1)
+    frame = frame.assign(mega_macs=frame["macs"] / 1e6)
     x = alt.X("mega_macs:Q", title="multiply-accumulates per 640×480 frame (millions, log scale)",
               scale=alt.Scale(type="log"))
     y = alt.Y("throughput_fps:Q", title="frames per second (median; log scale)", scale=alt.Scale(type="log"))

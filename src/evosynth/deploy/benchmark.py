@@ -199,7 +199,8 @@ def benchmark_run(
     training_size = run_image_size(folder.root)
     skipped = {name: reason for name in backends if (reason := BACKENDS[name].unavailable())}
     chosen = [name for name in backends if name not in skipped]
-    if any(BACKENDS[name].needs_exports for name in chosen):
+    needs_exports = any(BACKENDS[name].needs_exports for name in chosen)
+    if needs_exports:
         export_run(folder.root)
     generations = folder.load_finished(Detector)
     if not generations:
@@ -219,7 +220,7 @@ def benchmark_run(
                                                     threads)) for generation in generations]
         for index, reference in enumerate(tqdm(references, desc="export ceiling", unit="network")):
             directory = Path(exports) / str(index)
-            if any(BACKENDS[name].needs_exports for name in chosen):
+            if needs_exports:
                 export_network(reference.model, baseline, directory, training_size, announce=False)
             targets.append((baseline, reference, Target(reference.model, directory, threads)))
         cells: list[_Cell] = []
@@ -241,6 +242,7 @@ def benchmark_run(
                         cell.samples.append(_time_ms(cell.step, cell.iterations, SAMPLE_LIMIT * sample_ms))
 
     macs = {(g.number, workload): frame_macs(g.model, sizes[workload]) for g in generations for workload in workloads}
+    reference_macs = {r.label: frame_macs(r.model, sizes[CEILING_WORKLOAD]) for r in references}  # once per network
     summaries = {id(cell): _summary(cell.samples) for cell in cells}
     medians = {(c.backend, c.workload, c.generation): summaries[id(c)]["median_ms"] for c in cells
                if c.reference is None}
@@ -251,7 +253,7 @@ def benchmark_run(
         shape = WORKLOADS[cell.workload]
         speedup = medians[cell.backend, cell.workload, baseline] / summary["median_ms"]
         cell_macs = (macs[cell.generation, cell.workload] if cell.reference is None
-                     else frame_macs(cell.reference.model, sizes[cell.workload]))
+                     else reference_macs[cell.reference.label])
         mac_reduction = macs[baseline, cell.workload] / cell_macs
         row: dict[str, Any] = {
             "generation": cell.generation, "backend": cell.backend, "workload": cell.workload,

@@ -125,7 +125,8 @@ class RunConfig:
 
     @property
     def name(self) -> str:
-        rounding = f"-cm{self.channel_multiple}" if self.channel_multiple != _DEFAULT_MULTIPLE else ""
+        # named where it is in the identity (not the default)
+        rounding = f"-cm{self.channel_multiple}" if "channel_multiple" in self._identity_values() else ""
         return (
             f"{self.preset}-{self.data_label}-{self.environment}-as{self.alpha_synapse:g}-ac{self.alpha_cluster:g}"
             f"-{self.precision}-seed{self.seed}{rounding}"
@@ -194,6 +195,3 @@ class RunConfig:
 def run_settings() -> tuple[Setting, ...]:
     """RunConfig's settings in field order (the order of the CLI options, parameters and sweep axes)."""
     return settings.settings_of(RunConfig)
-
-
-_DEFAULT_MULTIPLE = next(s.default for s in run_settings() if s.name == "channel_multiple")  # unnamed in run names
