@@ -87,7 +87,7 @@ def _study(arguments: argparse.Namespace) -> None:
     if config.data != "digits":
         raise ValueError(f"the study's book is made for the digits data set; run {config.data!r} with evosynth evolve")
     plan = StudyPlan(config, arguments.runs_dir, arguments.cache_dir, arguments.book_dir, arguments.sweep,
-                     sweep_file=arguments.sweep_file, comparison=arguments.comparison,
+                     sweep_file=arguments.sweep_file, comparison=arguments.comparison, full=arguments.full,
                      pedestrians_root=arguments.pedestrians or default_pedestrians_root())
     index = run_study(plan)
     _, generations = load_run(plan.runs_dir / plan.config.name)
@@ -129,7 +129,7 @@ def _bench(arguments: argparse.Namespace) -> None:
 def _compare(arguments: argparse.Namespace) -> None:
     import time
 
-    from evosynth.study.compare import final_generation, get_comparison, run_comparison, table_path
+    from evosynth.study.compare import final_generation, get_comparison, run_comparison, store_record, table_path
 
     plan = get_comparison(arguments.preset)
     started = time.perf_counter()
@@ -137,6 +137,8 @@ def _compare(arguments: argparse.Namespace) -> None:
     columns = ["synapses", "macs", "precision_score", "recall", "ap50"]
     print(final_generation(table)[columns].to_string(float_format="{:.3f}".format))
     print(f"\n{len(table)} rows in {table_path(plan, arguments.runs_dir)} ({time.perf_counter() - started:.0f} s)")
+    if arguments.store:
+        print(f"record stored as {store_record(plan, arguments.runs_dir, arguments.store)}")
 
 
 def _capacity(arguments: argparse.Namespace) -> None:
@@ -231,8 +233,15 @@ def _study_options(parser: argparse.ArgumentParser) -> None:
                         help="a Penn-Fudan folder: the same evolution on real pedestrians, a chapter of the book "
                              "(default: where `evosynth data download pennfudan` puts it, if it is there)")
     parser.add_argument("--comparison", choices=list(COMPARISONS), default=DEFAULT_COMPARISON,
-                        help="the comparison with pruning baselines and ablations the book shows (reduced: fits the "
-                             "study's time budget; full: every lineage, about 40 min more)")
+                        help="the comparison of this build the book shows beside the evolution-against-pruning "
+                             "question (reduced: fits the study's time budget; ablations: every ablation, "
+                             f"{COMPARISONS['ablations'].generations} generations)")
+    parser.add_argument("--full", action="store_true",
+                        help="also compute the full comparison (the evolution against L1 filter pruning and "
+                             f"strongest-first, {COMPARISONS['full'].generations} generations, seeds "
+                             f"{', '.join(map(str, COMPARISONS['full'].seeds))} beside the run's, timed on the "
+                             "frame; about 2 hours on 2 cores, resumable): the book shows it instead of the stored "
+                             "measurement")
 
 
 def _vendor_js_options(parser: argparse.ArgumentParser) -> None:
@@ -266,11 +275,15 @@ def _compare_options(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--preset", choices=list(COMPARISONS), default=DEFAULT_COMPARISON,
                         help="reduced = the baselines, no restriction and the shallow ancestor along the study's "
-                             "run, its first "
-                             f"{COMPARISONS['reduced'].generations} generations (make study); full = every lineage "
-                             "(+ both levels, the budget environment, BF16, int8, two more seeds, the cluttered "
-                             "task), "
-                             f"{COMPARISONS['full'].generations} generations; smoke = tiny, for tests")
+                             f"run, its first {COMPARISONS['reduced'].generations} generations (make study); full = "
+                             "the evolution against L1 filter pruning and strongest-first over "
+                             f"{COMPARISONS['full'].generations} generations and three seeds, final training and "
+                             "frame speed included; ablations = both levels, the budget environment, FP32, BF16, "
+                             "int8, the cluttered task and the shallow ancestor, "
+                             f"{COMPARISONS['ablations'].generations} generations; smoke = tiny, for tests")
+    parser.add_argument("--store", type=Path, default=None, metavar="FOLDER",
+                        help="afterwards, copy the comparison's record (tables, machine, date, commit) into FOLDER "
+                             "(benchmarks/: the book shows a stored full comparison until a reader computes one)")
     _add_runs_dir(parser)
     _add_cache_dir(parser)
 
@@ -365,9 +378,10 @@ COMMANDS: dict[str, Command] = {
                      "Latency and throughput per generation, backend and workload (a 640x480 frame, a thumbnail, 32 "
                      "thumbnails), generations interleaved; speed-up vs generation 1 and vs MAC reduction."),
     "compare": Command("evolution vs pruning baselines, and its ablations, in one table", _compare_options, _compare,
-                       "Run (or resume) every lineage of a comparison: the evolution, L1-norm filter pruning and "
-                       "iterative magnitude pruning with the same training, and the evolution's precision, level "
-                       f"and seed ablations; write {RUNS_DIR}/comparison-<preset>.csv."),
+                       "Run (or resume) every lineage of a comparison: the evolution, L1-norm filter pruning, "
+                       "strongest-first and iterative magnitude pruning with the same training, and the evolution's "
+                       f"precision, level, environment, seed and task ablations; write {RUNS_DIR}/comparison-<preset>"
+                       ".csv and its record, comparison-<preset>.json."),
     "capacity": Command("size or synthesis? train generations to convergence, and their widths from scratch",
                         _capacity_options, _capacity,
                         "For generations of a run: the generation trained on to convergence (masks kept) and a dense "

@@ -35,7 +35,7 @@ def test_a_page_reads_a_computed_comparison_and_refuses_one_that_is_not(comparis
     runs, table = comparison
     pd.testing.assert_frame_equal(compare.read_comparison(SMOKE, runs), table)
     assert compare.missing_lineages(SMOKE, runs) == []
-    with pytest.raises(EvosynthError, match=r"not computed .*10 lineage\(s\) missing.*evosynth compare --preset test"):
+    with pytest.raises(EvosynthError, match=r"not computed .*13 lineage\(s\) missing.*evosynth compare --preset test"):
         compare.read_comparison(SMOKE, tmp_path)
     assert list(tmp_path.iterdir()) == [], "reading trained or wrote something"
 
@@ -43,7 +43,9 @@ def test_a_page_reads_a_computed_comparison_and_refuses_one_that_is_not(comparis
 def test_a_tiny_comparison_fills_one_table_with_every_lineage(comparison):
     runs, table = comparison
     assert set(table["method"]) == {"evolution", "l1-filter", "matched", "imp"}
-    assert len(table) == len(SMOKE.lineages()) * SMOKE.generations == 10 * 2
+    assert len(table) == len(SMOKE.lineages()) * SMOKE.generations == 13 * 2  # the baselines follow both seeds
+    follows_seed_1 = table[(table["seed"] == 1) & (table["method"] != "evolution")]
+    assert sorted(follows_seed_1["method"].unique()) == sorted(compare.BASELINES)
     assert compare.read_table(compare.table_path(SMOKE, runs)).shape == table.shape
     assert sorted(question_rows(table, "precision")["precision"].unique()) == ["fp16", "fp32", "int8"]
     assert sorted(question_rows(table, "level")["level"].unique()) == ["both", "cluster", "synapse"]
@@ -104,7 +106,7 @@ def test_the_task_ablation_evolves_the_same_ancestor_shape_on_another_task_with_
     assert ancestors[0] != ancestors[1]  # an ancestor of its own, trained on its own task
     assert tasks.loc[("smoke-cluttered", 1), "synapses"] == tasks.loc[("smoke", 1), "synapses"]  # its shape
     assert set(question_rows(table, "seed")["task"]) == {"smoke"}  # other questions hold the task fixed
-    assert "cluttered" in {lineage.config.preset for lineage in compare.COMPARISONS["full"].lineages()}
+    assert "cluttered" in {lineage.config.preset for lineage in compare.COMPARISONS["ablations"].lineages()}
 
 
 def test_the_final_training_trains_the_reference_and_each_baseline_once(comparison, data_dir, monkeypatch):
@@ -171,3 +173,26 @@ def test_charts_read_without_code(comparison):
     assert ablation.to_dict()["title"]["text"] == "Precision"
     seeds = compare_charts.seed_band_chart(compare.seed_summary(question_rows(table, "seed"))).to_dict()
     assert "2 seeds" in seeds["title"]["text"]
+
+
+def test_a_timed_comparison_records_every_seed_and_method_with_its_machine_and_commit(comparison, data_dir, tmp_path):
+    runs, _ = comparison
+    plan = replace(SMOKE, name="timed", precisions=(), levels=(), environments=(), baselines=("l1-filter",),
+                   final_training=True, timed_backends=("torch-eager-fp32",))
+    assert [(lineage.method, lineage.config.seed) for lineage in plan.timed()] == [
+        ("evolution", 0), ("evolution", 1), ("l1-filter", 0), ("l1-filter", 1)]
+    table = run_comparison(plan, runs, data_dir)
+    speeds = compare.speed_table(plan, runs)
+    assert sorted(set(zip(speeds["method"], speeds["seed"], strict=True))) == [
+        ("evolution", 0), ("evolution", 1), ("l1-filter", 0), ("l1-filter", 1)]
+    assert (speeds.loc[speeds["generation"] == 1, "speedup"] == 1).all() and (speeds["fps"] > 0).all()
+    stored = compare.read_record(compare.store_record(plan, runs, tmp_path))
+    assert stored.path.name.startswith("comparison_timed_cpu") and stored.seeds == [0, 1]
+    assert stored.commit and stored.machine["cpu"] and stored.created
+    pd.testing.assert_frame_equal(stored.table, table, check_dtype=False, check_like=True)
+    assert set(stored.final_training["method"]) == {"evolution", "l1-filter"}
+    assert len(stored.speeds) == len(speeds)
+    record = compare.read_json(stored.path)
+    compare.write_json(stored.path, {**record, "format": 0})
+    with pytest.raises(EvosynthError, match="format 0.*evosynth compare --preset timed"):
+        compare.read_record(stored.path)

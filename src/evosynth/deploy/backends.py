@@ -262,3 +262,6 @@ BACKENDS: dict[str, Backend] = {
                              needs_exports=True, unavailable=tensorrt_unavailable),
 }
 DEFAULT_BACKENDS = tuple(BACKENDS)
+# The study's Figure 2 times eager PyTorch, onnxruntime, OpenVINO and, on a GPU, CUDA and TensorRT; torch.compile
+# would add minutes of compilation (a graph per generation and input shape; `evosynth bench` times it too).
+STUDY_BACKENDS = tuple(name for name in BACKENDS if not name.startswith("torch-compile"))

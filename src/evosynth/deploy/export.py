@@ -102,10 +102,12 @@ def tensorrt_skip_message(reason: str) -> str:
 
 
 def run_image_size(run_dir: Path) -> tuple[int, int]:
-    """The input size the run was trained at, read from its stored preset (presets may change after a run)."""
-    stored = RunFolder(run_dir).stored_config()
+    """The input size the run was trained at, read from its stored preset (presets may change after a run); a
+    baseline's identity holds the preset of the evolution run it follows (``widths_of``, ``structure_of``)."""
+    identity = RunFolder(run_dir).stored_config()["identity"]
+    followed = [value for value in identity.values() if isinstance(value, dict) and "preset_definition" in value]
     try:
-        data = stored["identity"]["preset_definition"]["data"]
+        data = (followed[0] if followed else identity)["preset_definition"]["data"]
         if "canvas" in data:  # generated digits: a square canvas
             return int(data["canvas"]), int(data["canvas"])
         return int(data["height"]), int(data["width"])  # photographs, letterboxed to one size

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from typing import Any
 import torch
 
 from evosynth.files import write_json
+from evosynth.paths import REPO_ROOT
 
 CPUINFO = Path("/proc/cpuinfo")
+GIT_TIMEOUT_S = 10  # reading the commit never waits longer
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16")  # what decides the kernels
 VERSIONED_PACKAGES = ("torch", "onnxruntime", "onnx", "openvino", "numpy", "tensorrt")
 
@@ -74,6 +77,28 @@ def machine_summary(machine: dict[str, Any]) -> str:
     missing = [flag for flag in ISA_FLAGS if flag in isa and not isa[flag]]
     return (f"{machine['cpu']}, {machine['usable_cores']} cores; {', '.join(present) or 'no AVX2/AVX-512'}"
             + (f"; no {', '.join(missing)}" if missing else ""))
+
+
+def machine_tag(machine: dict[str, Any]) -> str:
+    """A measurement file's machine suffix, as ``benchmarks/`` names them: ``cpu2_amd``, ``cpu2_intel``, or the
+    GPU's first word (``h100``)."""
+    if machine.get("gpu"):
+        return machine["gpu"].split()[1 if machine["gpu"].startswith("NVIDIA") else 0].lower()
+    vendor = "amd" if "AMD" in machine["cpu"] else "intel" if "Intel" in machine["cpu"] else "cpu"
+    return f"cpu{machine['usable_cores']}_{vendor}"
+
+
+def source_commit() -> str:
+    """The commit of the checkout this evosynth runs from (``+changes`` where the work tree differs from it), or
+    "unknown" outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=GIT_TIMEOUT_S, check=True).stdout.strip()
+        changes = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                                 capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+changes" if changes else "")
 
 
 def write_measurement(path: Path, fields: dict[str, Any]) -> str:

@@ -33,6 +33,8 @@ the study does for its own last generation, so that the lineages can be compared
 
 from __future__ import annotations
 
+import datetime
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +43,12 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from evosynth.deploy.bench_record import measured_table
+from evosynth.deploy.backends import STUDY_BACKENDS
+from evosynth.deploy.bench_record import bench_is_current, measured_table
+from evosynth.deploy.benchmark import CEILING_WORKLOAD, DEFAULT_ROUNDS, benchmark_run
+from evosynth.deploy.machine import describe_machine, machine_tag, source_commit
 from evosynth.errors import EvosynthError
-from evosynth.files import atomic_write
+from evosynth.files import atomic_write, write_json
 from evosynth.storage.runs import METRICS, Generation, RunFolder, read_json
 from evosynth.study.capacity import AS_EVOLVED, capacity_table, measure_capacity, read_capacity
 from evosynth.study.config import RunConfig
@@ -136,7 +141,8 @@ def run_lineage(lineage: Lineage, runs_dir: Path, cache_dir: Path) -> Path:
 @dataclass(frozen=True)
 class ComparisonPlan:
     """Which lineages a comparison runs: the reference evolution run (its ``generations`` is the comparison's
-    length), the baselines that follow it, and the evolution ablations around it."""
+    length), the evolution ablations around it, and the baselines, which follow the reference and each of its seed
+    variants (so that methods are compared over the same seeds)."""
 
     name: str
     reference: RunConfig
@@ -149,10 +155,17 @@ class ComparisonPlan:
     # the reference's and the baselines' last generation trained on to convergence as generation 1 was (the study's
     # final network, ``capacity.measure_capacity``): the comparison after the whole recipe
     final_training: bool = False
+    # the backends every seeded lineage (evolution and baselines) is timed on, on the 640x480 frame (``bench.json``)
+    timed_backends: tuple[str, ...] = ()
 
     @property
     def generations(self) -> int:
         return self.reference.generations
+
+    def seeded_references(self) -> list[RunConfig]:
+        """The reference and its seed variants: the evolution runs the baselines follow."""
+        return [self.reference, *(ABLATIONS["seed"].vary(self.reference, seed) for seed in self.seeds
+                                  if seed != self.reference.seed)]
 
     def lineages(self) -> list[Lineage]:
         """The reference first, then the ablations (each differing from it in one thing), then the baselines."""
@@ -160,14 +173,21 @@ class ComparisonPlan:
         variants = [ABLATIONS[axis].vary(reference, value) for axis, values in self.ablations().items()
                     for value in values]
         evolutions = [reference, *dict.fromkeys(v for v in variants if v != reference)]
-        return [Lineage("evolution", c) for c in evolutions] + [Lineage(m, reference) for m in self.baselines]
+        return ([Lineage("evolution", c) for c in evolutions]
+                + [Lineage(m, c) for c in self.seeded_references() for m in self.baselines])
+
+    def seeded_lineages(self) -> list[Lineage]:
+        """The lineages that compare methods: the seeded references and the baselines that follow them."""
+        seeded = self.seeded_references()
+        return [lineage for lineage in self.lineages() if lineage.strategy.follows or lineage.config in seeded]
 
     def final_trained(self) -> list[Lineage]:
-        """The lineages ``final_training`` trains on: the reference and the baselines that follow it."""
-        if not self.final_training:
-            return []
-        return [lineage for lineage in self.lineages()
-                if lineage.strategy.follows or lineage.is_reference(self.reference)]
+        """The lineages ``final_training`` trains on: the seeded references and the baselines that follow them."""
+        return self.seeded_lineages() if self.final_training else []
+
+    def timed(self) -> list[Lineage]:
+        """The lineages timed on the frame (``timed_backends``): the seeded references and their baselines."""
+        return self.seeded_lineages() if self.timed_backends else []
 
     def ablations(self) -> dict[str, tuple[Any, ...]]:
         """Per ablation axis (``methods.ABLATIONS``, in its order), the values the plan varies the reference to."""
@@ -176,25 +196,32 @@ class ComparisonPlan:
 
 
 ENVIRONMENTS = ("budget", "cost")  # the environment ablation: the reference's, and the other at its MAC shrink
+FULL_SEEDS = (1, 2)  # beside the reference's seed 0
 COMPARISONS: dict[str, ComparisonPlan] = {
-    # everything, on the study's data and for the study's 13 generations
-    "full": ComparisonPlan("full", RunConfig(), precisions=("fp32", "bf16", "int8"), levels=("synapse", "cluster"),
-                           environments=ENVIRONMENTS, seeds=(1, 2), tasks=("cluttered", "shallow"),
-                           final_training=True),
+    # the question the book asks, over the study's 13 generations and seeds 0-2: the evolution against L1 filter
+    # pruning and strongest-first at its widths, with the same training and the same final training, each
+    # generation timed on the frame (`evosynth study --full`; about 2 hours on 2 CPU cores)
+    "full": ComparisonPlan("full", RunConfig(), baselines=("l1-filter", "matched"), seeds=FULL_SEEDS,
+                           final_training=True, timed_backends=STUDY_BACKENDS),
+    # every evolution ablation, for the study's 13 generations, one seed
+    "ablations": ComparisonPlan("ablations", RunConfig(), baselines=(), precisions=("fp32", "bf16", "int8"),
+                                levels=("synapse", "cluster"), environments=ENVIRONMENTS,
+                                tasks=("cluttered", "shallow")),
     # what `make study` runs on 2 CPU cores: generations 1-3 of the baselines and of the run with no restriction,
     # sharing the study's ancestor, and of the shallow ancestor (the chain, the one other ancestor trained). The
-    # levels, the budget environment, BF16, int8, the seeds, the cluttered task and the final training are `full`'s
-    # (on the deep ancestor, the synapse-only run alone, whose offspring keep every filter, took a fifth of the
-    # comparison's time).
+    # levels, the budget environment, BF16, int8 and the cluttered task are `ablations`', the seeds and the final
+    # training `full`'s (on the deep ancestor, the synapse-only run alone, whose offspring keep every filter, took a
+    # fifth of the comparison's time).
     "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), tasks=("shallow",)),
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
                             levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,),
-                            tasks=("smoke-cluttered",), final_training=True),
+                            tasks=("smoke-cluttered",), final_training=True, timed_backends=("torch-eager-fp32",)),
 }
 
 
 DEFAULT_COMPARISON = "reduced"  # what `make study` runs and the book shows: it fits the study's time budget
+FULL_COMPARISON = "full"  # the question the book asks; `evosynth study --full` computes it, else it is read stored
 
 
 def get_comparison(name: str) -> ComparisonPlan:
@@ -254,16 +281,120 @@ def comparison_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def speed_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
+    """Per timed lineage, generation and backend, the frames per second on the 640x480 frame and the speed-up
+    against the lineage's generation 1 on the same backend, in the same bench (``bench.json``; rows only where
+    one was measured)."""
+    rows: list[dict[str, Any]] = []
+    for lineage in plan.seeded_lineages():
+        measured = measured_table(runs_dir / lineage.name)
+        if measured is None:
+            continue
+        frame = measured[measured["workload"] == CEILING_WORKLOAD]
+        rows.extend({"method": lineage.method, "label": lineage.strategy.label, "seed": lineage.config.seed,
+                     "generation": int(row["generation"]), "backend": row["backend"],
+                     "fps": float(row["throughput_fps"]), "speedup": float(row["speedup_vs_gen1"])}
+                    for row in frame.to_dict("records"))
+    return pd.DataFrame(rows, columns=["method", "label", "seed", "generation", "backend", "fps", "speedup"])
+
+
+def time_lineages(plan: ComparisonPlan, runs_dir: Path, rounds: int = DEFAULT_ROUNDS) -> None:
+    """Time every generation of the plan's timed lineages on the frame, where the run folder has no current
+    ``bench.json`` (a study's own bench, with more workloads and the ceiling, is kept)."""
+    for lineage in tqdm(plan.timed(), desc=f"time {plan.name} on the frame", unit="lineage"):
+        folder = runs_dir / lineage.name
+        if not bench_is_current(folder):
+            benchmark_run(folder, backends=plan.timed_backends, workloads=(CEILING_WORKLOAD,), rounds=rounds,
+                          ceiling_scales=())
+
+
 def run_comparison(plan: ComparisonPlan, runs_dir: Path, cache_dir: Path) -> pd.DataFrame:
-    """Run (or resume) every lineage of ``plan``, write its table to ``table_path`` (CSV) and return it."""
+    """Run (or resume) every lineage of ``plan``, train on and time the lineages the plan says, write its table to
+    ``table_path`` (CSV) and its record (``record_path``: the table, the final training and the speeds, with the
+    machine and commit) and return the table."""
     for lineage in tqdm(plan.lineages(), desc=f"comparison {plan.name}", unit="lineage"):
         run_lineage(lineage, runs_dir, cache_dir)
     for lineage in plan.final_trained():
         measure_capacity(runs_dir / lineage.name, [plan.generations], cache_dir, trained_as=lineage.config,
                          kinds=FINAL_KINDS)
+    time_lineages(plan, runs_dir)
     table = comparison_table(plan, runs_dir)
     atomic_write(table_path(plan, runs_dir), lambda tmp: tmp.write_text(table.to_csv(index=False)))
+    write_json(record_path(plan, runs_dir), comparison_record(plan, runs_dir, table))
     return table
+
+
+RECORD_FORMAT = 1  # a comparison record (``comparison_record``) another version cannot read is refused
+
+
+def record_path(plan: ComparisonPlan, runs_dir: Path) -> Path:
+    return runs_dir / f"comparison-{plan.name}.json"
+
+
+def comparison_record(plan: ComparisonPlan, runs_dir: Path, table: pd.DataFrame) -> dict[str, Any]:
+    """What a computed comparison measured, self-contained: the table (every lineage and generation), the final
+    training's rows, the frame speeds, the seeds, and where it was computed (machine, date, commit). Stored in
+    ``benchmarks/`` (``evosynth compare --store``), it is what the book shows until a reader computes the plan."""
+    return {
+        "format": RECORD_FORMAT, "comparison": plan.name, "generations": plan.generations,
+        "seeds": sorted({config.seed for config in plan.seeded_references()}),
+        "reference": plan.reference.name,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": source_commit(), "machine": describe_machine(),
+        "table": _records(table), "final_training": _records(final_training_table(plan, runs_dir)),
+        "speeds": _records(speed_table(plan, runs_dir)),
+    }
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows for JSON: NaN (not measured) as null."""
+    return json.loads(table.to_json(orient="records"))
+
+
+@dataclass(frozen=True)
+class StoredComparison:
+    """A comparison record read back: its tables and where and when it was computed."""
+
+    path: Path
+    comparison: str
+    generations: int
+    seeds: list[int]
+    created: str
+    commit: str
+    machine: dict[str, Any]
+    table: pd.DataFrame
+    final_training: pd.DataFrame
+    speeds: pd.DataFrame
+
+
+def read_record(path: Path) -> StoredComparison:
+    """A comparison record of this format; another is refused, naming the file and what to do."""
+    record = read_json(path)
+    if record.get("format") != RECORD_FORMAT:
+        raise EvosynthError(f"{path} is a comparison record of format {record.get('format')!r}; this evosynth reads "
+                            f"format {RECORD_FORMAT}: compute it again with `evosynth compare --preset "
+                            f"{record.get('comparison', '<name>')}`")
+    return StoredComparison(path, record["comparison"], record["generations"], record["seeds"], record["created"],
+                            record["commit"], record["machine"], _frame(record["table"]),
+                            _frame(record["final_training"]), _frame(record["speeds"]))
+
+
+def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """``_records`` read back: null (not measured) as NaN."""
+    frame = pd.DataFrame(records)
+    return frame.astype({column: float for column in frame.columns if frame[column].isna().all()})
+
+
+def store_record(plan: ComparisonPlan, runs_dir: Path, folder: Path) -> Path:
+    """Copy a computed comparison's record into ``folder`` (``benchmarks/``), named by the plan and the machine."""
+    source = record_path(plan, runs_dir)
+    if not source.is_file():
+        raise EvosynthError(f"{source} does not exist: compute the comparison first (`evosynth compare --preset "
+                            f"{plan.name} --runs-dir {runs_dir}`)")
+    record = read_json(source)
+    target = folder / f"comparison_{plan.name}_{machine_tag(record['machine'])}.json"
+    write_json(target, record)
+    return target
 
 
 def missing_lineages(plan: ComparisonPlan, runs_dir: Path) -> list[str]:
@@ -321,15 +452,16 @@ def read_table(path: Path) -> pd.DataFrame:
 def question_rows(table: pd.DataFrame, question: str) -> pd.DataFrame:
     """The rows that answer one question; each varies one thing around the reference evolution run.
 
-    ``methods``: the reference and the baselines; ``precision``, ``level``, ``environment``, ``seed``, ``task``: the
-    evolution runs that differ from the reference in that column only (the reference among them).
+    ``methods``: the reference and the baselines that follow it (the reference's seed); ``precision``, ``level``,
+    ``environment``, ``seed``, ``task``: the evolution runs that differ from the reference in that column only (the
+    reference among them).
     """
     if question not in QUESTIONS:
         raise ValueError(f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}")
     follows = table["method"].map(lambda method: get_method(method).follows).astype(bool)
-    if question == "methods":
-        return table[follows | table["reference"]].reset_index(drop=True)
     reference = table[table["reference"]].iloc[0]
+    if question == "methods":
+        return table[(follows & (table["seed"] == reference["seed"])) | table["reference"]].reset_index(drop=True)
     keep = ~follows
     for column in ABLATIONS:
         if column != question:

@@ -17,14 +17,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from evosynth.deploy.backends import BACKENDS
+from evosynth.deploy.backends import STUDY_BACKENDS
 from evosynth.deploy.bench_record import bench_is_current
 from evosynth.deploy.benchmark import DEFAULT_ROUNDS, benchmark_run
 from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.files import write_json
 from evosynth.paths import REPO_ROOT
 from evosynth.study.capacity import STUDY_SCALES, measure_capacity, measure_width_curve
-from evosynth.study.compare import DEFAULT_COMPARISON, get_comparison, run_comparison
+from evosynth.study.compare import DEFAULT_COMPARISON, FULL_COMPARISON, get_comparison, run_comparison
 from evosynth.study.config import RunConfig
 from evosynth.study.distributed import run_grid
 from evosynth.study.evolution import evolve
@@ -32,10 +32,6 @@ from evosynth.study.grid import SweepGrid, load_sweep
 from evosynth.study.presets import default_preset
 from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS, run_sweep, sweep_configs
 from evosynth.task.download import PENNFUDAN
-
-# The study's Figure 2 times eager PyTorch, onnxruntime, OpenVINO and, on a GPU, CUDA and TensorRT; torch.compile
-# would add minutes of compilation (a graph per generation and input shape; `evosynth bench` times it too).
-STUDY_BACKENDS = tuple(name for name in BACKENDS if not name.startswith("torch-compile"))
 
 
 @dataclass(frozen=True)
@@ -52,6 +48,7 @@ class StudyPlan:
     bench_backends: tuple[str, ...] = STUDY_BACKENDS
     pedestrians_root: Path | None = None  # a Penn-Fudan folder: the same evolution on real pedestrians
     comparison: str = DEFAULT_COMPARISON  # which `evosynth compare` plan the "How it compares" chapter runs
+    full: bool = False  # also compute the full comparison (FULL_COMPARISON), which the chapter then shows
 
 
 def default_pedestrians_root() -> Path | None:
@@ -133,6 +130,11 @@ def compute_study(plan: StudyPlan, clock: StageClock) -> StudyRuns:
     with clock.stage("comparison", f"the {comparison.name!r} comparison's {len(comparison.lineages())} lineages, "
                                    f"{comparison.generations} generations"):
         run_comparison(comparison, plan.runs_dir, plan.cache_dir)
+    if plan.full:
+        full = get_comparison(FULL_COMPARISON)
+        with clock.stage("full comparison", f"{len(full.lineages())} lineages, {full.generations} generations, "
+                                            "final training, timed on the frame"):
+            run_comparison(full, plan.runs_dir, plan.cache_dir)
     pedestrians_dir = None
     if plan.pedestrians_root is not None:
         pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)
