@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Fixtures that train networks or run the study: a test that needs one (directly or through another fixture) is
 # marked slow, and so is every test of the modules that start other programs (they carry their own mark).
-TRAINING_FIXTURES = {"smoke_run", "run_dir", "comparison", "smoke_study", "finished_run"}
+TRAINING_FIXTURES = {"smoke_run", "run_dir", "comparison", "smoke_study", "finished_run", "tiny_full"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

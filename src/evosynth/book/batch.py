@@ -50,7 +50,8 @@ def study_jobs(
         NotebookJob(NOTEBOOKS / "compare.md", generated / "compare.ipynb",
                     {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison}),
         NotebookJob(NOTEBOOKS / "dna.md", generated / "dna.ipynb", run),
-        NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb", run),
+        NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb",
+                    {**run, "cache_dir": str(plan.cache_dir.resolve())}),
         NotebookJob(NOTEBOOKS / "alpha_explorer.md", generated / "alpha_explorer.ipynb",
                     {"sweep_dirs": None, "sweep_table": None, **explorer}),
         # the page trains (it shows the code that does): as long as a generation page may take

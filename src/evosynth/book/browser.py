@@ -66,9 +66,18 @@ _CHART_STATE_JS = """(() => Array.from(document.querySelectorAll('.%(chart_class
   }
   const title = (chart.getAttribute('aria-label') || chart.querySelector('[aria-label]')?.getAttribute('aria-label')
                  || '').slice(0, 80);
+  const drawn = chart.querySelector('svg.marks, canvas.marks');
   return {index, failed, painted, signature, title,
-          sliders: chart.querySelectorAll('input[type=range]').length};
+          sliders: chart.querySelectorAll('input[type=range]').length,
+          width: drawn ? Math.round(drawn.getBoundingClientRect().width) : 0};
 }))()"""
+# The text column of a page (sphinx-book-theme's article) and the page's length, at the window's width.
+_LAYOUT_JS = """(() => {
+  const column = document.querySelector('article.bd-article') || document.querySelector('main');
+  return {column: column ? Math.round(column.getBoundingClientRect().width) : 0,
+          height: Math.round(document.documentElement.scrollHeight)};
+})()"""
+CHART_OVERHANG_PX = 8  # a chart may pass the text column by this much (its padding) before a reader scrolls
 
 
 @dataclass
@@ -79,10 +88,14 @@ class PageReport:
     errors: list[str] = field(default_factory=list)  # console errors, exceptions, failed loads
     charts: int = 0
     blank_charts: list[str] = field(default_factory=list)  # charts with nothing drawn, or that failed to render
+    wide_charts: list[str] = field(default_factory=list)  # charts wider than the text column
+    column_px: int = 0  # the text column's width
+    height_px: int = 0  # the page's length
 
     @property
     def problems(self) -> list[str]:
-        return [*self.errors, *(f"blank chart: {chart}" for chart in self.blank_charts)]
+        return [*self.errors, *(f"blank chart: {chart}" for chart in self.blank_charts),
+                *(f"chart wider than the {self.column_px}-px text column: {chart}" for chart in self.wide_charts)]
 
 
 def stop_process_group(process: subprocess.Popen[Any], limit_s: float) -> bool:
@@ -253,6 +266,10 @@ def open_page(browser: Browser, url: str, chart_class: str, limit_s: float = PAG
         report.errors.append(f"the page did not finish loading within {limit_s:g} s")
     report.blank_charts = [f"chart {s['index'] + 1} {s['title']!r}: {s['failed'] or 'nothing drawn'}"
                            for s in states if s["failed"] or not s["painted"]]
+    layout = browser.evaluate(_LAYOUT_JS) or {"column": 0, "height": 0}
+    report.column_px, report.height_px = int(layout["column"]), int(layout["height"])
+    report.wide_charts = [f"chart {s['index'] + 1} {s['title']!r}: {s['width']} px" for s in states
+                          if report.column_px and s["width"] > report.column_px + CHART_OVERHANG_PX]
     return report
 
 

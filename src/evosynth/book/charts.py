@@ -273,7 +273,8 @@ def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str
     )
 
 
-def detections_chart(frame: pd.DataFrame, columns: int = 4, size: int = 130) -> alt.FacetChart:
+def detections_chart(frame: pd.DataFrame, columns: int = 4, size: int = 130,
+                     title: str | alt.Title = "Detections on test images") -> alt.FacetChart:
     """Test images with ground-truth boxes and detections (``pages.generation.detections_frame``)."""
     width = float(frame.loc[frame["kind"] == "image", "x2"].max())
     height = float(frame.loc[frame["kind"] == "image", "y2"].max())
@@ -304,12 +305,25 @@ def detections_chart(frame: pd.DataFrame, columns: int = 4, size: int = 130) -> 
         alt.layer(image, boxes, data=frame)
         .properties(width=size, height=size)
         .facet(facet=alt.Facet("image:N", sort=order, title=None), columns=columns)
-        .properties(title="Detections on test images")
+        .properties(title=title)
     )
 
 
-def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generation") -> alt.HConcatChart:
-    """The paper's Figure 2, with MACs in place of fps: synapses and multiply-accumulates per generation.
+def _band(band: pd.DataFrame | None, x: alt.X, low: str, high: str, color: str, factor: float = 1.0) -> list[alt.Chart]:
+    """The seed band of one panel (``pages.results.seed_band``: lowest to highest seed), or nothing for one seed."""
+    if band is None:
+        return []
+    frame = band.assign(low=band[low] * factor, high=band[high] * factor)
+    return [alt.Chart(frame).mark_area(opacity=0.2, color=color).encode(
+        x=x, y="low:Q", y2="high:Q",
+        tooltip=["generation:O", alt.Tooltip("low:Q", format=".4~g", title="lowest seed"),
+                 alt.Tooltip("high:Q", format=".4~g", title="highest seed"), alt.Tooltip("seeds:Q")])]
+
+
+def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generation",
+                     band: pd.DataFrame | None = None) -> alt.HConcatChart:
+    """The paper's Figure 2, with MACs in place of fps: synapses and multiply-accumulates per generation, with the
+    seed band (``pages.results.seed_band``) behind them where other seeds ran.
 
     ``table`` is ``report.generations_table`` (or one run's rows of ``sweep.sweep_results``).
     """
@@ -323,8 +337,8 @@ def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generatio
             tooltip=["generation:O", alt.Tooltip("synapses:Q", format=","),
                      alt.Tooltip("synapse_reduction:Q", format=".2f", title="generation 1 ÷ this")],
         )
-        .properties(width=250, height=220, title="Synapses")
     )
+    synapse_band = _band(band, generation_axis, "synapses_min", "synapses_max", PARENT_COLOR)
     macs = (
         alt.Chart(table)
         .transform_calculate(mega_macs="datum.macs / 1e6")
@@ -335,15 +349,20 @@ def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generatio
             tooltip=["generation:O", alt.Tooltip("mega_macs:Q", format=".3f", title="MMACs"),
                      alt.Tooltip("mac_reduction:Q", format=".2f", title="generation 1 ÷ this")],
         )
-        .properties(width=250, height=220, title="Compute per inference")
     )
-    return alt.hconcat(synapses, macs).properties(title=title)
+    mac_band = _band(band, generation_axis, "macs_min", "macs_max", DETECTION_COLOR, 1e-6)
+    subtitle = ("this run; band: lowest to highest of the runs with other seeds "
+                f"({int(band['seeds'].iloc[0])} seeds)" if band is not None else "this run")
+    return alt.hconcat(
+        alt.layer(*synapse_band, synapses).properties(width=250, height=220, title="Synapses"),
+        alt.layer(*mac_band, macs).properties(width=250, height=220, title="Compute per inference"),
+    ).properties(title=alt.Title(title, subtitle=subtitle))
 
 
 def own_network_chart(table: pd.DataFrame, title: str) -> alt.HConcatChart:
     """Any network's generations: synapses, compute and test accuracy (``pages.own_network.generations_frame``)."""
     generation_axis = alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0))
-    base = alt.Chart(table).properties(width=190, height=200)
+    base = alt.Chart(table).properties(width=175, height=200)
     synapses = base.mark_bar(color=CHILD_COLOR).encode(
         x=generation_axis, y=alt.Y("synapses:Q", title="synapses"),
         tooltip=["generation:O", alt.Tooltip("synapses:Q", format=","),
@@ -361,7 +380,8 @@ def own_network_chart(table: pd.DataFrame, title: str) -> alt.HConcatChart:
     return alt.hconcat(synapses, macs, accuracy).properties(title=title)
 
 
-def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per generation") -> alt.HConcatChart:
+def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per generation",
+                  band: pd.DataFrame | None = None) -> alt.HConcatChart:
     """The paper's Figure 3: test precision and recall per generation at each generation's threshold chosen on
     validation data (AP50 dashed), on an axis that spans the scores (not 0 to 1, which flattens a drop of a few
     points), and beside it each one's change from generation 1 in points, with the paper's limit two points below
@@ -386,17 +406,26 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
         y=alt.Y("value:Q", title="score on the test split",
                 scale=alt.Scale(domain=[max(0.0, low - margin), min(1.0, high + margin)], zero=False)),
         **encoding,
-    ).properties(width=360, height=240, title="Scores")
+    ).properties(width=280, height=240, title="Scores")
     # the paper's rule is one-sided (no more than 2 points below generation 1; a gain is a gain): one limit, below
     limit = alt.Chart(pd.DataFrame({"change": [-PAPER_TOLERANCE_POINTS]})).mark_rule(
         color=PARENT_COLOR, strokeDash=[4, 3]).encode(y=alt.Y("change:Q", title="change from generation 1 (points)"))
     changes = alt.Chart(long).mark_line(point=True).encode(
         y=alt.Y("change:Q", title="change from generation 1 (points)"), **encoding,
-    ).properties(width=360, height=240, title=f"Change from generation 1 (dashed: {PAPER_TOLERANCE_POINTS:g} points "
-                                              "below, the paper's limit)")
-    return alt.hconcat(scores, limit + changes).properties(title=alt.Title(
-        title, subtitle="test split; precision and recall at each generation's threshold chosen on the validation "
-                        "split, AP50 over all scores"))
+    ).properties(width=280, height=240, title=["Change from generation 1", f"(dashed: {PAPER_TOLERANCE_POINTS:g} "
+                                                                           "points below, the paper's limit)"])
+    bands = [] if band is None else [
+        alt.Chart(pd.concat([pd.DataFrame({"generation": band["generation"], "metric": name,
+                                           "low": band[f"{column}_change_min"], "high": band[f"{column}_change_max"]})
+                             for column, name in quality.items()], ignore_index=True))
+        .mark_area(opacity=0.15).encode(x=encoding["x"], y="low:Q", y2="high:Q", color=encoding["color"])]
+    subtitle = ["test split; precision and recall at each generation's threshold chosen on the validation "
+                "split", "AP50 over all scores"]
+    if band is not None:
+        subtitle.append(f"bands: lowest to highest of {int(band['seeds'].iloc[0])} seeds, each against its own "
+                        "generation 1")
+    return alt.hconcat(scores, alt.layer(*bands, limit, changes)).properties(title=alt.Title(title,
+                                                                                           subtitle=subtitle))
 
 
 def capacity_curve_chart(curve: pd.DataFrame, lineage: pd.DataFrame | None = None,
@@ -431,8 +460,8 @@ def capacity_curve_chart(curve: pd.DataFrame, lineage: pd.DataFrame | None = Non
                      alt.Tooltip("ap50:Q", format=".3f")]))
     return alt.LayerChart(layer=layers, width=520, height=280, title=alt.Title(
         "How much network does this task need?",
-        subtitle=f"dense networks of the ancestor's shape, every width scaled, trained from scratch to convergence; "
-                 f"dashed: the ancestor's AP50 less {tolerance:g} points"))
+        subtitle=["dense networks of the ancestor's shape, every width scaled, trained from scratch to convergence",
+                  f"dashed: the ancestor's AP50 less {tolerance:g} points"]))
 
 
 def capacity_chart(table: pd.DataFrame, *, evolved_label: str,
@@ -470,9 +499,10 @@ def capacity_chart(table: pd.DataFrame, *, evolved_label: str,
         .properties(width=260, height=220)
         .facet(column=alt.Column("panel:N", title=None, sort=list(dict.fromkeys(frame["panel"]))), data=frame)
         .properties(title=alt.Title("Size or synthesis? Accuracy against generation 1",
-                                    subtitle=f"as evolved (fixed budget), trained on to convergence, and the same "
-                                             f"widths trained from scratch to convergence; dashed: {tolerance:g} "
-                                             "points below generation 1, the paper's limit"))
+                                    subtitle=["as evolved (fixed budget), trained on to convergence, and the "
+                                              "same widths trained from scratch to convergence",
+                                              f"dashed: {tolerance:g} points below generation 1, the paper's "
+                                              "limit"]))
     )
 
 
@@ -618,3 +648,23 @@ def ceiling_chart(ceiling: pd.DataFrame, generations: pd.DataFrame, backend: str
     return alt.LayerChart(layer=[spread, lines], width=520, height=280, title=alt.Title(
         "How close does the evolution get to what the architecture allows?",
         subtitle=[f"{backend}, one 640×480 frame, batch 1; bars: quartiles over rounds", hardware]))
+
+
+def widths_chart(rows: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
+    """The network shrinking: the filters each dependency group keeps per generation (``pages.results.width_rows``),
+    shaded by their fraction of generation 1's."""
+    order = list(rows["group"].drop_duplicates())
+    x = alt.X("generation:O", title="generation", axis=alt.Axis(labelAngle=0))
+    y = alt.Y("group:N", title=None, sort=order, axis=alt.Axis(labelLimit=220))
+    tooltip = ["group:N", "generation:O", "filters:Q", alt.Tooltip("fraction:Q", format=".0%", title="of generation 1")]
+    cells = alt.Chart(rows).mark_rect().encode(
+        x=x, y=y, tooltip=tooltip,
+        color=alt.Color("fraction:Q", title="of generation 1", scale=alt.Scale(domain=[0, 1], scheme="blues"),
+                        legend=alt.Legend(format="%", orient="bottom", gradientLength=200)))
+    numbers = alt.Chart(rows).mark_text(fontSize=10).encode(
+        x=x, y=y, text="filters:Q", tooltip=tooltip,
+        color=alt.condition(alt.datum.fraction > 0.55, alt.value("white"), alt.value("black")))
+    return alt.layer(cells, numbers).properties(width=440, height=24 * len(order), title=alt.Title(
+        "The network shrinking, layer by layer",
+        subtitle=["filters kept per dependency group (coupled channels: a convolution, its BatchNorm, residual",
+                  "operands), in data-flow order; shade: the fraction of generation 1's"]))

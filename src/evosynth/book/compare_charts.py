@@ -66,7 +66,7 @@ def accuracy_cost_chart(rows: pd.DataFrame, cost: str = "macs") -> alt.FacetChar
         x=x, y=y, tooltip=tooltip)
     return (
         alt.layer(lines, front_line, front_rings, data=long)
-        .properties(width=175, height=200)
+        .properties(width=160, height=200)
         .facet(column=alt.Column("metric:N", sort=list(QUALITY_COLUMNS.values()), title=None))
         .resolve_scale(y="independent")
         .properties(title=alt.Title(
@@ -122,3 +122,25 @@ def seed_band_chart(summary: pd.DataFrame, by: str | None = None, title: str | N
         panels.append(alt.layer(band, mean).properties(width=240, height=170, title=QUANTITIES[quantity][0]))
     return _grid(panels).properties(title=alt.Title(
         title or f"The default run with {seeds} seeds", subtitle="line: mean over seeds; band: lowest to highest seed"))
+
+
+def method_band_chart(band: pd.DataFrame, seeds: Sequence[int]) -> alt.LayerChart | alt.FacetChart:
+    """AP50 against each lineage's generation 1 (points) per generation, one colour per method: the mean over seeds
+    (line) and the lowest-to-highest seed (band), from ``pages.compare.band``."""
+    methods = list(band["method"].drop_duplicates())
+    labels = [METHOD_LABELS[method] for method in methods]
+    colour = alt.Color("label:N", title=None, sort=labels,
+                       scale=alt.Scale(domain=labels, range=[METHOD_COLORS[method] for method in methods]),
+                       legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=500))
+    x = alt.X("generation:Q", title="generation", axis=alt.Axis(tickMinStep=1, format="d"),
+              scale=alt.Scale(domain=[1, int(band["generation"].max())], nice=False))
+    tooltip = ["label:N", "generation:Q", alt.Tooltip("mean:Q", format="+.1f", title="mean (points)"),
+               alt.Tooltip("min:Q", format="+.1f", title="lowest seed"),
+               alt.Tooltip("max:Q", format="+.1f", title="highest seed")]
+    area = alt.Chart(band).mark_area(opacity=0.18).encode(x=x, y="min:Q", y2="max:Q", color=colour, tooltip=tooltip)
+    line = alt.Chart(band).mark_line(point=True).encode(
+        x=x, y=alt.Y("mean:Q", title="AP50 − its generation 1 (points)"), color=colour, tooltip=tooltip)
+    return alt.layer(area, line).properties(width=520, height=260, title=alt.Title(
+        "AP50 over the generations, evolution against pruning at the same widths",
+        subtitle=[f"line: mean of seeds {', '.join(map(str, seeds))}; band: lowest to highest seed",
+                  "each lineage against its own generation 1"]))

@@ -216,7 +216,7 @@ COMPARISONS: dict[str, ComparisonPlan] = {
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
                             levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,),
-                            tasks=("smoke-cluttered",), final_training=True, timed_backends=("torch-eager-fp32",)),
+                            tasks=("smoke-cluttered",), final_training=True),
 }
 
 
@@ -429,7 +429,8 @@ def read_comparison(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
 def final_training_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
     """Per lineage of ``plan.final_trained``, its last generation as bred (``network``: ``AS_BRED``, a baseline's
     too) and after the final training: the ``capacity.capacity_table`` rows (changes against its generation 1) with
-    the lineage's ``label`` and ``method``; empty where the plan has no final training or it was not measured."""
+    the lineage's ``label``, ``method`` and ``seed``; empty where the plan has no final training or it was not
+    measured."""
     tables = []
     for lineage in plan.final_trained():
         folder = RunFolder(runs_dir / lineage.name)
@@ -437,7 +438,8 @@ def final_training_table(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
         if record is not None:
             rows = capacity_table(record)
             last = rows[rows["generation"] == plan.generations].replace({"network": {AS_EVOLVED: AS_BRED}})
-            tables.append(last.assign(label=lineage.label(plan.reference), method=lineage.method))
+            tables.append(last.assign(label=lineage.label(plan.reference), method=lineage.method,
+                                      seed=lineage.config.seed))
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
@@ -467,6 +469,13 @@ def question_rows(table: pd.DataFrame, question: str) -> pd.DataFrame:
         if column != question:
             keep &= table[column] == reference[column]
     return table[keep].reset_index(drop=True)
+
+
+def seeded_method_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that compare methods over seeds: the evolution at the reference's settings on every seed, and the
+    baselines that follow each."""
+    follows = table["method"].map(lambda method: get_method(method).follows).astype(bool)
+    return pd.concat([question_rows(table, "seed"), table[follows]], ignore_index=True)
 
 
 def pareto_front(rows: pd.DataFrame, cost: str, quality: str) -> pd.Series:

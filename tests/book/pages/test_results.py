@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
+
 import pytest
 
 from conftest import bench_rows, capacity_rows, ceiling_rows, curve_rows, results_table
 from evosynth.book import charts, display
 from evosynth.book.pages import results as results_page
 from evosynth.study.capacity import AS_EVOLVED
+from evosynth.study.evolution import evolve, load_run
+from evosynth.study.report import generations_table
 
 
 def test_the_curve_table_averages_seeds_and_measures_change_against_the_ancestors_size():
@@ -86,3 +91,54 @@ def test_slack_is_judged_at_the_curve_point_nearest_a_sixth_of_the_macs():
     flat = rows.assign(ap50_change=[-0.5, 0.0, 0.3])
     assert "the ancestor has slack" in results_page.slack_explanation(flat)
     assert "not measured" in results_page.slack_explanation(None)
+
+
+def test_without_a_bench_the_speed_and_the_ceiling_are_said_in_words_with_the_command():
+    for words in (results_page.speed_words(None), results_page.ceiling_words(None)):
+        assert "evosynth bench RUN_DIR" in words and "nan" not in words and "`" not in words
+    assert results_page.frame_speed(None) is None
+
+
+def test_the_widths_figure_names_each_dependency_group_and_its_share_of_generation_1(smoke_run):
+    config, run = smoke_run
+    _, generations = load_run(run)
+    rows = results_page.width_rows(generations)
+    groups = rows["group"].drop_duplicates().tolist()
+    assert len(groups) == len(generations[0].metrics["widths"]) and groups[0].startswith("1. ")
+    last = rows[rows["generation"] == generations[-1].number]
+    assert last["filters"].tolist() == list(generations[-1].metrics["widths"])
+    assert (rows.loc[rows["generation"] == 1, "fraction"] == 1).all() and (rows["fraction"] <= 1).all()
+    assert charts.widths_chart(rows).to_dict()["title"]["text"] == "The network shrinking, layer by layer"
+
+
+def test_figures_2_and_3_band_the_runs_that_differ_in_the_seed_only(smoke_run, data_dir, tmp_path):
+    config, run = smoke_run
+    runs = tmp_path / "runs"
+    shutil.copytree(run, runs / config.name)
+    alone = results_page.seed_runs(runs / config.name, config)
+    assert results_page.seed_band(alone) is None and "one seed" in results_page.seeds_words(alone)
+    other_seed = replace(config, seed=1)
+    evolve(other_seed, runs / other_seed.name, data_dir)
+    evolve(replace(config, alpha_cluster=0.5), runs / "another-alpha", data_dir)  # not a seed sibling
+    siblings = results_page.seed_runs(runs / config.name, config)
+    assert [path.name for path in siblings] == [config.name, other_seed.name]
+    band = results_page.seed_band(siblings)
+    assert band is not None and (band["seeds"] == 2).all() and len(band) == config.generations
+    assert (band["synapses_min"] <= band["synapses_max"]).all()
+    assert (band.loc[band["generation"] == 1, ["ap50_change_min", "ap50_change_max"]] == 0).all().all()
+    assert "seeds 0, 1" in results_page.seeds_words(siblings)
+    table = generations_table(load_run(run)[1])
+    for chart in (charts.efficiency_chart(table, band=band), charts.quality_chart(table, band=band)):
+        assert "seeds" in str(chart.to_dict()["title"]["subtitle"])
+
+
+def test_generation_1_and_the_last_are_shown_on_the_same_images_at_their_own_thresholds(smoke_run, data):
+    _, run = smoke_run
+    _, generations = load_run(run)
+    frame = results_page.detections_then_and_now(generations[0], generations[-1], data.test, range(2))
+    images = frame.loc[frame["kind"] == "image", "image"].tolist()
+    assert images == ["generation 1, test image 0", "generation 1, test image 1",
+                      f"generation {generations[-1].number}, test image 0",
+                      f"generation {generations[-1].number}, test image 1"]
+    last = frame[frame["image"].str.startswith(f"generation {generations[-1].number}") & (frame["kind"] == "detection")]
+    assert (last["score"] >= generations[-1].metrics["operating_point"]["threshold"]).all()

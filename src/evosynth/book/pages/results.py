@@ -4,15 +4,21 @@ the last, next to the paper's own reported numbers."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
+from evosynth.book.display import layer_label
+from evosynth.book.pages.generation import detections_frame
+from evosynth.core.graph import Group
 from evosynth.deploy.bench_record import BENCH_FILE, bench_table, ceiling_table, read_bench
 from evosynth.deploy.machine import half_precision_note, machine_summary
-from evosynth.storage.runs import Generation
+from evosynth.errors import EvosynthError
+from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.capacity import capacity_table, read_capacity
+from evosynth.study.config import RunConfig
+from evosynth.study.evolution import load_run, stored_run_config
 from evosynth.study.paper import (
     PAPER_FPS,
     PAPER_GENERATIONS,
@@ -21,7 +27,10 @@ from evosynth.study.paper import (
     PAPER_SYNAPSE_REDUCTION,
     PAPER_TOLERANCE_POINTS,
 )
+from evosynth.study.report import generations_table
 from evosynth.study.verdict import SLACK_MAC_FRACTION, SLACK_POINTS, Verdict, has_slack, verdict
+from evosynth.task.dataset import DetectionSplit
+from evosynth.task.model import channel_graph
 
 
 @dataclass(frozen=True)
@@ -165,3 +174,133 @@ def size_explanation(capacity_rows: pd.DataFrame | None, evolved_label: str,
         return base + ": a network this small loses accuracy on this task however it is found, so the loss is the " \
                       "price of the size more than of the synthesis"
     return base + ": a network this small can keep the accuracy, so the loss is the synthesis's or its training's"
+
+
+# ----------------------------------------------------------------------------------------------- measured speed
+
+
+def speed_words(speed: MeasuredSpeed | None) -> str:
+    """The measured speed-up on the frame and on the thumbnail, in words (or how to measure it)."""
+    if speed is None:
+        return "This run has no bench.json, so its speed was not measured here: evosynth bench RUN_DIR measures it"
+    frame = deployed_speedup(speed.rows, "frame")
+    backend = str(frame["backend"])
+    first = first_generation_row(speed.rows, backend, "frame")
+    thumbnail = deployed_speedup(speed.rows, "thumbnail")
+    skipped = "; ".join(f"{name}: {why}" for name, why in speed.skipped.items()) or "none"
+    return (f"On a whole frame, the backend that runs the last generation fastest, {backend} "
+            f"({speed.arithmetic[backend]}), runs it at {frame['throughput_fps']:.0f} frames per second against "
+            f"generation 1's {first['throughput_fps']:.0f} on the same backend: {frame['speedup_vs_gen1']:.2f} times "
+            f"faster for {frame['mac_reduction']:.2f} times fewer multiply-accumulates (speed-up ÷ MAC reduction "
+            f"{frame['speedup_per_mac_reduction']:.2f}). On the thumbnail, where fixed per-layer costs weigh more, "
+            f"the fastest backend ({thumbnail['backend']}) gains {thumbnail['speedup_vs_gen1']:.2f} times. Half "
+            f"precision on this CPU: {speed.half_precision}. Not measured here: {skipped}")
+
+
+def ceiling_words(speed: MeasuredSpeed | None) -> str:
+    """The floor's speed-up and the last generation's share of it, in words (or why there is none)."""
+    if speed is None or not len(speed.ceiling):
+        return ("This build has no measured ceiling: evosynth bench RUN_DIR measures it with the generations, on a "
+                "network whose groups it can narrow")
+    backend = str(deployed_speedup(speed.rows, "frame")["backend"])
+    ceiling = ceiling_summary(speed, backend)
+    return (f"The narrowest dense network, every group at four channels and {ceiling['floor_mac_reduction']:.0f} "
+            f"times fewer multiply-accumulates than generation 1, runs {ceiling['floor_speedup']:.1f} times as fast "
+            f"as generation 1 ({ceiling['floor_fps']:.0f} frames per second) on {backend}: no widths of this "
+            f"architecture run faster. The last generation's speed-up is {ceiling['share_of_floor']:.0%} of that "
+            "ceiling's")
+
+
+def frame_speed(speed: MeasuredSpeed | None) -> tuple[float, float] | None:
+    """Generation 1's and the last generation's frames per second on the frame's fastest backend, or None."""
+    if speed is None:
+        return None
+    frame = deployed_speedup(speed.rows, "frame")
+    first = first_generation_row(speed.rows, str(frame["backend"]), "frame")
+    return float(first["throughput_fps"]), float(frame["throughput_fps"])
+
+
+# ------------------------------------------------------------------------------------- the network shrinking
+
+
+def group_label(group: Group) -> str:
+    """A dependency group named by its first producing layer (and how many more produce into it)."""
+    first = layer_label(group.producers[0])
+    return first if len(group.producers) == 1 else f"{first} (+{len(group.producers) - 1})"
+
+
+def width_rows(generations: Sequence[Generation]) -> pd.DataFrame:
+    """Per generation and dependency group (data-flow order), the kept filters and their fraction of generation
+    1's: the network shrinking layer by layer."""
+    graph = channel_graph(generations[0].model)
+    labels = [f"{group.index + 1}. {group_label(group)}" for group in graph.groups]
+    first = list(generations[0].metrics["widths"])
+    if len(first) != len(labels):
+        raise ValueError(f"generation 1 records {len(first)} widths for {len(labels)} dependency groups")
+    return pd.DataFrame([{"generation": g.number, "group": label, "filters": int(width),
+                          "fraction": width / first[index]}
+                         for g in generations for index, (label, width) in enumerate(
+                             zip(labels, g.metrics["widths"], strict=True))])
+
+
+# --------------------------------------------------------------------------------------- detections, then and now
+
+
+def detections_then_and_now(first: Generation, last: Generation, split: DetectionSplit,
+                            indices: Sequence[int]) -> pd.DataFrame:
+    """The same test images with generation 1's and the last generation's detections, each at its own validated
+    threshold (``operating_point``): ``detections_frame`` rows whose image names say the generation."""
+    frames = []
+    for generation in (first, last):
+        threshold = float(generation.metrics["operating_point"]["threshold"])
+        frame = detections_frame(generation.model, split, indices, threshold)
+        frames.append(frame.assign(image=f"generation {generation.number}, " + frame["image"]))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------------- seed bands
+
+
+def seed_runs(run_dir: Path, config: RunConfig) -> list[Path]:
+    """The run and its siblings in the same runs folder that differ from it in the seed only and have finished as
+    many generations: what Figures 2 and 3 draw as a band."""
+    siblings = [run_dir]
+    for folder in sorted(run_dir.parent.iterdir()):
+        if folder == run_dir or not (folder / "config.json").is_file():
+            continue
+        try:
+            other = stored_run_config(folder)
+        except (EvosynthError, KeyError, TypeError, ValueError):
+            continue  # not an evolution run (a baseline's folder)
+        if other != config and replace(other, seed=config.seed) == config \
+                and RunFolder(folder).is_finished(config.generations):
+            siblings.append(folder)
+    return siblings
+
+
+def seed_band(runs: Sequence[Path]) -> pd.DataFrame | None:
+    """Per generation, the lowest and highest of each figure's quantity over ``runs`` (``seed_runs``), with
+    precision, recall and AP50 as changes from each run's own generation 1 (points); None for a single run."""
+    if len(runs) < 2:
+        return None
+    tables = []
+    for run in runs:
+        _, generations = load_run(run)
+        table = generations_table(generations)
+        first = table.iloc[0]
+        tables.append(table.assign(**{f"{column}_change": 100 * (table[column] - first[column])
+                                      for column in ("op_precision", "op_recall", "ap50")}))
+    quantities = ["synapses", "macs", "op_precision_change", "op_recall_change", "ap50_change"]
+    every = pd.concat(tables, ignore_index=True)
+    band = every.groupby("generation")[quantities].agg(["min", "max"])
+    band.columns = [f"{quantity}_{end}" for quantity, end in band.columns]
+    return band.reset_index().assign(seeds=len(runs))
+
+
+def seeds_words(runs: Sequence[Path]) -> str:
+    """What the figures' bands rest on, in words."""
+    if len(runs) < 2:
+        return ("This build evolved one seed, so the figures have no seed band (evosynth study --full evolves seeds "
+                "1 and 2 as well)")
+    seeds = ", ".join(str(stored_run_config(run).seed) for run in runs)
+    return f"The bands span the lowest to the highest of {len(runs)} runs that differ in the seed only (seeds {seeds})"
