@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from evosynth.book.notebooks import NotebookFailed, NotebookJob, execute
+from evosynth.paths import NOTEBOOKS
 
 pytestmark = pytest.mark.slow  # starts Jupyter kernels
 
@@ -56,3 +57,29 @@ def test_a_dead_kernel_is_a_named_failure(tmp_path):
         execute(job, cwd=tmp_path)
     assert _failed_cells(job.output) == [0]
     assert not job.is_done()
+
+
+VISIBLE_STATEMENTS = 2  # a reader sees the call that draws a chart or a short table, not its bookkeeping
+HIDING_TAGS = {"remove-cell", "remove-input", "hide-input", "parameters"}
+CODE_PAGES = {"own_network.md"}  # its subject is the code: how to evolve your own network with the library
+
+
+@pytest.mark.parametrize("source", sorted(set(NOTEBOOKS.glob("*.md")) - {NOTEBOOKS / name for name in CODE_PAGES}),
+                         ids=lambda path: path.name)
+def test_a_page_shows_only_short_calls_that_draw_never_its_bookkeeping(source):
+    import ast
+
+    import jupytext
+
+    notebook = jupytext.read(source)
+    for index, cell in enumerate(notebook.cells, 1):
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type != "code" or tags & HIDING_TAGS:
+            continue
+        statements = ast.parse(cell.source).body
+        where = f"{source.name}, code cell {index} (first line: {cell.source.splitlines()[0]!r})"
+        assert len(statements) <= VISIBLE_STATEMENTS, f"{where} shows {len(statements)} statements"
+        assert not any(isinstance(statement, ast.If | ast.For | ast.Import | ast.ImportFrom | ast.With)
+                       for statement in statements), f"{where} shows control flow or imports"
+        assert not any(word in cell.source for word in ("glue_values", "runs_folder", "run_folder")), (
+            f"{where} shows bookkeeping (glue, folders)")

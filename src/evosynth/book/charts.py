@@ -51,7 +51,7 @@ def histogram_chart(
     title: str,
     x_title: str,
     y_title: str = "count",
-    columns: int = 3,
+    columns: int = 4,
     independent_x: bool = False,
     subtitle: str | None = None,
 ) -> alt.FacetChart:
@@ -79,7 +79,7 @@ def histogram_chart(
             tooltip=tooltip,
         )
     chart = (
-        base.properties(width=160, height=110)
+        base.properties(width=118, height=80)
         .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
         .properties(title=alt.Title(title, subtitle=subtitle) if subtitle else title)
     )
@@ -249,7 +249,7 @@ def training_curve_chart(curve: pd.DataFrame, best_epoch: int | None = None) -> 
                                  if best_epoch else ""))
 
 
-def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str, columns: int = 3) -> alt.FacetChart:
+def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str, columns: int = 4) -> alt.FacetChart:
     """Histogram of log10 |w| per layer with the format's smallest normal number marked."""
     import math
 
@@ -263,7 +263,7 @@ def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str
     marker = alt.Chart().mark_rule(color=REMOVED_COLOR, strokeDash=[4, 3]).encode(x=alt.datum(rule))
     return (
         alt.layer(bars, marker, data=frame)
-        .properties(width=160, height=110)
+        .properties(width=118, height=80)
         .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
         .resolve_scale(y="independent")
         .properties(title=alt.Title(
