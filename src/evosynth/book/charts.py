@@ -23,7 +23,8 @@ DETECTION_COLOR = "#ff7f0e"
 QUALITY_COLORS = {"precision": "#1f77b4", "recall": "#ff7f0e", "AP50": "#2ca02c"}
 ENVIRONMENT_COLORS = {"cost": "#2ca02c", "budget": "#1f77b4", "multiplicative": "#ff7f0e"}
 SERIES_COLORS = {"P(.|W) (DNA)": "#616161", "P(S_g), budget": ENVIRONMENT_COLORS["budget"],
-                 "P(S_g), multiplicative": ENVIRONMENT_COLORS["multiplicative"]}
+                 "P(S_g), multiplicative": ENVIRONMENT_COLORS["multiplicative"],
+                 "P(S_g), cost": ENVIRONMENT_COLORS["cost"]}
 
 
 def _layer_order(frame: pd.DataFrame) -> list[str]:

@@ -102,7 +102,8 @@ def test_histograms_count_every_surviving_synapse():
     head = weights[weights["layer"] == "head"]
     assert head["count"].sum() == int(masks["head.weight"].sum())
     probabilities = dna_page.probability_histograms(model, masks, 0.9, 0.9)
-    assert set(probabilities["series"]) == {"P(.|W) (DNA)", "P(S_g), budget", "P(S_g), multiplicative"}
+    assert set(probabilities["series"]) == {"P(.|W) (DNA)", "P(S_g), budget", "P(S_g), multiplicative",
+                                            "P(S_g), cost"}  # the study's environment among them
     dna = probabilities[(probabilities["layer"] == "conv 2") & (probabilities["series"] == "P(.|W) (DNA)")]
     assert dna["count"].sum() == model.backbone[1].conv.weight.numel()
 
@@ -115,3 +116,17 @@ def test_strength_summary_and_law():
     assert np.allclose(summary["median_probability"], np.exp(summary["median_relative_strength"] - 1), atol=1e-6)
     law = dna_page.law_frame(11)
     assert law["probability"].iloc[0] == pytest.approx(np.exp(-1)) and law["probability"].iloc[-1] == 1.0
+
+
+def test_the_cost_environments_cluster_probabilities_are_its_groups_and_keep_the_expected_share():
+    model = tiny_model()
+    masks = full_masks(model)
+    clusters = dna_page.probability_histograms(model, masks, 0.9, 0.7, level="cluster", bins=10)
+    cost = clusters[clusters["series"] == "P(S_g), cost"]
+    head = cost[cost["layer"] == "head"]
+    assert head.loc[head["count"] > 0, "start"].max() >= 0.9  # the head's clusters are always kept
+    expected = dna_page.expected_survivors(model, masks, dna_page.Environment("cost", 0.9, 0.7))
+    for layer, rows in cost[cost["layer"] != "head"].groupby("layer"):
+        mean_bin = float(((rows["start"] + rows["end"]) / 2 * rows["count"]).sum() / rows["count"].sum())
+        fraction = float(expected.loc[expected["layer"] == layer, "cluster_fraction"].iloc[0])
+        assert mean_bin == pytest.approx(fraction, abs=0.06), layer  # the histogram's mean is the expected share

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from evosynth.book.display import histogram, layer_label
-from evosynth.core.environment import ENVIRONMENT_MODELS, LAYER_MODELS, Environment, Level
+from evosynth.core.environment import COST_MODEL, ENVIRONMENT_MODELS, LAYER_MODELS, Environment, Level
 from evosynth.core.genetics import cluster_probabilities, synapse_probabilities
 from evosynth.core.graph import ChannelGraph
 from evosynth.core.synthesis import group_laws
@@ -61,18 +61,26 @@ def probability_histograms(
     """Histogram per layer of P(s=1|w) (or the cluster law), and of P(S_g) under each environment model.
 
     Column ``series`` is ``P(.|W) (DNA)`` or ``P(S_g), <model>``; bins span [0, 1]. Only surviving entries count.
+    The cost environment decides clusters for the whole network: a layer's clusters are drawn with their group's
+    P(S_g) (``_group_keeps``, the network's cost traced on a frame), its synapses under the budget model.
     """
+    cost = Environment(COST_MODEL, alpha_synapse, alpha_cluster)
+    graph = channel_graph(model)
+    keeps = _group_keeps(graph, group_laws(graph, masks), cost) if level == "cluster" else []
     frames = []
-    for index, name, weight in layer_weights(model):
+    for (index, name, weight), layer in zip(layer_weights(model), graph.layers, strict=True):
         mask = masks[name].to(torch.bool)
         if level == "synapse":
             dna, alive = synapse_probabilities(weight, mask), mask
+            costed = cost.apply(dna, "synapse")
         else:
             dna = cluster_probabilities(weight, mask)
             alive = mask.reshape(weight.shape[0], -1).any(dim=1)
+            costed = layer.spread(keeps, False, alive.to(torch.float64))
         series = {"P(.|W) (DNA)": dna}
         for model_name in LAYER_MODELS:
             series[f"P(S_g), {model_name}"] = Environment(model_name, alpha_synapse, alpha_cluster).apply(dna, level)
+        series[f"P(S_g), {COST_MODEL}"] = costed
         for label, values in series.items():
             frame = histogram(values[alive].numpy(), bins, 0.0, 1.0)
             frame.insert(0, "layer", layer_label(name))
