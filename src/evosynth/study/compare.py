@@ -207,12 +207,12 @@ COMPARISONS: dict[str, ComparisonPlan] = {
     "ablations": ComparisonPlan("ablations", RunConfig(), baselines=(), precisions=("fp32", "bf16", "int8"),
                                 levels=("synapse", "cluster"), environments=ENVIRONMENTS,
                                 tasks=("cluttered", "shallow")),
-    # what `make study` runs on 2 CPU cores: generations 1-3 of the baselines and of the run with no restriction,
+    # what `make study` runs on 2 CPU cores: generations 1-2 of the baselines and of the run with no restriction,
     # sharing the study's ancestor, and of the shallow ancestor (the chain, the one other ancestor trained). The
     # levels, the budget environment, BF16, int8 and the cluttered task are `ablations`', the seeds and the final
     # training `full`'s (on the deep ancestor, the synapse-only run alone, whose offspring keep every filter, took a
     # fifth of the comparison's time).
-    "reduced": ComparisonPlan("reduced", RunConfig().with_generations(3), precisions=("fp32",), tasks=("shallow",)),
+    "reduced": ComparisonPlan("reduced", RunConfig().with_generations(2), precisions=("fp32",), tasks=("shallow",)),
     # every lineage on the tiny preset, for tests
     "smoke": ComparisonPlan("smoke", RunConfig(preset="smoke", generations=3), precisions=("fp32", "bf16", "int8"),
                             levels=("synapse", "cluster"), environments=ENVIRONMENTS, seeds=(1,),
