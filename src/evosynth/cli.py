@@ -166,8 +166,8 @@ def _check_book(arguments: argparse.Namespace) -> None:
 
     reports = read_book(arguments.html_dir, CHART_CLASS)
     for report in reports:
-        print(f"{report.page}: {report.charts} chart(s), " + ("clean" if not report.problems else
-                                                           f"{len(report.problems)} problem(s)"))
+        state = f"{len(report.problems)} problem(s)" if report.problems else "clean"
+        print(f"{report.page}: {report.charts} chart(s), {report.height_px} px long, {state}")
         for problem in report.problems:
             print(f"  {problem}")
     broken = [report for report in reports if report.problems]

@@ -52,3 +52,23 @@ def test_a_slider_that_redraws_nothing_is_told_apart(tmp_path: Path):
     move = move_slider(tmp_path, "inert.html", CHART_CLASS, redraw_limit_s=2)
     assert move.before != move.after, "the click did not move the slider"
     assert not move.redrawn
+
+
+def _drawn(width: int) -> str:
+    """A chart container whose drawn canvas is ``width`` CSS pixels wide."""
+    return (f'<div class="{CHART_CLASS}"><canvas class="marks" width="{width}" height="40" style="width:{width}px">'
+            '</canvas></div><script>const c = document.querySelectorAll("canvas.marks");'
+            'c[c.length - 1].getContext("2d").fillRect(0, 0, 10, 10);</script>')
+
+
+def test_a_chart_wider_than_the_text_column_and_a_page_too_long_are_each_reported(tmp_path: Path):
+    column = '<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body><article class="bd-article" ' \
+             'style="width:700px">{}</article></body></html>'
+    (tmp_path / "fits.html").write_text(column.format(_drawn(690)))
+    (tmp_path / "wide.html").write_text(column.format(_drawn(900)))
+    (tmp_path / "long.html").write_text(column.format(_drawn(100) + '<div style="height:9000px"></div>'))
+    reports = {Path(r.page).name: r for r in read_book(tmp_path, CHART_CLASS, page_limit_s=10)}
+    assert reports["fits.html"].problems == [] and reports["fits.html"].column_px == 700
+    assert reports["wide.html"].problems == ["chart wider than the 700-px text column: chart 1 '': 900 px"]
+    assert reports["long.html"].height_px > 9000
+    assert reports["long.html"].problems == [f"the page is {reports['long.html'].height_px} px long (more than 6000)"]

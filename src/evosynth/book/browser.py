@@ -78,6 +78,7 @@ _LAYOUT_JS = """(() => {
           height: Math.round(document.documentElement.scrollHeight)};
 })()"""
 CHART_OVERHANG_PX = 8  # a chart may pass the text column by this much (its padding) before a reader scrolls
+PAGE_LENGTH_LIMIT_PX = 6000  # at the window's 1280-px width: a page a reader takes in, its details folded away
 
 
 @dataclass
@@ -94,8 +95,11 @@ class PageReport:
 
     @property
     def problems(self) -> list[str]:
+        too_long = ([f"the page is {self.height_px} px long (more than {PAGE_LENGTH_LIMIT_PX})"]
+                    if self.height_px > PAGE_LENGTH_LIMIT_PX else [])
         return [*self.errors, *(f"blank chart: {chart}" for chart in self.blank_charts),
-                *(f"chart wider than the {self.column_px}-px text column: {chart}" for chart in self.wide_charts)]
+                *(f"chart wider than the {self.column_px}-px text column: {chart}" for chart in self.wide_charts),
+                *too_long]
 
 
 def stop_process_group(process: subprocess.Popen[Any], limit_s: float) -> bool:

@@ -165,24 +165,22 @@ def methods_words(found: Evidence) -> dict[str, Any]:
     per_seed = changes[(changes["generation"] == record.generations)].pivot(index="seed", columns="method",
                                                                             values="ap50_change")
     evolution = per_seed["evolution"]
+    offspring = changes[changes["generation"] > 1].pivot_table(index=["seed", "generation"], columns="method",
+                                                               values="ap50_change")
     sentences = []
     for method in per_seed.columns.drop("evolution"):
-        gap = (evolution - per_seed[method])
-        ahead = int((gap < 0).sum())
-        after = ""
-        trained_key = (method, "ΔAP50 after final training")
-        if trained_key in summary.index:
-            trained_gap = (summary.loc[("evolution", "ΔAP50 after final training"), "mean"]
-                           - summary.loc[trained_key, "mean"])
-            after = f", and {change_words(trained_gap)} it after the final training"
-        offspring = changes[changes["generation"] > 1].pivot_table(index=["seed", "generation"], columns="method",
-                                                                   values="ap50_change")
+        label = METHOD_LABELS[method]
+        gap = evolution - per_seed[method]
+        sentence = (f"at generation {record.generations} the evolution's AP50 is {change_words(gap.mean())} that of "
+                    f"{label} as bred, on the mean of the seeds ({int((gap < 0).sum())} of {len(gap)} seeds favour "
+                    f"{label})")
+        trained = (method, "ΔAP50 after final training")
+        if trained in summary.index:
+            after = summary.loc[("evolution", trained[1]), "mean"] - summary.loc[trained, "mean"]
+            sentence += f" and {change_words(after)} it after the final training"
         wins = int((offspring[method] > offspring["evolution"]).sum())
-        sentences.append(
-            f"against {METHOD_LABELS[method]} the evolution's AP50 at generation {record.generations} is "
-            f"{change_words(gap.mean())} it on the mean of the seeds as bred ({ahead} of {len(gap)} seeds "
-            f"favour {METHOD_LABELS[method]}){after}; {METHOD_LABELS[method]} has the higher AP50 in {wins} of the "
-            f"{len(offspring)} offspring generations of all seeds")
+        sentences.append(f"{sentence}; {label} has the higher AP50 in {wins} of the {len(offspring)} offspring "
+                         "generations of all seeds")
     spread = evolution.max() - evolution.min()
     l1_gap = (evolution - per_seed["l1-filter"]).mean() if "l1-filter" in per_seed else float("nan")
     if "l1-filter" not in per_seed:
