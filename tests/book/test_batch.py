@@ -50,7 +50,8 @@ def test_book_has_every_page(smoke_study):
     _, index = smoke_study
     assert index.is_file()
     for page in ("generated/intro.html", "generated/dna.html", "generated/gen_01.html", "generated/gen_02.html",
-                 "generated/results.html", "generated/alpha_explorer.html", "generated/pedestrians.html",
+                 "generated/results.html", "generated/bounds.html", "generated/alpha_explorer.html",
+                 "generated/pedestrians.html",
                  "generated/compare.html", "scaling.html"):
         assert (index.parent / page).is_file(), page
 
@@ -64,10 +65,11 @@ def test_book_loads_nothing_from_the_network(smoke_study):
 
 def test_pages_carry_chart_specs_and_sliders(smoke_study):
     _, index = smoke_study
-    results = _page(index, "generated/results.html")
+    results, bounds = _page(index, "generated/results.html"), _page(index, "generated/bounds.html")
     assert "vegaEmbed" in results and "vega-lite" in results
-    assert "frames per second (median, bars: quartiles)" in results, "the measured-speed chart is missing"
-    assert "640\\u00d7480, batch 1" in results, "Figure 2 has no panel of whole frames"  # JSON-escaped ×
+    assert "The network shrinking, layer by layer" in results, "the widths figure is missing"
+    assert "frames per second (median, bars: quartiles)" in bounds, "the measured-speed chart is missing"
+    assert "640\\u00d7480, batch 1" in bounds, "the speed chart has no panel of whole frames"  # JSON-escaped ×
     for page in ("generated/dna.html", "generated/alpha_explorer.html"):
         html = _page(index, page)
         assert re.search(r'"input":\s*"range"', html), f"no Altair range slider in {page}"

@@ -102,13 +102,13 @@ def test_cli_prints_the_table(run, data_dir, capsys):
     assert main(["capacity", str(run), "--generation", "5", "--cache-dir", str(data_dir)]) == 2
 
 
-def test_the_results_page_shows_what_was_measured(run, data_dir, tmp_path):
+def test_the_bounds_page_shows_what_was_measured(run, data_dir, tmp_path):
     _, generations = load_run(run)
     metrics = {g.number: g.metrics for g in generations}
     assert read_capacity(run, metrics) is None  # not measured: the page says how to measure it, computes nothing
     measure_capacity(run, [2], data_dir)
     assert read_capacity(run, metrics)["evolved"].keys() == {"2"}
-    job = NotebookJob(NOTEBOOKS / "results.md", tmp_path / "results.ipynb", {"run_dir": str(run)})
+    job = NotebookJob(NOTEBOOKS / "bounds.md", tmp_path / "bounds.ipynb", {"run_dir": str(run)})
     execute(job)
     outputs = json.dumps([cell.get("outputs") for cell in json.loads(job.output.read_text())["cells"]])
     assert "Size or synthesis? Accuracy against generation 1" in outputs

@@ -52,6 +52,7 @@ def study_jobs(
         NotebookJob(NOTEBOOKS / "dna.md", generated / "dna.ipynb", run),
         NotebookJob(NOTEBOOKS / "results.md", generated / "results.ipynb",
                     {**run, "cache_dir": str(plan.cache_dir.resolve())}),
+        NotebookJob(NOTEBOOKS / "bounds.md", generated / "bounds.ipynb", run),
         NotebookJob(NOTEBOOKS / "alpha_explorer.md", generated / "alpha_explorer.ipynb",
                     {"sweep_dirs": None, "sweep_table": None, **explorer}),
         # the page trains (it shows the code that does): as long as a generation page may take
@@ -69,8 +70,8 @@ def run_study(plan: StudyPlan) -> Path:
     with clock.stage("generation pages", f"{plan.config.generations} pages, read from the run"):
         execute_all(generation_jobs(runs.run_dir, plan.config.generations, plan.cache_dir, generated),
                     skip_done=True)
-    with clock.stage("chapter pages", "intro, DNA, results, alpha explorer, comparison, pedestrians, your own "
-                                      "network (which trains its five generations)"):
+    with clock.stage("chapter pages", "intro, DNA, results, what bounds it, alpha explorer, comparison, "
+                                      "pedestrians, your own network (which trains its five generations)"):
         execute_all(study_jobs(plan, runs.run_dir, runs.explorer, generated, runs.pedestrians_dir))
     with clock.stage("book", "Jupyter Book, offline"):
         shutil.copy2(SWEEPS_DIR / SHOWN_SWEEP, generated / SHOWN_SWEEP)  # the scaling page includes it as it is

@@ -52,7 +52,7 @@ def histogram_chart(
     title: str,
     x_title: str,
     y_title: str = "count",
-    columns: int = 4,
+    columns: int = 3,
     independent_x: bool = False,
     subtitle: str | None = None,
 ) -> alt.FacetChart:
@@ -67,7 +67,7 @@ def histogram_chart(
         # several distributions per layer: outlines (steps), on a square-root scale so a spike does not hide the rest
         base = alt.Chart(frame).mark_line(interpolate="step-after", strokeWidth=2).encode(
             x=alt.X("start:Q", title=x_title),
-            y=alt.Y("count:Q", title=f"{y_title} (square-root scale)", scale=alt.Scale(type="sqrt")),
+            y=alt.Y("count:Q", title=f"{y_title} (sqrt scale)", scale=alt.Scale(type="sqrt")),
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="top", labelLimit=400),
                             scale=_series_scale(list(frame["series"].drop_duplicates()))),
             tooltip=["series:N", *tooltip],
@@ -80,7 +80,7 @@ def histogram_chart(
             tooltip=tooltip,
         )
     chart = (
-        base.properties(width=118, height=80)
+        base.properties(width=130, height=80)
         .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
         .properties(title=alt.Title(title, subtitle=subtitle) if subtitle else title)
     )
@@ -250,7 +250,7 @@ def training_curve_chart(curve: pd.DataFrame, best_epoch: int | None = None) -> 
                                  if best_epoch else ""))
 
 
-def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str, columns: int = 4) -> alt.FacetChart:
+def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str, columns: int = 3) -> alt.FacetChart:
     """Histogram of log10 |w| per layer with the format's smallest normal number marked."""
     import math
 
@@ -264,13 +264,13 @@ def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str
     marker = alt.Chart().mark_rule(color=REMOVED_COLOR, strokeDash=[4, 3]).encode(x=alt.datum(rule))
     return (
         alt.layer(bars, marker, data=frame)
-        .properties(width=118, height=80)
+        .properties(width=130, height=80)
         .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
         .resolve_scale(y="independent")
         .properties(title=alt.Title(
             f"Stored {precision.upper()} weights per layer, on a log scale",
-            subtitle=f"red dashed line: smallest normal {precision.upper()} number ({smallest_normal:.3g}); "
-                     "left of it the format keeps less relative precision"))
+            subtitle=[f"red dashed line: smallest normal {precision.upper()} number ({smallest_normal:.3g}),",
+                      "left of which the format keeps less relative precision"]))
     )
 
 

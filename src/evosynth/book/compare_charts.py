@@ -14,6 +14,7 @@ from evosynth.study.compare import METHOD_LABELS, QUALITY_COLUMNS, pareto_front
 # one colour per method, the same in every chart of the comparison (none is used for another meaning)
 METHOD_COLORS = {"evolution": "#1f77b4", "l1-filter": "#9467bd", "matched": "#e377c2", "imp": "#8c564b"}
 FRONT_COLOR = "#000000"
+LEGEND_BELOW = alt.Legend(orient="bottom", direction="vertical", labelLimit=500)  # long labels fit the column
 COSTS = {  # column -> (short name, axis title, what it is, factor applied before plotting)
     "macs": ("MACs", "MACs per image (millions, log)", "MACs: multiply-accumulates one image costs", 1e-6),
     "synapses": ("synapses", "synapses (log scale)", "synapses: unmasked weights", 1.0),
@@ -37,8 +38,8 @@ def _method_color(rows: pd.DataFrame) -> alt.Color:
     colors = {METHOD_LABELS[method]: color for method, color in METHOD_COLORS.items()}
     if all(label in colors for label in labels):
         return alt.Color("label:N", title=None, scale=alt.Scale(domain=labels, range=[colors[x] for x in labels]),
-                         legend=alt.Legend(orient="top", labelLimit=400))
-    return alt.Color("label:N", title=None, legend=alt.Legend(orient="top", labelLimit=400))
+                         legend=LEGEND_BELOW)
+    return alt.Color("label:N", title=None, legend=LEGEND_BELOW)
 
 
 def accuracy_cost_chart(rows: pd.DataFrame, cost: str = "macs") -> alt.FacetChart:
@@ -93,7 +94,7 @@ def ablation_chart(rows: pd.DataFrame, varied: str, title: str, subtitle: str) -
     )
     panels = [
         draw.transform_filter(alt.datum.quantity == quantity).encode(y=_quantity_axis(quantity))
-        .properties(width=240, height=170, title=QUANTITIES[quantity][0])
+        .properties(width=240, height=130, title=QUANTITIES[quantity][0])
         for quantity in quantities
     ]
     return _grid(panels).properties(title=alt.Title(title, subtitle=subtitle))
