@@ -43,7 +43,7 @@ def law_chart(frame: pd.DataFrame) -> alt.Chart:
             y=alt.Y("probability:Q", title="probability the synapse is inherited", scale=alt.Scale(domain=[0, 1])),
             tooltip=[alt.Tooltip("relative_strength:Q", format=".2f"), alt.Tooltip("probability:Q", format=".3f")],
         )
-        .properties(width=320, height=220)
+        .properties(width=320, height=160)
     )
 
 
@@ -80,7 +80,7 @@ def histogram_chart(
             tooltip=tooltip,
         )
     chart = (
-        base.properties(width=130, height=80)
+        base.properties(width=130, height=66)
         .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
         .properties(title=alt.Title(title, subtitle=subtitle) if subtitle else title)
     )
@@ -321,7 +321,7 @@ def _band(band: pd.DataFrame | None, x: alt.X, low: str, high: str, color: str, 
                  alt.Tooltip("high:Q", format=".4~g", title="highest seed"), alt.Tooltip("seeds:Q")])]
 
 
-def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generation",
+def efficiency_chart(table: pd.DataFrame, title: str = "Synapses and compute, per generation",
                      band: pd.DataFrame | None = None) -> alt.HConcatChart:
     """The paper's Figure 2, with MACs in place of fps: synapses and multiply-accumulates per generation, with the
     seed band (``pages.results.seed_band``) behind them where other seeds ran.
@@ -355,8 +355,8 @@ def efficiency_chart(table: pd.DataFrame, title: str = "Efficiency per generatio
     subtitle = ("this run; band: lowest to highest of the runs with other seeds "
                 f"({int(band['seeds'].iloc[0])} seeds)" if band is not None else "this run")
     return alt.hconcat(
-        alt.layer(*synapse_band, synapses).properties(width=250, height=220, title="Synapses"),
-        alt.layer(*mac_band, macs).properties(width=250, height=220, title="Compute per inference"),
+        alt.layer(*synapse_band, synapses).properties(width=250, height=190, title="Synapses"),
+        alt.layer(*mac_band, macs).properties(width=250, height=190, title="Compute per inference"),
     ).properties(title=alt.Title(title, subtitle=subtitle))
 
 
@@ -407,13 +407,13 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
         y=alt.Y("value:Q", title="score on the test split",
                 scale=alt.Scale(domain=[max(0.0, low - margin), min(1.0, high + margin)], zero=False)),
         **encoding,
-    ).properties(width=280, height=240, title="Scores")
+    ).properties(width=280, height=200, title="Scores")
     # the paper's rule is one-sided (no more than 2 points below generation 1; a gain is a gain): one limit, below
     limit = alt.Chart(pd.DataFrame({"change": [-PAPER_TOLERANCE_POINTS]})).mark_rule(
         color=PARENT_COLOR, strokeDash=[4, 3]).encode(y=alt.Y("change:Q", title="change from generation 1 (points)"))
     changes = alt.Chart(long).mark_line(point=True).encode(
         y=alt.Y("change:Q", title="change from generation 1 (points)"), **encoding,
-    ).properties(width=280, height=240, title=["Change from generation 1", f"(dashed: {PAPER_TOLERANCE_POINTS:g} "
+    ).properties(width=280, height=200, title=["Change from generation 1", f"(dashed: {PAPER_TOLERANCE_POINTS:g} "
                                                                            "points below, the paper's limit)"])
     bands = [] if band is None else [
         alt.Chart(pd.concat([pd.DataFrame({"generation": band["generation"], "metric": name,

@@ -143,17 +143,23 @@ def method_summary(record: StoredComparison) -> pd.DataFrame:
     return summary.assign(label=summary["method"].map(METHOD_LABELS))
 
 
+SHORT_LABELS = {"evolution": "evolution", "l1-filter": "L1 filter pruning", "matched": "strongest-first"}
+
+
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """``method_summary`` as the page's table: one row per method, one column per quantity, "mean (min to max)"."""
+    """``method_summary`` as the page's table: one row per method, one column per quantity, each cell the mean and,
+    in brackets, the lowest and the highest seed."""
     def cell(row: pd.Series) -> str:
         ratio = "÷" in row["quantity"] or "speed-up" in row["quantity"]
-        number = "{:.1f}x" if ratio else "{:+.1f}"
-        return f"{number.format(row['mean'])} ({number.format(row['min'])} to {number.format(row['max'])})"
+        mean, low, high = ("{:.1f}x" if ratio else "{:+.1f}").format(row["mean"]), *(
+            ("{:.1f}" if ratio else "{:+.1f}").format(row[end]) for end in ("min", "max"))
+        return f"{mean} [{low}, {high}]"
 
-    cells = summary.assign(cell=summary.apply(cell, axis=1))
+    cells = summary.assign(cell=summary.apply(cell, axis=1),
+                           method=summary["method"].map(lambda method: SHORT_LABELS.get(method, method)))
     order = list(dict.fromkeys(summary["quantity"]))
-    table = cells.pivot(index="label", columns="quantity", values="cell")[order]
-    return table.loc[list(dict.fromkeys(summary["label"]))].rename_axis(None, axis=1)
+    table = cells.pivot(index="method", columns="quantity", values="cell")[order]
+    return table.loc[list(dict.fromkeys(cells["method"]))].rename_axis(None).rename_axis(None, axis=1)
 
 
 def methods_words(found: Evidence) -> dict[str, Any]:
