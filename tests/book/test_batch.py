@@ -5,6 +5,7 @@ JupyterLab."""
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -19,11 +20,13 @@ from evosynth.book.offline import CHART_CLASS, find_network_references
 from evosynth.deploy.bench_record import BENCH_FILE, read_bench
 from evosynth.deploy.machine import machine_summary
 from evosynth.paths import BOOK_DIR, NOTEBOOKS
+from evosynth.study.compare import COMPARISONS, FULL_COMPARISON
 from evosynth.study.config import RunConfig
 from evosynth.study.plan import StudyPlan
 from evosynth.study.sweep import sweep_configs
 
 SMOKE = RunConfig(preset="smoke", generations=2)
+SMOKE_FULL = replace(COMPARISONS[FULL_COMPARISON], reference=SMOKE, seeds=(1,), timed_backends=("torch-eager-fp32",))
 # The module fixture runs the whole smoke study (about 2.5 minutes on the AMD EPYC kind, twice that on the Intel
 # Xeon kind) inside the first test that asks for it.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -37,9 +40,19 @@ def smoke_study(tmp_path_factory, data_dir):
     shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "generated", "_vendor", "_prototype"))
     (book / "_vendor").symlink_to(BOOK_DIR / "_vendor")
     plan = StudyPlan(SMOKE, root / "runs", data_dir, book, sweep_alpha_clusters=(0.6, 0.9), bench_rounds=2,
-                     pedestrians_root=make_pennfudan(root / "pennfudan"), comparison="smoke")
-    index = run_study(plan)
+                     pedestrians_root=make_pennfudan(root / "pennfudan"), comparison="smoke", full=True)
+    with pytest.MonkeyPatch.context() as patch:  # `--full` computes the full comparison's shape on the smoke preset
+        patch.setitem(COMPARISONS, FULL_COMPARISON, SMOKE_FULL)
+        index = run_study(plan)
     return plan, index
+
+
+def test_study_full_computes_the_full_comparison_and_the_page_shows_it_instead_of_the_stored_one(smoke_study):
+    plan, index = smoke_study
+    assert (plan.runs_dir / f"comparison-{FULL_COMPARISON}.json").is_file()
+    compare_page = _text(index, "generated/compare.html")
+    assert "computed in this build's runs folder by evosynth study --full" in compare_page
+    assert "seeds 0, 1" in compare_page and "not computed in this build" not in compare_page
 
 
 def _page(index: Path, name: str) -> str:

@@ -28,7 +28,6 @@ from evosynth.study.compare import (
     change_words,
     final_generation,
     final_training_table,
-    missing_lineages,
     pareto_front,
     question_rows,
     read_record,
@@ -58,7 +57,7 @@ class Evidence:
         record = self.record
         where = (f"{machine_summary(record.machine)}, {record.created[:10]}, commit {record.commit}")
         if self.computed_here:
-            return f"computed in this build by evosynth study --full ({where})"
+            return f"computed in this build's runs folder by evosynth study --full ({where})"
         return (f"stored in benchmarks/{record.path.name} by an earlier run of this repository's code ({where}); "
                 "they were not computed in this build: evosynth study --full computes them here and the page "
                 "then shows those")
@@ -70,11 +69,11 @@ def stored_records(folder: Path = BENCHMARKS) -> list[Path]:
 
 
 def evidence(runs_dir: Path, folder: Path = BENCHMARKS) -> Evidence:
-    """The full comparison computed in ``runs_dir`` if it is complete there, else the newest one stored in
-    ``folder``; with neither, a clear refusal naming the command that computes it."""
-    plan = COMPARISONS[FULL_COMPARISON]
-    computed = record_path(plan, runs_dir)
-    if computed.is_file() and not missing_lineages(plan, runs_dir):
+    """The full comparison computed in ``runs_dir`` (its record, which ``run_comparison`` writes once every lineage
+    is done), else the newest one stored in ``folder``; with neither, a clear refusal naming the command that
+    computes it."""
+    computed = record_path(COMPARISONS[FULL_COMPARISON], runs_dir)
+    if computed.is_file():
         return Evidence(read_record(computed), computed_here=True)
     stored = stored_records(folder)
     if not stored:
@@ -107,11 +106,12 @@ def band(record: StoredComparison, quantity: str = "ap50_change") -> pd.DataFram
 
 
 def fastest_backend(record: StoredComparison) -> str | None:
-    """The backend with the most frames per second on the evolution's last generation, mean over seeds."""
-    speeds = record.speeds
-    if speeds.empty:
-        return None
-    last = speeds[(speeds["method"] == "evolution") & (speeds["generation"] == record.generations)]
+    """Of the backends that timed every lineage (the study's own bench times more than the comparison's), the one
+    with the most frames per second on the evolution's last generation, mean over seeds; None where none did."""
+    speeds = record.speeds[record.speeds["generation"] == record.generations]
+    lineages = speeds.groupby(["method", "seed"])["backend"].agg(set)
+    common = set.intersection(*lineages) if len(lineages) else set()
+    last = speeds[(speeds["method"] == "evolution") & speeds["backend"].isin(common)]
     return str(last.groupby("backend")["fps"].mean().idxmax()) if not last.empty else None
 
 

@@ -67,7 +67,8 @@ def test_every_stored_full_comparison_renders_with_its_machine_date_and_commit()
 def test_a_computed_full_comparison_replaces_the_stored_one(tiny_full, tmp_path, monkeypatch):
     monkeypatch.setitem(COMPARISONS, FULL_COMPARISON, TINY_FULL)
     found = page.evidence(tiny_full)
-    assert found.computed_here and "computed in this build by evosynth study --full" in found.source_words()
+    assert found.computed_here and "computed in this build's runs folder by evosynth study --full" in (
+        found.source_words())
     words = _renders(found.record)
     assert words["methods_seeds"] == "0, 1"
     empty = tmp_path / "runs"
@@ -100,3 +101,13 @@ def test_a_stored_record_of_another_format_is_refused(tmp_path):
     with pytest.raises(EvosynthError, match="format 99"):
         page.stored_records(tmp_path)
     assert isinstance(compare.read_record(stored).table, pd.DataFrame)
+
+
+def test_the_speed_up_is_read_on_a_backend_that_timed_every_lineage(tiny_full, monkeypatch):
+    monkeypatch.setitem(COMPARISONS, FULL_COMPARISON, TINY_FULL)
+    record = page.evidence(tiny_full).record
+    only_the_evolution = record.speeds[record.speeds["method"] == "evolution"].assign(backend="a faster one",
+                                                                                      fps=1e9)
+    widened = replace(record, speeds=pd.concat([record.speeds, only_the_evolution], ignore_index=True))
+    assert page.fastest_backend(widened) == "torch-eager-fp32"
+    assert not page.summary_table(page.method_summary(widened)).isna().any().any()
