@@ -460,7 +460,7 @@ def question_rows(table: pd.DataFrame, question: str) -> pd.DataFrame:
     """
     if question not in QUESTIONS:
         raise ValueError(f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}")
-    follows = table["method"].map(lambda method: get_method(method).follows).astype(bool)
+    follows = _follows(table)
     reference = table[table["reference"]].iloc[0]
     if question == "methods":
         return table[(follows & (table["seed"] == reference["seed"])) | table["reference"]].reset_index(drop=True)
@@ -474,8 +474,12 @@ def question_rows(table: pd.DataFrame, question: str) -> pd.DataFrame:
 def seeded_method_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that compare methods over seeds: the evolution at the reference's settings on every seed, and the
     baselines that follow each."""
-    follows = table["method"].map(lambda method: get_method(method).follows).astype(bool)
-    return pd.concat([question_rows(table, "seed"), table[follows]], ignore_index=True)
+    return pd.concat([question_rows(table, "seed"), table[_follows(table)]], ignore_index=True)
+
+
+def _follows(table: pd.DataFrame) -> pd.Series:
+    """Per row, whether its lineage is a baseline that follows an evolution run."""
+    return table["method"].map(lambda method: get_method(method).follows).astype(bool)
 
 
 def pareto_front(rows: pd.DataFrame, cost: str, quality: str) -> pd.Series:

@@ -18,7 +18,6 @@ import pandas as pd
 from evosynth.deploy.machine import machine_summary
 from evosynth.errors import EvosynthError
 from evosynth.paths import REPO_ROOT
-from evosynth.study import capacity
 from evosynth.study.compare import (
     COMPARISONS,
     FULL_COMPARISON,
@@ -63,9 +62,9 @@ class Evidence:
                 "then shows those")
 
 
-def stored_records(folder: Path = BENCHMARKS) -> list[Path]:
-    """The stored full comparisons, newest first."""
-    return sorted(folder.glob(STORED_PATTERN), key=lambda path: read_record(path).created, reverse=True)
+def stored_records(folder: Path = BENCHMARKS) -> list[StoredComparison]:
+    """The stored full comparisons, each read once, newest first."""
+    return sorted(map(read_record, folder.glob(STORED_PATTERN)), key=lambda record: record.created, reverse=True)
 
 
 def evidence(runs_dir: Path, folder: Path = BENCHMARKS) -> Evidence:
@@ -80,7 +79,7 @@ def evidence(runs_dir: Path, folder: Path = BENCHMARKS) -> Evidence:
         raise EvosynthError(f"no full comparison in {runs_dir} and none stored in {folder} ({STORED_PATTERN}): "
                             f"compute it with `evosynth study --full` or `evosynth compare --preset full --runs-dir "
                             f"{runs_dir}`")
-    return Evidence(read_record(stored[0]), computed_here=False)
+    return Evidence(stored[0], computed_here=False)
 
 
 def seed_changes(record: StoredComparison) -> pd.DataFrame:
@@ -232,16 +231,6 @@ def build_words(plan: ComparisonPlan, table: pd.DataFrame, runs_dir: Path) -> di
     return words
 
 
-def final_training_rows(plan: ComparisonPlan, runs_dir: Path) -> pd.DataFrame:
-    """The final training's rows of the plan, readable (empty where the plan has none)."""
-    finals = final_training_table(plan, runs_dir)
-    if finals.empty:
-        return finals
-    shown = finals[["label", "network", "synapse_reduction", "mac_reduction", "epochs", "ap50_change",
-                    "op_precision_change", "op_recall_change"]]
-    return capacity.readable(shown)
-
-
 def _final_words(plan: ComparisonPlan, runs_dir: Path) -> str:
     finals = final_training_table(plan, runs_dir)
     if finals.empty:
@@ -295,7 +284,7 @@ def _ablation_words(plan: ComparisonPlan, table: pd.DataFrame) -> dict[str, str]
 
 
 def varied(table: pd.DataFrame, question: str) -> pd.DataFrame | None:
-    """``question_rows`` where the plan varied that axis (two values or more), else None: nothing to draw."""
+    """``question_rows`` of an ablation axis where the plan varied it (two values or more), else None: nothing to
+    draw."""
     rows = question_rows(table, question)
-    column = question if question != "methods" else "method"
-    return rows if rows[column].nunique() > 1 else None
+    return rows if rows[question].nunique() > 1 else None

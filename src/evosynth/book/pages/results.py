@@ -18,7 +18,7 @@ from evosynth.errors import EvosynthError
 from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study.capacity import capacity_table, read_capacity
 from evosynth.study.config import RunConfig
-from evosynth.study.evolution import load_run, stored_run_config
+from evosynth.study.evolution import stored_run_config
 from evosynth.study.paper import (
     PAPER_FPS,
     PAPER_GENERATIONS,
@@ -27,7 +27,7 @@ from evosynth.study.paper import (
     PAPER_SYNAPSE_REDUCTION,
     PAPER_TOLERANCE_POINTS,
 )
-from evosynth.study.report import generations_table
+from evosynth.study.sweep import sweep_results
 from evosynth.study.verdict import SLACK_MAC_FRACTION, SLACK_POINTS, Verdict, has_slack, verdict
 from evosynth.task.dataset import DetectionSplit
 from evosynth.task.model import channel_graph
@@ -283,15 +283,11 @@ def seed_band(runs: Sequence[Path]) -> pd.DataFrame | None:
     precision, recall and AP50 as changes from each run's own generation 1 (points); None for a single run."""
     if len(runs) < 2:
         return None
-    tables = []
-    for run in runs:
-        _, generations = load_run(run)
-        table = generations_table(generations)
-        first = table.iloc[0]
-        tables.append(table.assign(**{f"{column}_change": 100 * (table[column] - first[column])
-                                      for column in ("op_precision", "op_recall", "ap50")}))
+    every = sweep_results(runs)  # one row per run and generation
+    first = every[every["generation"] == 1].set_index("run")
+    for column in ("op_precision", "op_recall", "ap50"):
+        every[f"{column}_change"] = 100 * (every[column] - every["run"].map(first[column]))
     quantities = ["synapses", "macs", "op_precision_change", "op_recall_change", "ap50_change"]
-    every = pd.concat(tables, ignore_index=True)
     band = every.groupby("generation")[quantities].agg(["min", "max"])
     band.columns = [f"{quantity}_{end}" for quantity, end in band.columns]
     return band.reset_index().assign(seeds=len(runs))
