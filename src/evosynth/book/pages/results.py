@@ -16,7 +16,7 @@ from evosynth.deploy.bench_record import BENCH_FILE, bench_table, ceiling_table,
 from evosynth.deploy.machine import half_precision_note, machine_summary
 from evosynth.errors import EvosynthError
 from evosynth.storage.runs import Generation, RunFolder
-from evosynth.study.capacity import capacity_table, read_capacity
+from evosynth.study.capacity import capacity_table, curve_table, read_capacity, read_width_curve
 from evosynth.study.config import RunConfig
 from evosynth.study.evolution import stored_run_config
 from evosynth.study.paper import (
@@ -117,6 +117,12 @@ def capacity_rows(run_dir: Path, generations: Sequence[Generation]) -> pd.DataFr
     """The run's ``capacity.capacity_table`` (``generations``: ``load_run``'s), or None where it was not measured."""
     record = read_capacity(run_dir, {g.number: g.metrics for g in generations})
     return capacity_table(record) if record is not None else None
+
+
+def width_curve_rows(config: RunConfig, run_dir: Path) -> pd.DataFrame | None:
+    """The task's capacity curve the study measured beside the run (``capacity.curve_table``), or None."""
+    curve = read_width_curve(config, run_dir.parent)
+    return curve_table(curve) if curve is not None else None
 
 
 def final_training(rows: pd.DataFrame | None, last_generation: int) -> pd.Series | None:
