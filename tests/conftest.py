@@ -342,13 +342,22 @@ def draw(width: int, height: int, colour: tuple[int, int, int], boxes: list[tupl
     return Image.fromarray(pixels)
 
 
+def instance_mask(width: int, height: int, boxes: list[tuple[int, int, int, int]]) -> Image.Image:
+    """Penn-Fudan's kind of mask: each box filled with its 1-based number, the rest 0."""
+    ids = np.zeros((height, width), np.uint8)
+    for number, (x1, y1, x2, y2) in enumerate(boxes, 1):
+        ids[y1:y2, x1:x2] = number
+    return Image.fromarray(ids, mode="L")
+
+
 def make_pennfudan(root: Path, photos: list = PHOTOS) -> Path:
-    """A folder in Penn-Fudan's layout and annotation format (1-based inclusive box corners)."""
-    (root / "PNGImages").mkdir(parents=True)
-    (root / "Annotation").mkdir()
+    """A folder in Penn-Fudan's layout and annotation format (1-based inclusive box corners), with its masks."""
+    for folder in ("PNGImages", "Annotation", "PedMasks"):
+        (root / folder).mkdir(parents=True)
     for index, (width, height, boxes) in enumerate(photos):
         name = f"FakePed{index:05d}"
         draw(width, height, background(index), boxes).save(root / "PNGImages" / f"{name}.png")
+        instance_mask(width, height, boxes).save(root / "PedMasks" / f"{name}_mask.png")
         objects = "".join(
             f'\n# Details for pedestrian {n} ("PASpersonWalking")\n'
             f'Original label for object {n} "PASpersonWalking" : "PennFudanPed"\n'

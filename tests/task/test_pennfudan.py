@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import PHOTOS, SPEC, assert_same, by_source, make_pennfudan
 from evosynth.errors import DataSetError
@@ -50,8 +51,11 @@ def test_pennfudan_images_are_letterboxed_and_boxes_scaled_exactly(pennfudan_roo
 
 def test_splits_are_disjoint_fixed_and_cover_every_image(pennfudan_root: Path, tmp_path: Path) -> None:
     positions = split_indices(len(PHOTOS), SPEC)
-    assert {split: len(p) for split, p in positions.items()} == {"train": 8, "val": 2, "test": 2}
+    assert {split: len(p) for split, p in positions.items()} == {"train": 7, "val": 2, "test": 3}
     assert sorted(np.concatenate(list(positions.values())).tolist()) == list(range(len(PHOTOS)))
+    # the folds' test splits test every image exactly once
+    tested = [split_indices(len(PHOTOS), replace(SPEC, fold=fold))["test"] for fold in range(SPEC.folds)]
+    assert sorted(np.concatenate(tested).tolist()) == list(range(len(PHOTOS)))
     again = split_indices(len(PHOTOS), SPEC)
     assert all(np.array_equal(positions[s], again[s]) for s in SPLITS)
     other = split_indices(len(PHOTOS), replace(SPEC, seed=1))
@@ -63,6 +67,34 @@ def test_splits_are_disjoint_fixed_and_cover_every_image(pennfudan_root: Path, t
     }
     assert_same(data, load_pennfudan(pennfudan_root, SPEC, tmp_path / "b"))
     assert SPEC.split_sizes(170) == {"train": 110, "val": 26, "test": 34}
+    with pytest.raises(ValueError, match="fold must be one of 0..folds-1"):
+        replace(SPEC, fold=5)
+
+
+def test_instance_masks_are_letterboxed_with_their_photographs(pennfudan_root: Path, tmp_path: Path) -> None:
+    data = load_pennfudan(pennfudan_root, SPEC, tmp_path)
+    for split in SPLITS:
+        part = getattr(data, split)
+        assert part.masks is not None and part.masks.shape == (len(part), 128, 160)
+        for mask, boxes in zip(part.masks, part.boxes, strict=True):
+            assert int(mask.max()) == len(boxes)
+            for number, (x1, y1, x2, y2) in enumerate(boxes.round().int().tolist(), 1):
+                if number < len(boxes) and boxes[number - 1].equal(boxes[number]):
+                    continue  # the fake photographs' twin boxes: the second instance covers the first
+                ys, xs = torch.nonzero(mask == number, as_tuple=True)  # each box's pixels are its instance's
+                assert (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) == (x1, y1, x2, y2)
+    again = load_pennfudan(pennfudan_root, SPEC, tmp_path)  # from the cache: the masks come back
+    assert torch.equal(again.train.masks, data.train.masks)
+
+
+def test_a_missing_or_wrong_mask_is_named(tmp_path: Path) -> None:
+    root = make_pennfudan(tmp_path / "PennFudanPed")
+    (root / "PedMasks" / "FakePed00003_mask.png").unlink()
+    with pytest.raises(DataSetError, match="FakePed00003_mask.png, which does not exist"):
+        load_pennfudan(root, SPEC, tmp_path / "cache")
+    Image.new("L", (80, 64), 3).save(root / "PedMasks" / "FakePed00003_mask.png")
+    with pytest.raises(DataSetError, match="marks instance 3, but .* has 0 boxes"):
+        load_pennfudan(root, SPEC, tmp_path / "cache")
 
 
 def test_cache_is_reused_and_a_corrupt_one_rebuilt(
@@ -130,7 +162,7 @@ def _break(root: Path, damage: str) -> None:
     ],
 )
 def test_a_broken_pennfudan_folder_is_named(tmp_path: Path, damage: str, message: str) -> None:
-    root = make_pennfudan(tmp_path / "PennFudanPed", PHOTOS[:4])
+    root = make_pennfudan(tmp_path / "PennFudanPed", PHOTOS[:6])
     _break(root, damage)
     with pytest.raises(DataSetError, match=message):
         load_pennfudan(root, SPEC, tmp_path / "cache")

@@ -23,7 +23,8 @@ CACHE_DATA = "data.safetensors"
 
 
 def write_cache(folder: Path, data: DetectionData, record_file: str, record: dict[str, Any]) -> None:
-    """Store a data set as safetensors (per split: images, concatenated boxes, box counts) plus a JSON record.
+    """Store a data set as safetensors (per split: images, concatenated boxes, box counts, instance masks where
+    it has them) plus a JSON record.
 
     Data first, record last: the record file is what marks the cache as complete. No pickle anywhere.
     """
@@ -33,18 +34,21 @@ def write_cache(folder: Path, data: DetectionData, record_file: str, record: dic
         tensors[f"{split}/images"] = part.images.contiguous()
         tensors[f"{split}/boxes"] = torch.cat([torch.zeros(0, 4), *part.boxes]).to(torch.float32)
         tensors[f"{split}/counts"] = torch.tensor([len(b) for b in part.boxes], dtype=torch.int64)
+        if part.masks is not None:
+            tensors[f"{split}/masks"] = part.masks.contiguous()
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / CACHE_DATA, lambda path: save_file(tensors, path))
     atomic_write(folder / record_file, lambda path: path.write_text(json.dumps(record, indent=2)))
 
 
 def read_cache(
-    folder: Path, name: str, record_file: str, record: dict[str, Any], shapes: Mapping[str, tuple[int, ...]]
+    folder: Path, name: str, record_file: str, record: dict[str, Any], shapes: Mapping[str, tuple[int, ...]],
+    with_masks: bool = False,
 ) -> DetectionData:
     """Load what ``write_cache`` stored; raise ValueError naming the bad file if anything does not add up.
 
     ``record`` is what the record file must hold (what the cache was made from); ``shapes`` the images tensor's
-    shape per split.
+    shape per split; ``with_masks`` whether every split has instance masks.
     """
     record_path, data_path = folder / record_file, folder / CACHE_DATA
     try:
@@ -71,7 +75,11 @@ def read_cache(
             or boxes.shape[1:] != (4,)
         ):
             raise ValueError(f"{data_path}: tensors of split {split!r} have inconsistent shapes")
-        splits[split] = DetectionSplit(images, list(torch.split(boxes, counts.tolist())))
+        masks = tensors.get(f"{split}/masks")
+        if with_masks and (masks is None or masks.dtype != torch.uint8
+                           or masks.shape != (images.shape[0], *images.shape[2:])):
+            raise ValueError(f"{data_path}: the instance masks of split {split!r} are missing or mis-shaped")
+        splits[split] = DetectionSplit(images, list(torch.split(boxes, counts.tolist())), masks if with_masks else None)
     return DetectionData(name, **splits)
 
 
@@ -82,6 +90,7 @@ def load_cached(
     record: dict[str, Any],
     shapes: Mapping[str, tuple[int, ...]],
     build: Callable[[], DetectionData],
+    with_masks: bool = False,
 ) -> DetectionData:
     """The data set cached in ``folder``, built and written there first when absent or unreadable.
 
@@ -91,7 +100,7 @@ def load_cached(
     with exclusive(folder, wait=True):
         if (folder / record_file).exists():
             try:
-                return read_cache(folder, name, record_file, record, shapes)
+                return read_cache(folder, name, record_file, record, shapes, with_masks)
             except ValueError as error:
                 warnings.warn(f"corrupt {name} cache, regenerating it: {error}", RuntimeWarning, stacklevel=3)
         data = build()

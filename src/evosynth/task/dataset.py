@@ -17,10 +17,12 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class DetectionSplit:
-    """Images and their ground-truth boxes; k may be 0 for an image."""
+    """Images and their ground-truth boxes; k may be 0 for an image. Photographs whose data set outlines each
+    object also carry instance masks (what copy-paste augmentation cuts objects out by)."""
 
     images: torch.Tensor  # uint8 [N, C, H, W]
     boxes: list[torch.Tensor]  # per image float32 [k, 4], (x1, y1, x2, y2) in pixels
+    masks: torch.Tensor | None = None  # uint8 [N, H, W]: pixel value k marks the image's box k (1-based), 0 none
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

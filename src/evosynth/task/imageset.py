@@ -1,8 +1,13 @@
 """Detection data sets read from a folder of annotated photographs: what the Penn-Fudan and COCO readers share.
 
 A reader turns its annotation format into ``AnnotatedImage`` records; ``load_image_set`` draws the fixed
-splits, decodes every image with Pillow, letterboxes it to one size, scales its boxes with it and caches the
-result as safetensors, so that a run decodes its photographs once.
+splits, decodes every image with Pillow, letterboxes it to one size, scales its boxes (and its instance masks, where
+the data set has them) with it and caches the result as safetensors, so that a run decodes its photographs once.
+
+The splits are cross-validation folds: the images, shuffled once by the spec's seed, fall into ``folds`` folds;
+fold ``fold`` is the test split and a fixed share of the rest the validation split. A data set of a few hundred
+photographs tests on a few dozen, so one split's figures move by points from which images it drew; evaluating
+every fold tests on every image once and shows that spread.
 
 Resizing is a letterbox: the image is scaled by one factor to fit the target size, centred, and the rest is
 padded with mid grey. A plain resize would stretch every photograph by its own aspect ratio (Penn-Fudan's run
@@ -32,7 +37,7 @@ from evosynth.task.cache import load_cached
 from evosynth.task.dataset import SPLITS, DetectionData, DetectionSplit
 
 # Bump when decoding, resizing or the split rule changes: it is part of the cache key.
-IMAGESET_VERSION = 1
+IMAGESET_VERSION = 2
 PAD_GREY = 128  # letterbox padding: mid grey, the least conspicuous edge for images scaled to [0, 1]
 SOURCE_RECORD = "source.json"
 
@@ -41,8 +46,9 @@ SOURCE_RECORD = "source.json"
 class ImageSetSpec:
     """How a folder of photographs becomes a detection data set; its fields are part of the cache key.
 
-    Every image is letterboxed to ``height`` x ``width`` RGB. The splits are drawn once from ``seed`` over the
-    images sorted by name: val and test get these fractions of them (at least one image each), train the rest.
+    Every image is letterboxed to ``height`` x ``width`` RGB. The images sorted by name are shuffled once by
+    ``seed`` and dealt into ``folds`` folds; fold ``fold`` is the test split, the first ``val_fraction`` of all
+    images among the rest (at least one) the validation split, the others train.
     """
 
     datasets: ClassVar[tuple[str, ...]] = ("pennfudan", "coco")  # the readers that take this spec
@@ -50,24 +56,22 @@ class ImageSetSpec:
     height: int = 128
     width: int = 160
     val_fraction: float = 0.15
-    test_fraction: float = 0.2
+    folds: int = 5
+    fold: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if min(self.height, self.width) < 8:
             raise ValueError(f"height and width must be at least 8 pixels, got {self.height} x {self.width}")
-        if not (0 < self.val_fraction and 0 < self.test_fraction and self.val_fraction + self.test_fraction < 1):
-            raise ValueError(
-                f"val_fraction and test_fraction must be positive with a sum below 1, got "
-                f"{self.val_fraction} and {self.test_fraction}"
-            )
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.folds < 2 or not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold must be one of 0..folds-1 with at least 2 folds, got fold {self.fold} of "
+                             f"{self.folds}")
 
     def split_sizes(self, count: int) -> dict[str, int]:
         """Images per split for a folder of ``count`` images; every split gets at least one."""
-        val, test = (max(1, round(fraction * count)) for fraction in (self.val_fraction, self.test_fraction))
-        if count - val - test < 1:
-            raise ValueError(f"{count} images are too few for a train, a val and a test split")
-        return {"train": count - val - test, "val": val, "test": test}
+        return {split: len(positions) for split, positions in split_indices(count, self).items()}
 
 
 @dataclass(frozen=True)
@@ -78,14 +82,20 @@ class AnnotatedImage:
     boxes: np.ndarray  # float [k, 4], (x1, y1, x2, y2) pixel edges in the original image
     size: tuple[int, int]  # (width, height) the annotation declares; checked against the decoded image
     annotation: str  # where the image is described (a file, or a file and an entry), for error messages
+    mask: str | None = None  # the instance mask's path relative to the folder: pixel value k marks box k (1-based)
 
 
 def split_indices(count: int, spec: ImageSetSpec) -> dict[str, np.ndarray]:
-    """Disjoint, sorted positions (in the name-sorted image list) of each split, fixed by the spec's seed."""
-    sizes = spec.split_sizes(count)
-    order = np.random.default_rng(spec.seed).permutation(count)
-    bounds = np.cumsum([0, *(sizes[split] for split in SPLITS)])
-    return {split: np.sort(order[lo:hi]) for split, lo, hi in zip(SPLITS, bounds[:-1], bounds[1:], strict=True)}
+    """Disjoint, sorted positions (in the name-sorted image list) of each split: the spec's fold tests, fixed by
+    its seed; the test folds of all ``folds`` specs cover every image once."""
+    if count < spec.folds:
+        raise ValueError(f"{count} images are too few for {spec.folds} test folds")
+    folds = np.array_split(np.random.default_rng(spec.seed).permutation(count), spec.folds)
+    rest = np.concatenate([positions for number, positions in enumerate(folds) if number != spec.fold])
+    val = max(1, round(spec.val_fraction * count))
+    if len(rest) - val < 1:
+        raise ValueError(f"{count} images leave no training image beside {val} validation images")
+    return {"train": np.sort(rest[val:]), "val": np.sort(rest[:val]), "test": np.sort(folds[spec.fold])}
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,16 @@ def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, 
     return pixels, Placement(size[0] / image.width, size[1] / image.height, left, top)
 
 
+def letterbox_mask(mask: Image.Image, height: int, width: int) -> np.ndarray:
+    """An instance mask placed as ``letterbox`` places its photograph, nearest neighbour (ids stay ids), on 0
+    (no instance): uint8 [H, W]."""
+    scale = min(width / mask.width, height / mask.height)
+    size = (max(1, round(mask.width * scale)), max(1, round(mask.height * scale)))
+    canvas = Image.new("L", (width, height), 0)
+    canvas.paste(mask.resize(size, Image.Resampling.NEAREST), ((width - size[0]) // 2, (height - size[1]) // 2))
+    return np.asarray(canvas).copy()
+
+
 def _decode(root: Path, item: AnnotatedImage) -> Image.Image:
     path = root / item.name
     try:
@@ -133,6 +153,28 @@ def _decode(root: Path, item: AnnotatedImage) -> Image.Image:
     return decoded
 
 
+def _decode_mask(root: Path, item: AnnotatedImage) -> Image.Image:
+    """The item's instance mask as 8-bit ids, checked against its photograph's size and box count."""
+    assert item.mask is not None
+    path = root / item.mask
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mask = image if image.mode in ("L", "P") else image.convert("L")
+            ids = np.asarray(mask)
+    except FileNotFoundError:
+        raise DataSetError(f"{item.annotation}: names the mask {path}, which does not exist") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataSetError(f"{path}: cannot be decoded as an instance mask ({error})") from error
+    if mask.size != item.size:
+        raise DataSetError(f"{path}: the mask has {mask.width} x {mask.height} pixels, its photograph "
+                           f"{item.size[0]} x {item.size[1]}")
+    if int(ids.max(initial=0)) > len(item.boxes):
+        raise DataSetError(f"{path}: marks instance {int(ids.max())}, but {item.annotation} has "
+                           f"{len(item.boxes)} boxes")
+    return Image.fromarray(ids.astype(np.uint8), mode="L")
+
+
 def _file_size(root: Path, item: AnnotatedImage) -> int:
     try:
         return (root / item.name).stat().st_size
@@ -144,7 +186,7 @@ def _source_record(name: str, label: str, root: Path, items: Sequence[AnnotatedI
     """What the cache is made of: spec, class, and every image's name, byte size and boxes (not its folder)."""
     return {
         "version": IMAGESET_VERSION, "data_set": name, "label": label, "spec": asdict(spec),
-        "images": [[item.name, _file_size(root, item), np.asarray(item.boxes).tolist()] for item in items],
+        "images": [[item.name, _file_size(root, item), np.asarray(item.boxes).tolist(), item.mask] for item in items],
     }
 
 
@@ -155,6 +197,7 @@ def load_image_set(
 
     ``label`` names the class the boxes stand for (part of the cache key). The hash covers the spec, the label
     and every image's name, byte size and boxes: an edited folder gets a new cache, a copy elsewhere reuses it.
+    The splits carry instance masks when every image names one.
     """
     ordered = sorted(items, key=lambda item: item.name)
     try:
@@ -164,22 +207,27 @@ def load_image_set(
     record = _source_record(name, label, root, ordered, spec)
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
     shapes = {split: (sizes[split], 3, spec.height, spec.width) for split in SPLITS}
+    with_masks = all(item.mask is not None for item in ordered)
 
     def decode_all() -> DetectionData:
         splits = {}
         progress = tqdm(total=len(ordered), desc=f"decoding {name}", unit="image", leave=False)
         for split, positions in split_indices(len(ordered), spec).items():
             images = torch.empty(shapes[split], dtype=torch.uint8)
+            masks = torch.zeros((len(positions), spec.height, spec.width), dtype=torch.uint8) if with_masks else None
             boxes = []
             for slot, position in enumerate(positions):
                 item = ordered[position]
                 pixels, placement = letterbox(_decode(root, item), spec.height, spec.width)
                 images[slot] = torch.from_numpy(pixels)
                 boxes.append(torch.from_numpy(placement.boxes(item.boxes)))
+                if masks is not None:
+                    masks[slot] = torch.from_numpy(letterbox_mask(_decode_mask(root, item), spec.height, spec.width))
                 progress.update()
-            splits[split] = DetectionSplit(images, boxes)
+            splits[split] = DetectionSplit(images, boxes, masks)
         progress.close()
         return DetectionData(name, **splits)
 
-    return load_cached(Path(cache_dir) / f"{name}-{key}", name, SOURCE_RECORD, record, shapes, decode_all)
+    return load_cached(Path(cache_dir) / f"{name}-{key}", name, SOURCE_RECORD, record, shapes, decode_all,
+                       with_masks)
 

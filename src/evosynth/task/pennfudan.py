@@ -1,7 +1,8 @@
 """The Penn-Fudan pedestrian database (Wang, Shi, Song, Shen, 2007) as a one-class detection data set.
 
-The folder is what the official archive unpacks to: ``PNGImages/*.png`` (170 street photographs) and
-``Annotation/*.txt`` (PASCAL v1.00 text, one file per image; 423 pedestrian boxes). The annotations give each box
+The folder is what the official archive unpacks to: ``PNGImages/*.png`` (170 street photographs),
+``Annotation/*.txt`` (PASCAL v1.00 text, one file per image; 423 pedestrian boxes) and ``PedMasks/*_mask.png``
+(each pedestrian's outline: pixel value k marks the image's k-th box). The annotations give each box
 as 1-based, inclusive pixel coordinates (Xmin, Ymin) - (Xmax, Ymax); in this package's pixel-edge convention that
 is (Xmin - 1, Ymin - 1, Xmax, Ymax). ``evosynth data download pennfudan`` fetches the folder, only on request.
 """
@@ -9,6 +10,7 @@ is (Xmin - 1, Ymin - 1, Xmax, Ymax). ``evosynth data download pennfudan`` fetche
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -65,14 +67,18 @@ def parse_annotation(path: Path) -> AnnotatedImage:
 
 
 def read_pennfudan(root: Path) -> list[AnnotatedImage]:
-    """Every annotated image of a Penn-Fudan folder, in file-name order."""
+    """Every annotated image of a Penn-Fudan folder, in file-name order, with its instance mask where the folder
+    has ``PedMasks/``."""
     if not root.is_dir():
         raise DataSetError(f"{root}: no such folder; it should hold Penn-Fudan's PNGImages/ and Annotation/ ({_FETCH})")
     annotations = sorted((root / "Annotation").glob("*.txt"))
     if not annotations:
         raise DataSetError(f"{root / 'Annotation'}: no annotation files (*.txt); is {root} a Penn-Fudan folder? "
                            f"({_FETCH})")
-    return [parse_annotation(path) for path in annotations]
+    items = [parse_annotation(path) for path in annotations]
+    if not (root / "PedMasks").is_dir():
+        return items
+    return [replace(item, mask=f"PedMasks/{PurePosixPath(item.name).stem}_mask.png") for item in items]
 
 
 def load_pennfudan(root: Path, spec: ImageSetSpec, cache_dir: Path) -> DetectionData:

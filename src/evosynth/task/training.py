@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from evosynth.task.augment import AUGMENTATIONS, batch_source
 from evosynth.task.dataset import DetectionSplit
-from evosynth.task.metrics import as_float_images, evaluate
+from evosynth.task.metrics import evaluate
 from evosynth.task.model import Detector
-from evosynth.task.targets import encode
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class TrainingBudget:
     ``patience`` set (the ancestor): train until validation AP50 has not improved for ``patience`` epochs,
     halving the learning rate every ``patience // 2`` epochs without improvement, at most ``max_epochs``.
     ``patience`` unset (an offspring): exactly ``max_epochs`` epochs with a cosine learning-rate decay.
-    ``max_shift_cells``: training images (and their target maps) are shifted by up to this many grid cells,
-    and their colour channels permuted, so that a small data set is not memorised.
+    ``augmentation``: how training batches are varied so that a small data set is not memorised (a name of
+    ``task.augment.AUGMENTATIONS``); ``max_shift_cells`` is how far ``grid-shift`` moves them.
     """
 
     max_epochs: int
@@ -38,32 +38,14 @@ class TrainingBudget:
     patience: int | None = None
     min_improvement: float = 0.002
     max_shift_cells: int = 2
+    augmentation: str = "grid-shift"
+
+    def __post_init__(self) -> None:
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {self.augmentation!r}; choose one of {', '.join(AUGMENTATIONS)}")
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def _shift(tensor: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """Translate the last two dimensions, filling with zeros (no wrap-around)."""
-    out = torch.zeros_like(tensor)
-    height, width = tensor.shape[-2:]
-    out[..., max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = tensor[
-        ..., max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-    ]
-    return out
-
-
-def augment(
-    images: torch.Tensor, coverage: torch.Tensor, distances: torch.Tensor, stride: int, max_shift_cells: int,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Shift a batch by whole grid cells (targets shift with it exactly) and permute its colour channels."""
-    if max_shift_cells:
-        dy, dx = (torch.randint(-max_shift_cells, max_shift_cells + 1, (2,), generator=generator)).tolist()
-        images = _shift(images, dy * stride, dx * stride)
-        coverage, distances = _shift(coverage, dy, dx), _shift(distances, dy, dx)
-    images = images[:, torch.randperm(images.shape[1], generator=generator)]
-    return images, coverage, distances
 
 
 @dataclass
@@ -133,9 +115,7 @@ def train(
     The network trains in channels-last memory format: the same FP32 arithmetic, more images per second on the CPUs
     measured (benchmarks/README.md, "A deep ancestor"). It is handed back contiguous, as checkpoint files store it."""
     started = time.perf_counter()
-    stride = model.stride
-    grid = (train_split.images.shape[2] // stride, train_split.images.shape[3] // stride)
-    coverage, distances = encode(train_split.boxes, grid, stride)
+    batches_of = batch_source(budget.augmentation, train_split, model.stride, budget.max_shift_cells)
     optimizer = torch.optim.AdamW(model.parameters(), lr=budget.learning_rate, weight_decay=budget.weight_decay)
     keeper = MaskKeeper(model, masks)
     curve = TrainingCurve([], [], [], [], best_epoch=0, seconds=0.0)
@@ -155,10 +135,7 @@ def train(
             total, batches = 0.0, 0
             for start in range(0, len(order), budget.batch_size):
                 index = order[start : start + budget.batch_size]
-                images, batch_coverage, batch_distances = augment(
-                    as_float_images(train_split.images[index]), coverage[index], distances[index], stride,
-                    budget.max_shift_cells, generator,
-                )
+                images, batch_coverage, batch_distances = batches_of.batch(index, generator)
                 images = images.contiguous(memory_format=torch.channels_last)
                 loss = detection_loss(model(images), batch_coverage, batch_distances)
                 optimizer.zero_grad(set_to_none=True)
