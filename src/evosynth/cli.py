@@ -131,7 +131,7 @@ def _compare(arguments: argparse.Namespace) -> None:
 
     from evosynth.study.compare import final_generation, get_comparison, run_comparison, store_record, table_path
 
-    plan = get_comparison(arguments.preset)
+    plan = get_comparison(arguments.preset, arguments.data_dir)
     started = time.perf_counter()
     table = run_comparison(plan, arguments.runs_dir, arguments.cache_dir)
     columns = ["synapses", "macs", "precision_score", "recall", "ap50"]
@@ -271,16 +271,20 @@ def _bench_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _compare_options(parser: argparse.ArgumentParser) -> None:
-    from evosynth.study.compare import COMPARISONS, DEFAULT_COMPARISON
+    from evosynth.study.compare import COMPARISONS, DEFAULT_COMPARISON, PEDESTRIANS_COMPARISON
 
-    parser.add_argument("--preset", choices=list(COMPARISONS), default=DEFAULT_COMPARISON,
+    parser.add_argument("--preset", choices=[*COMPARISONS, PEDESTRIANS_COMPARISON], default=DEFAULT_COMPARISON,
                         help="reduced = the baselines, no restriction and the shallow ancestor along the study's "
                              f"run, its first {COMPARISONS['reduced'].generations} generations (make study); full = "
                              "the evolution against L1 filter pruning and strongest-first over "
                              f"{COMPARISONS['full'].generations} generations and three seeds, final training and "
                              "frame speed included; ablations = both levels, the budget environment, FP32, BF16, "
                              "int8, the cluttered task and the shallow ancestor, "
-                             f"{COMPARISONS['ablations'].generations} generations; smoke = tiny, for tests")
+                             f"{COMPARISONS['ablations'].generations} generations; smoke = tiny, for tests; "
+                             f"{PEDESTRIANS_COMPARISON} = the evolution against L1 filter pruning on Penn-Fudan "
+                             "(--data-dir), three seeds, each testing on its own fold")
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="PATH",
+                        help=f"the Penn-Fudan folder of the {PEDESTRIANS_COMPARISON} comparison")
     parser.add_argument("--store", type=Path, default=None, metavar="FOLDER",
                         help="afterwards, copy the comparison's record (tables, machine, date, commit) into FOLDER "
                              "(benchmarks/: the book shows a stored full comparison until a reader computes one)")

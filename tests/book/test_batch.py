@@ -20,7 +20,7 @@ from evosynth.book.offline import CHART_CLASS, find_network_references
 from evosynth.deploy.bench_record import BENCH_FILE, read_bench
 from evosynth.deploy.machine import machine_summary
 from evosynth.paths import BOOK_DIR, NOTEBOOKS
-from evosynth.study.compare import COMPARISONS, FULL_COMPARISON
+from evosynth.study.compare import COMPARISONS, FULL_COMPARISON, PEDESTRIANS_COMPARISON
 from evosynth.study.config import RunConfig
 from evosynth.study.plan import StudyPlan
 from evosynth.study.sweep import sweep_configs
@@ -125,12 +125,15 @@ def test_a_failing_notebook_names_the_cell_and_keeps_its_output(smoke_study, tmp
     assert job.output.is_file()
 
 
-def test_the_pedestrians_chapter_shows_its_run(smoke_study):
+def test_the_pedestrians_chapter_shows_its_comparison_computed_here(smoke_study):
     plan, index = smoke_study
-    html = _page(index, "generated/pedestrians.html")
-    assert "pedestrians-pennfudan-" in html and "synapses (" in html, "the run's summary is missing"
-    assert html.count("vegaEmbed") >= 3, "the efficiency, quality and detection charts are missing"
-    assert "<strong>Not run in this build" not in html
+    assert (plan.runs_dir / f"comparison-{PEDESTRIANS_COMPARISON}.json").is_file()
+    text = _text(index, "generated/pedestrians.html")
+    assert "computed in this build's runs folder" in text and "seeds 0, 1, 2" in text
+    assert "found no Penn-Fudan folder" not in text
+    assert "Does evolution beat L1 filter pruning at equal MACs on these photographs?" in text
+    assert "What the first and the last generation see" in text and "What the ancestor needed" in text
+    assert _page(index, "generated/pedestrians.html").count("vegaEmbed") >= 2, "the band or detection chart is missing"
 
 
 def _text(index: Path, name: str) -> str:
@@ -187,20 +190,22 @@ def test_no_page_shows_nan_a_literal_backtick_the_parameters_or_the_building_mac
             assert str(folder.resolve()) not in text, f"{where} shows {folder}, a path of this machine"
 
 
-def test_a_pedestrians_page_without_its_run_says_so_once(smoke_study, tmp_path):
-    """The batch's job for a build without Penn-Fudan: one paragraph saying so, no empty heading."""
-
+def test_a_pedestrians_page_without_the_data_shows_the_stored_measurement(smoke_study, tmp_path):
+    """The batch's job for a build without Penn-Fudan: the stored three-seed comparison, named as such, the one
+    command that fetches the data said once, and no section that needs the data."""
     plan, _ = smoke_study
-    (job,) = [j for j in study_jobs(plan, plan.runs_dir / SMOKE.name, {}, tmp_path, None)
+    bare = replace(plan, runs_dir=tmp_path / "runs")  # a build whose runs folder holds no pedestrians comparison
+    (job,) = [j for j in study_jobs(bare, plan.runs_dir / SMOKE.name, {}, tmp_path, False)
               if j.source.name == "pedestrians.md"]
     execute(job)
-    shown = [cell for cell in nbformat.read(job.output, as_version=4).cells
-             if "remove-cell" not in cell.metadata.get("tags", []) and "parameters" not in cell.metadata.get("tags", [])
-             and "injected-parameters" not in cell.metadata.get("tags", [])]
+    notebook = nbformat.read(job.output, as_version=4)
+    shown = [cell for cell in notebook.cells if not {"remove-cell", "parameters", "injected-parameters"}
+             & set(cell.metadata.get("tags", []))]
     prose = "\n".join(cell.source for cell in shown if cell.cell_type == "markdown")
-    assert "no Penn-Fudan run" in prose and prose.count("no Penn-Fudan run") == 1
-    assert "\n## " not in "\n" + prose, "a heading with nothing below it"
-    assert all(cell.cell_type == "markdown" for cell in shown)
+    assert prose.count("evosynth data download pennfudan") == 1
+    assert "What the first and the last generation see" not in prose
+    glued = json.dumps(notebook.cells[2:4]) + json.dumps([cell.get("outputs") for cell in notebook.cells])
+    assert "stored in benchmarks/comparison_pedestrians_" in glued and "not computed in this build" in glued
 
 
 # ------------------------------------------------------------------------------------------- the live pages in Lab
@@ -222,7 +227,7 @@ def live_pages(smoke_study, tmp_path_factory):
     pages = tmp_path_factory.mktemp("pages")
     explorer = {"sweep_dirs": [str(plan.runs_dir / config.name)
                                for config in sweep_configs(plan.config, plan.sweep_alpha_clusters)]}
-    for job in study_jobs(plan, plan.runs_dir / plan.config.name, explorer, pages / "executed", None):
+    for job in study_jobs(plan, plan.runs_dir / plan.config.name, explorer, pages / "executed", False):
         if job.source.name in ("dna.md", "alpha_explorer.md"):
             _page_with_parameters(job.source, job.parameters, pages / job.source.name)
     return pages

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -189,8 +190,13 @@ def test_the_help_says_each_default_as_the_code_has_it(capsys):
         main(["evolve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     default = RunConfig()
-    for name in ("alpha_synapse", "alpha_cluster", "environment", "generations"):
+    for name in ("environment", "generations"):
         assert f"(default: {getattr(default, name)})" in text, name
+    for name in ("alpha_synapse", "alpha_cluster"):  # each preset's, as the presets have them
+        for preset in ("paper", "pedestrians"):
+            alpha = getattr(RunConfig(preset=preset, data="digits" if preset == "paper" else "pennfudan",
+                                      data_root=None if preset == "paper" else "."), name)
+            assert re.search(rf"{alpha:g} for [a-z, -]*\b{preset}\b", text), (name, preset)
     assert f"(default: {RUNS_DIR}/<run name>)" in text and "(default: data/cache)" in text
 
 

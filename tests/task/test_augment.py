@@ -21,7 +21,8 @@ def white_boxes(count: int = 6, height: int = 64, width: int = 96) -> DetectionS
     for index in range(count):
         placed = []
         for number in range(1, 1 + index % 2 + 1):
-            w, h = (int(torch.randint(8, 20, (), generator=generator)), int(torch.randint(16, 40, (), generator=generator)))
+            w = int(torch.randint(8, 20, (), generator=generator))
+            h = int(torch.randint(16, 40, (), generator=generator))
             x = 4 + (number - 1) * 48 + int(torch.randint(0, 20, (), generator=generator))
             y = int(torch.randint(0, height - h, (), generator=generator))
             images[index, :, y : y + h, x : x + w] = 255

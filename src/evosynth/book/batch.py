@@ -20,7 +20,7 @@ SHOWN_SWEEP = "default.toml"  # the sweep file the scaling page shows, from swee
 
 # The generation notebook's cells that only the ancestor's page shows, and those that only an offspring's shows
 ANCESTOR_TAG, OFFSPRING_TAG = "ancestor", "offspring"
-# The pedestrians notebook's cells that need its run, and the one that says the build has none
+# The pedestrians notebook's cells that need its comparison computed in this build, and the one that says it was not
 WITH_RUN_TAG, WITHOUT_RUN_TAG = "with-run", "without-run"
 
 
@@ -36,16 +36,16 @@ def generation_jobs(run_dir: Path, generations: int, cache_dir: Path, generated:
 
 
 def study_jobs(
-    plan: StudyPlan, run_dir: Path, explorer: dict[str, Any], generated: Path, pedestrians_dir: Path | None
+    plan: StudyPlan, run_dir: Path, explorer: dict[str, Any], generated: Path, pedestrians: bool
 ) -> list[NotebookJob]:
     """The chapters after the generations; ``explorer`` is the alpha explorer's sweep (``sweep_dirs`` or a
-    ``sweep_table``)."""
+    ``sweep_table``); ``pedestrians``: whether the study computed the pedestrians comparison (else its page shows
+    the stored one)."""
     run = {"run_dir": str(run_dir.resolve())}
-    pedestrians = str(pedestrians_dir.resolve()) if pedestrians_dir else None
     return [
         NotebookJob(NOTEBOOKS / "intro.md", generated / "intro.ipynb", run),
         NotebookJob(NOTEBOOKS / "pedestrians.md", generated / "pedestrians.ipynb",
-                    {"run_dir": pedestrians, "cache_dir": str(plan.cache_dir.resolve())},
+                    {"runs_dir": str(plan.runs_dir.resolve()), "cache_dir": str(plan.cache_dir.resolve())},
                     hidden_tags=(WITHOUT_RUN_TAG if pedestrians else WITH_RUN_TAG,)),
         NotebookJob(NOTEBOOKS / "compare.md", generated / "compare.ipynb",
                     {"runs_dir": str(plan.runs_dir.resolve()), "comparison": plan.comparison}),
@@ -72,7 +72,7 @@ def run_study(plan: StudyPlan) -> Path:
                     skip_done=True)
     with clock.stage("chapter pages", "intro, DNA, results, what bounds it, alpha explorer, comparison, "
                                       "pedestrians, your own network (which trains its five generations)"):
-        execute_all(study_jobs(plan, runs.run_dir, runs.explorer, generated, runs.pedestrians_dir))
+        execute_all(study_jobs(plan, runs.run_dir, runs.explorer, generated, runs.pedestrians))
     with clock.stage("book", "Jupyter Book, offline"):
         shutil.copy2(SWEEPS_DIR / SHOWN_SWEEP, generated / SHOWN_SWEEP)  # the scaling page includes it as it is
         return build_book(plan.book_dir)

@@ -222,13 +222,30 @@ COMPARISONS: dict[str, ComparisonPlan] = {
 
 DEFAULT_COMPARISON = "reduced"  # what `make study` runs and the book shows: it fits the study's time budget
 FULL_COMPARISON = "full"  # the question the book asks; `evosynth study --full` computes it, else it is read stored
+PEDESTRIANS_COMPARISON = "pedestrians"  # the same question on Penn-Fudan, where its folder is here
 
 
-def get_comparison(name: str) -> ComparisonPlan:
+def pedestrians_comparison(root: Path, generations: int | None = None, preset: str = "pedestrians") -> ComparisonPlan:
+    """The question on real pedestrians: the evolution of the pedestrians preset (its ancestor, its environment) on
+    the Penn-Fudan folder ``root``, seeds 0-2, each testing on its own cross-validation fold, and L1 filter pruning
+    following each seed; ``generations`` as the study's run (the default length without)."""
+    reference = RunConfig(preset=preset, data="pennfudan", data_root=str(root))
+    reference = reference.with_generations(generations or reference.generations)
+    return ComparisonPlan(PEDESTRIANS_COMPARISON, reference, baselines=("l1-filter",), seeds=FULL_SEEDS)
+
+
+def get_comparison(name: str, pedestrians_root: Path | None = None) -> ComparisonPlan:
+    """A comparison by name; the pedestrians comparison on the Penn-Fudan folder ``pedestrians_root``."""
+    if name == PEDESTRIANS_COMPARISON:
+        if pedestrians_root is None:
+            raise ValueError(f"the {name!r} comparison reads a Penn-Fudan folder: name it (--data-dir PATH; "
+                             "`evosynth data download pennfudan` fetches one)")
+        return pedestrians_comparison(pedestrians_root)
     try:
         return COMPARISONS[name]
     except KeyError:
-        raise ValueError(f"unknown comparison {name!r}; choose one of {', '.join(COMPARISONS)}") from None
+        raise ValueError(f"unknown comparison {name!r}; choose one of "
+                         f"{', '.join([*COMPARISONS, PEDESTRIANS_COMPARISON])}") from None
 
 
 def table_path(plan: ComparisonPlan, runs_dir: Path) -> Path:
@@ -320,15 +337,16 @@ def run_comparison(plan: ComparisonPlan, runs_dir: Path, cache_dir: Path) -> pd.
     time_lineages(plan, runs_dir)
     table = comparison_table(plan, runs_dir)
     atomic_write(table_path(plan, runs_dir), lambda tmp: tmp.write_text(table.to_csv(index=False)))
-    write_json(record_path(plan, runs_dir), comparison_record(plan, runs_dir, table))
+    write_json(record_path(plan.name, runs_dir), comparison_record(plan, runs_dir, table))
     return table
 
 
 RECORD_FORMAT = 1  # a comparison record (``comparison_record``) another version cannot read is refused
 
 
-def record_path(plan: ComparisonPlan, runs_dir: Path) -> Path:
-    return runs_dir / f"comparison-{plan.name}.json"
+def record_path(comparison: str, runs_dir: Path) -> Path:
+    """Where ``run_comparison`` writes the record of the comparison named ``comparison``."""
+    return runs_dir / f"comparison-{comparison}.json"
 
 
 def comparison_record(plan: ComparisonPlan, runs_dir: Path, table: pd.DataFrame) -> dict[str, Any]:
@@ -387,7 +405,7 @@ def _frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 def store_record(plan: ComparisonPlan, runs_dir: Path, folder: Path) -> Path:
     """Copy a computed comparison's record into ``folder`` (``benchmarks/``), named by the plan and the machine."""
-    source = record_path(plan, runs_dir)
+    source = record_path(plan.name, runs_dir)
     if not source.is_file():
         raise EvosynthError(f"{source} does not exist: compute the comparison first (`evosynth compare --preset "
                             f"{plan.name} --runs-dir {runs_dir}`)")

@@ -24,8 +24,18 @@ from evosynth.core.environment import ENVIRONMENT_MODELS, Environment, check_alp
 from evosynth.core.precision import PRECISIONS, precision_dtype
 from evosynth.paths import RUNS_DIR
 from evosynth.study import settings
-from evosynth.study.presets import PRESETS, Preset, check_known_data, default_preset, get_preset, presets_for
+from evosynth.study.presets import (
+    BUILT_IN_PRESETS,
+    PRESETS,
+    Preset,
+    check_known_data,
+    default_preset,
+    get_preset,
+    presets_for,
+)
 from evosynth.study.settings import Setting, setting
+from evosynth.task.digits import DigitsSpec
+from evosynth.task.imageset import ImageSetSpec
 from evosynth.task.registry import DATASETS, FOLDER_DATASETS
 
 # Channel rounding: off, or the block sizes that vector units and tensor cores work in.
@@ -36,6 +46,14 @@ def _first_preset_for_data(values: Mapping[str, Any]) -> str:
     return default_preset(values["data"])
 
 
+def _preset_alphas(which: int) -> str:
+    """Each built-in preset's alpha (0: synapse, 1: cluster), for the option's help: "0.84 for paper, smoke; ..."."""
+    names: dict[float, list[str]] = {}
+    for name, preset in BUILT_IN_PRESETS.items():
+        names.setdefault(preset.alphas[which], []).append(name)
+    return "; ".join(f"{alpha:g} for {', '.join(presets)}" for alpha, presets in names.items())
+
+
 @dataclass(frozen=True)
 class RunConfig:
     preset: str = setting(
@@ -44,20 +62,24 @@ class RunConfig:
         "photographs; cluttered = the study's ancestor on harder, cluttered digits; smoke-cluttered = smoke on more "
         "clutter (default: the first made for --data: paper for digits, pedestrians for pennfudan and coco)",
         choices=PRESETS, sweep=("grid", "datasets"), fallback=_first_preset_for_data)
-    # The default environment and its strength were chosen by measurement (benchmarks/README.md, "The default
-    # environment"): the cost environment at these alphas removes what the study's targets ask for in 13
-    # generations, most of it as whole filters, with the highest whole-frame speed-up at equal accuracy.
+    # The default environment was chosen by measurement (benchmarks/README.md, "The default environment"): the cost
+    # environment removes what the study's targets ask for in 13 generations, most of it as whole filters, with the
+    # highest whole-frame speed-up at equal accuracy. Its strength (the alphas) is each preset's.
     environment: str = setting(
         "cost", "how alpha acts on the probabilities: budget = keep this fraction of the count, "
         "multiplicative = scale every probability, cost = alpha_cluster is the fraction of the parent's "
         "multiply-accumulates kept",
         choices=ENVIRONMENT_MODELS)
-    alpha_synapse: float = setting(0.98, "environmental factor for synapses, in (0, 1]")
-    alpha_cluster: float = setting(0.84, "environmental factor for clusters (filters), in (0, 1]")
+    alpha_synapse: float = setting(  # None: the preset's (resolved when the config is made)
+        None, f"environmental factor for synapses, in (0, 1] (default: the preset's, {_preset_alphas(0)})")
+    alpha_cluster: float = setting(
+        None, f"environmental factor for clusters (filters), in (0, 1] (default: the preset's, {_preset_alphas(1)})")
     precision: str = setting(
         "fp16", "synaptic precision restriction after training (fp32 = none)", choices=PRECISIONS,
         ancestor=True)
-    seed: int = setting(0, "run seed: same seed, same offspring", ancestor=True)
+    seed: int = setting(0, "run seed: same seed, same offspring; on photographs it also picks the test fold "
+                        "(seed mod the preset's folds), so that seeds differ in the images they test on too",
+                        ancestor=True)
     generations: int = setting(13, "generations including the ancestor", identity="never")
     data: str = setting(
         "digits", "digits = generated; pennfudan, coco = read from --data-dir", choices=DATASETS,
@@ -75,7 +97,11 @@ class RunConfig:
         identity="unless_default")
 
     def __post_init__(self) -> None:
-        self._check_data(get_preset(self.preset))
+        preset = get_preset(self.preset)
+        self._check_data(preset)
+        for name, alpha in zip(("alpha_synapse", "alpha_cluster"), preset.alphas, strict=True):
+            if getattr(self, name) is None:  # the environment made for the preset's task
+                object.__setattr__(self, name, alpha)
         self.make_environment()
         precision_dtype(self.precision)
         if self.generations < 1:
@@ -107,6 +133,11 @@ class RunConfig:
     @property
     def resolved_preset(self) -> Preset:
         return get_preset(self.preset)
+
+    def data_spec(self) -> DigitsSpec | ImageSetSpec:
+        """The preset's data spec for this run: photographs test on the fold of the run's seed."""
+        spec = self.resolved_preset.data
+        return replace(spec, fold=self.seed % spec.folds) if isinstance(spec, ImageSetSpec) else spec
 
     def data_source(self) -> dict[str, str]:
         """The loader's options that say which data to read (``root``, ``category``); empty for digits."""
@@ -155,7 +186,7 @@ class RunConfig:
         """
         preset = self.resolved_preset
         identity = {
-            **self._identity_values(ancestor=True), "data_spec": asdict(preset.data),
+            **self._identity_values(ancestor=True), "data_spec": asdict(self.data_spec()),
             "network": asdict(preset.network), "ancestor_budget": asdict(preset.ancestor),
         }
         return json.loads(json.dumps(identity))

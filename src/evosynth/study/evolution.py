@@ -36,7 +36,7 @@ TRAINING_STREAM = 7_919  # offsets the training random stream from the synthesis
 
 def load_task_data(config: RunConfig, cache_dir: Path) -> DetectionData:
     """The run's data set as its preset shapes it: digits generated, or the run's folder read; cached in cache_dir."""
-    return load_dataset(config.data, cache_dir, **asdict(config.resolved_preset.data), **config.data_source())
+    return load_dataset(config.data, cache_dir, **asdict(config.data_spec()), **config.data_source())
 
 
 def new_ancestor(config: RunConfig, data: DetectionData) -> tuple[Detector, dict[str, torch.Tensor], Recipe]:

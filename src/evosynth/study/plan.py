@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,17 @@ from evosynth.deploy.machine import describe_machine, machine_summary
 from evosynth.files import write_json
 from evosynth.paths import REPO_ROOT
 from evosynth.study.capacity import STUDY_SCALES, measure_capacity, measure_width_curve
-from evosynth.study.compare import DEFAULT_COMPARISON, FULL_COMPARISON, get_comparison, run_comparison
+from evosynth.study.compare import (
+    DEFAULT_COMPARISON,
+    FULL_COMPARISON,
+    get_comparison,
+    pedestrians_comparison,
+    run_comparison,
+)
 from evosynth.study.config import RunConfig
 from evosynth.study.distributed import run_grid
 from evosynth.study.evolution import evolve
 from evosynth.study.grid import SweepGrid, load_sweep
-from evosynth.study.presets import default_preset
 from evosynth.study.sweep import DEFAULT_ALPHA_CLUSTERS, run_sweep, sweep_configs
 from evosynth.task.download import PENNFUDAN
 
@@ -46,7 +51,7 @@ class StudyPlan:
     sweep_file: Path | None = None  # a grid (sweeps/default.toml) run on Ray for the alpha explorer, instead
     bench_rounds: int = DEFAULT_ROUNDS
     bench_backends: tuple[str, ...] = STUDY_BACKENDS
-    pedestrians_root: Path | None = None  # a Penn-Fudan folder: the same evolution on real pedestrians
+    pedestrians_root: Path | None = None  # a Penn-Fudan folder: the pedestrians comparison on real pedestrians
     comparison: str = DEFAULT_COMPARISON  # which `evosynth compare` plan the "How it compares" chapter runs
     full: bool = False  # also compute the full comparison (FULL_COMPARISON), which the chapter then shows
 
@@ -55,11 +60,6 @@ def default_pedestrians_root() -> Path | None:
     """Where `evosynth data download pennfudan` puts Penn-Fudan, if it is there: the study never downloads."""
     root = REPO_ROOT / PENNFUDAN.destination
     return root if root.is_dir() else None
-
-
-def pedestrians_config(config: RunConfig, root: Path) -> RunConfig:
-    """The main run's evolution (environment, alphas, precision, seed, length) on Penn-Fudan, with its preset."""
-    return replace(config, preset=default_preset("pennfudan"), data="pennfudan", data_root=str(root), category=None)
 
 
 def alpha_explorer_sweep(plan: StudyPlan, grid: SweepGrid | None) -> dict[str, Any]:
@@ -99,11 +99,11 @@ class StageClock:
 @dataclass(frozen=True)
 class StudyRuns:
     """Where the computed study is: the main run, the alpha explorer's sweep (``sweep_dirs`` or a ``sweep_table``)
-    and the pedestrians run, if any."""
+    and whether the pedestrians comparison was computed (in the runs folder, where its page reads it)."""
 
     run_dir: Path
     explorer: dict[str, Any]
-    pedestrians_dir: Path | None
+    pedestrians: bool
 
 
 def compute_study(plan: StudyPlan, clock: StageClock) -> StudyRuns:
@@ -135,10 +135,9 @@ def compute_study(plan: StudyPlan, clock: StageClock) -> StudyRuns:
         with clock.stage("full comparison", f"{len(full.lineages())} lineages, {full.generations} generations, "
                                             "final training, timed on the frame"):
             run_comparison(full, plan.runs_dir, plan.cache_dir)
-    pedestrians_dir = None
     if plan.pedestrians_root is not None:
-        pedestrians = pedestrians_config(plan.config, plan.pedestrians_root)
-        pedestrians_dir = plan.runs_dir / pedestrians.name
-        with clock.stage("pedestrians", f"the same evolution on Penn-Fudan ({plan.pedestrians_root})"):
-            evolve(pedestrians, pedestrians_dir, plan.cache_dir)
-    return StudyRuns(run_dir, explorer, pedestrians_dir)
+        pedestrians = pedestrians_comparison(plan.pedestrians_root, plan.config.generations)
+        with clock.stage("pedestrians", f"the evolution against L1 filter pruning on Penn-Fudan "
+                                        f"({plan.pedestrians_root}), {len(pedestrians.lineages())} lineages"):
+            run_comparison(pedestrians, plan.runs_dir, plan.cache_dir)
+    return StudyRuns(run_dir, explorer, plan.pedestrians_root is not None)

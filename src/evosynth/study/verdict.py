@@ -177,3 +177,15 @@ def has_slack(ap50_change: float) -> bool:
     """Whether a dense network near ``SLACK_MAC_FRACTION`` of the ancestor's MACs, from scratch, loses no more than
     ``SLACK_POINTS`` of AP50 (points) against it, judged as stated (to 0.1 point) like ``score_kept``."""
     return round(ap50_change, 1) >= -SLACK_POINTS
+
+
+def slack_alpha_cluster(curve: pd.DataFrame, generations: int) -> tuple[float, float] | None:
+    """The environment a task's slack allows: of a capacity curve (``capacity.curve_table``), the smallest MAC
+    fraction whose dense network, from scratch, has slack (``has_slack`` on its mean over seeds), and the cost
+    environment's alpha_cluster (the share of its parent's MACs each offspring keeps) that reaches it in the
+    ``generations - 1`` offspring of a run; None where no smaller network has slack."""
+    smaller = curve[(curve["mac_fraction"] < 1) & curve["ap50_change"].map(has_slack)]
+    if smaller.empty:
+        return None
+    fraction = float(smaller["mac_fraction"].min())
+    return fraction, fraction ** (1 / (generations - 1))

@@ -19,7 +19,6 @@ from evosynth.deploy.machine import machine_summary
 from evosynth.errors import EvosynthError
 from evosynth.paths import REPO_ROOT
 from evosynth.study.compare import (
-    COMPARISONS,
     FULL_COMPARISON,
     METHOD_LABELS,
     ComparisonPlan,
@@ -37,7 +36,13 @@ from evosynth.study.compare import (
 from evosynth.study.methods import PRESET_LEGENDS, environment_equivalent
 
 BENCHMARKS = REPO_ROOT / "benchmarks"
-STORED_PATTERN = f"comparison_{FULL_COMPARISON}_*.json"  # what `evosynth compare --preset full --store` writes
+def stored_pattern(comparison: str) -> str:
+    """The file names `evosynth compare --preset COMPARISON --store benchmarks/` writes."""
+    return f"comparison_{comparison}_*.json"
+
+
+STORED_PATTERN = stored_pattern(FULL_COMPARISON)
+FULL_COMMAND = "evosynth study --full"  # what computes the full comparison in a reader's build
 TRAINED_ON = "trained on"
 
 
@@ -46,40 +51,43 @@ TRAINED_ON = "trained on"
 
 @dataclass(frozen=True)
 class Evidence:
-    """The full comparison the page shows, and whether this build computed it or it was stored earlier."""
+    """A comparison a page shows, whether this build computed it or it was stored earlier, and the command that
+    computes it in a reader's build."""
 
     record: StoredComparison
     computed_here: bool
+    command: str = FULL_COMMAND
 
     def source_words(self) -> str:
         """Where the numbers come from, for the page's prose."""
         record = self.record
         where = (f"{machine_summary(record.machine)}, {record.created[:10]}, commit {record.commit}")
         if self.computed_here:
-            return f"computed in this build's runs folder by evosynth study --full ({where})"
+            return f"computed in this build's runs folder by {self.command} ({where})"
         return (f"stored in benchmarks/{record.path.name} by an earlier run of this repository's code ({where}); "
-                "they were not computed in this build: evosynth study --full computes them here and the page "
-                "then shows those")
+                f"they were not computed in this build: {self.command} computes them here and the page then shows "
+                "those")
 
 
-def stored_records(folder: Path = BENCHMARKS) -> list[StoredComparison]:
-    """The stored full comparisons, each read once, newest first."""
-    return sorted(map(read_record, folder.glob(STORED_PATTERN)), key=lambda record: record.created, reverse=True)
+def stored_records(folder: Path = BENCHMARKS, comparison: str = FULL_COMPARISON) -> list[StoredComparison]:
+    """The stored records of a comparison, each read once, newest first."""
+    return sorted(map(read_record, folder.glob(stored_pattern(comparison))), key=lambda record: record.created,
+                  reverse=True)
 
 
-def evidence(runs_dir: Path, folder: Path = BENCHMARKS) -> Evidence:
-    """The full comparison computed in ``runs_dir`` (its record, which ``run_comparison`` writes once every lineage
-    is done), else the newest one stored in ``folder``; with neither, a clear refusal naming the command that
+def evidence(runs_dir: Path, folder: Path = BENCHMARKS, comparison: str = FULL_COMPARISON,
+             command: str = FULL_COMMAND) -> Evidence:
+    """The comparison computed in ``runs_dir`` (its record, which ``run_comparison`` writes once every lineage
+    is done), else the newest one stored in ``folder``; with neither, a clear refusal naming ``command``, which
     computes it."""
-    computed = record_path(COMPARISONS[FULL_COMPARISON], runs_dir)
+    computed = record_path(comparison, runs_dir)
     if computed.is_file():
-        return Evidence(read_record(computed), computed_here=True)
-    stored = stored_records(folder)
+        return Evidence(read_record(computed), computed_here=True, command=command)
+    stored = stored_records(folder, comparison)
     if not stored:
-        raise EvosynthError(f"no full comparison in {runs_dir} and none stored in {folder} ({STORED_PATTERN}): "
-                            f"compute it with `evosynth study --full` or `evosynth compare --preset full --runs-dir "
-                            f"{runs_dir}`")
-    return Evidence(stored[0], computed_here=False)
+        raise EvosynthError(f"no {comparison} comparison in {runs_dir} and none stored in {folder} "
+                            f"({stored_pattern(comparison)}): compute it with {command}")
+    return Evidence(stored[0], computed_here=False, command=command)
 
 
 def seed_changes(record: StoredComparison) -> pd.DataFrame:

@@ -1,32 +1,128 @@
-"""The Penn-Fudan page (``notebooks/pedestrians.md``): what the run achieved from its first to its last
-generation, as values for the page's prose."""
+"""The Penn-Fudan page (``notebooks/pedestrians.md``): the pedestrians comparison (``compare.pedestrians_comparison``:
+the evolution against L1 filter pruning on three seeds, each testing on its own cross-validation fold) computed in
+this build where the data is here, otherwise the record this repository's code stored in ``benchmarks/``; and what
+the ancestor needed to learn the task (``benchmarks/pedestrian_levers.py``'s stored measurement)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-QUALITY = {"precision_score": "precision", "recall": "recall", "ap50": "ap50"}  # table column: key prefix
+from evosynth.book.pages.compare import BENCHMARKS, Evidence, evidence, method_summary, seed_changes
+from evosynth.book.pages.generation import detections_frame
+from evosynth.deploy.machine import machine_summary
+from evosynth.errors import EvosynthError
+from evosynth.study.compare import PEDESTRIANS_COMPARISON
+from evosynth.study.evolution import load_run, load_task_data
+from evosynth.study.presets import get_preset
+from evosynth.study.verdict import PAPER_TOLERANCE_POINTS, score_kept
+
+COMMAND = ("evosynth data download pennfudan, then make study (or evosynth study --pedestrians PATH with a copy "
+           "elsewhere)")
+LEVERS_PATTERN = "pedestrian_levers_*.json"  # what benchmarks/pedestrian_levers.py writes
+SCORES = {"ΔAP50 as bred": "AP50", "ΔP as bred": "precision", "ΔR as bred": "recall"}
 
 
-def run_summary(table: pd.DataFrame, run_name: str) -> dict[str, Any]:
-    """The numbers of the page's summary paragraph (its glue keys), from a run's
-    ``report.generations_table``: the last generation's synapses and MACs per image (in millions) with their
-    reductions against generation 1, and precision, recall and AP50 at the first and the last generation with
-    the change in points."""
-    first, last = table.iloc[0], table.iloc[-1]
-    values: dict[str, Any] = {
-        "run_name": run_name,
-        "generations": len(table),
-        "last_generation": int(last["generation"]),
-        "last_synapses": int(last["synapses"]),
-        "synapse_reduction": float(last["synapse_reduction"]),
-        "last_mmacs": float(last["macs"]) / 1e6,
-        "mac_reduction": float(last["mac_reduction"]),
+def pedestrians_evidence(runs_dir: Path, folder: Path = BENCHMARKS) -> Evidence:
+    """The pedestrians comparison computed in ``runs_dir`` by the study, else the newest one stored in ``folder``."""
+    return evidence(runs_dir, folder, PEDESTRIANS_COMPARISON, COMMAND)
+
+
+def verdict_words(found: Evidence) -> dict[str, Any]:
+    """The page's sentences: the evolution's last generation against its first (mean and range over the seeds),
+    the paper's rule applied to the means, and how many points the folds alone span."""
+    record = found.record
+    summary = method_summary(record)
+    evolution = summary[summary["method"] == "evolution"].set_index("quantity")
+    changes = seed_changes(record)
+    ancestors = changes[(changes["method"] == "evolution") & (changes["generation"] == 1)]["ap50"]
+    last = record.generations
+    missed = [f"{name} {evolution.loc[quantity, 'mean']:+.1f}" for quantity, name in SCORES.items()
+              if not score_kept(evolution.loc[quantity, "mean"])]
+    rule = (f"each no more than {PAPER_TOLERANCE_POINTS:g} points below generation 1, on the mean of the seeds")
+    kept = (f"**kept**: AP50, precision and recall are {rule}" if not missed
+            else f"**not kept**: {', '.join(missed)} points, where the paper's rule asks for {rule}")
+
+    def ranged(quantity: str, ratio: bool = False) -> str:
+        row = evolution.loc[quantity]
+        form = "{:.1f}x" if ratio else "{:+.1f}"
+        return f"{form.format(row['mean'])} ({form.format(row['min'])} to {form.format(row['max'])})"
+
+    return {
+        "ped_source": found.source_words(), "ped_generations": last,
+        "ped_seeds": ", ".join(map(str, record.seeds)),
+        "ped_synapses": ranged("synapses ÷", ratio=True), "ped_macs": ranged("MACs ÷", ratio=True),
+        "ped_ap50": ranged("ΔAP50 as bred"), "ped_precision": ranged("ΔP as bred"),
+        "ped_recall": ranged("ΔR as bred"), "ped_kept": kept,
+        "ped_ancestor_ap50": f"{ancestors.mean():.3f} ({ancestors.min():.3f} to {ancestors.max():.3f})",
+        "ped_fold_spread": 100 * float(ancestors.max() - ancestors.min()),
     }
-    for column, prefix in QUALITY.items():
-        values[f"{prefix}_first"] = float(first[column])
-        values[f"{prefix}_last"] = float(last[column])
-        values[f"{prefix}_change"] = 100 * float(last[column] - first[column])
-    return values
+
+
+@dataclass(frozen=True)
+class LeverRecord:
+    """``benchmarks/pedestrian_levers.py``'s measurement: the ancestor's test AP50 per training lever."""
+
+    path: Path
+    machine: dict[str, Any]
+    created: str
+    commit: str
+    levers: list[dict[str, Any]]  # in the order tried
+
+    def source_words(self) -> str:
+        return (f"stored in benchmarks/{self.path.name} by benchmarks/pedestrian_levers.py "
+                f"({machine_summary(self.machine)}, {self.created[:10]}, commit {self.commit})")
+
+
+def lever_record(folder: Path = BENCHMARKS) -> LeverRecord:
+    """The newest stored lever measurement; without one, a refusal naming the script that measures it."""
+    records = [json.loads(path.read_text()) | {"path": path} for path in folder.glob(LEVERS_PATTERN)]
+    if not records:
+        raise EvosynthError(f"no {LEVERS_PATTERN} in {folder}: benchmarks/pedestrian_levers.py measures the "
+                            "ancestor's levers")
+    newest = max(records, key=lambda record: record["created"])
+    return LeverRecord(newest["path"], newest["machine"], newest["created"], newest["commit"], newest["levers"])
+
+
+def lever_words(record: LeverRecord) -> dict[str, str]:
+    """The first lever's AP50, the lever the pedestrians preset trains its ancestor with, and the source."""
+    first = record.levers[0]
+    budget = asdict(get_preset("pedestrians").ancestor)
+    kept = [lever["name"] for lever in record.levers if lever["budget"] == budget]
+    return {"lever_first": f"{first['mean_ap50']:.3f} (mean of its seeds)",
+            "lever_kept": f"the {kept[0]} row's budget" if kept else "a budget this table does not hold",
+            "lever_source": record.source_words()}
+
+
+def lever_table(record: LeverRecord) -> pd.DataFrame:
+    """One row per lever in the order tried: what it is, the ancestor's test AP50 (mean over seeds and range), its
+    epochs and training seconds."""
+    rows = []
+    for lever in record.levers:
+        seeds = pd.DataFrame(lever["seeds"])
+        rows.append({"lever": lever["name"], "what it adds": lever["description"],
+                     "AP50, mean [low, high]": f"{seeds['ap50'].mean():.3f} [{seeds['ap50'].min():.3f}, "
+                                               f"{seeds['ap50'].max():.3f}]",
+                     "epochs (mean)": round(seeds["epochs"].mean()),
+                     "training s (mean)": round(seeds["train_seconds"].mean())})
+    return pd.DataFrame(rows).set_index("lever").rename_axis(None)
+
+
+def first_and_last_detections(found: Evidence, runs_dir: Path, cache_dir: Path, images: int = 4) -> pd.DataFrame:
+    """Generation 1's and the last generation's detections of seed 0's evolution on the first ``images`` test
+    photographs of its fold, each at its own validated threshold (``generation.detections_frame`` rows, the image
+    named with the generation): only for a comparison computed here, whose networks and data are at hand."""
+    table = found.record.table
+    run = table.loc[table["reference"], "run"].iloc[0]
+    config, generations = load_run(runs_dir / run)
+    data = load_task_data(config, cache_dir)
+    frames = []
+    for generation in (generations[0], generations[-1]):
+        threshold = generation.metrics["operating_point"]["threshold"]
+        frame = detections_frame(generation.model, data.test, range(min(images, len(data.test))), threshold)
+        frames.append(frame.assign(image=f"generation {generation.number}, " + frame["image"]))
+    return pd.concat(frames, ignore_index=True)
