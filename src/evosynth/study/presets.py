@@ -96,13 +96,17 @@ BUILT_IN_PRESETS: Mapping[str, Preset] = MappingProxyType({
         # study's residual family at half its widths: stride 8 gives a 16 x 20 grid, the receptive field spans
         # about 90 pixels; 110 training images call for small batches (more steps per epoch) and a gentler
         # learning rate than digits. Mirrored, zoomed and recoloured batches took the ancestor from AP50 0.50 to
-        # 0.82 (mean of three folds); pasting masked pedestrians gave no more (benchmarks/README.md, "Penn-Fudan").
+        # 0.82 (mean of three folds); pasting masked pedestrians gave no more. Offspring trained 24 epochs ended
+        # generation 4 at -2.5 AP50 points, 12 epochs at -6.0 (benchmarks/README.md, "Penn-Fudan").
         data=ImageSetSpec(height=128, width=160),
         network=Network("residual_detector", {"stem_widths": [16], "widths": [32, 64], "blocks": 2,
                                               "patch_stem": True}),
         ancestor=TrainingBudget(max_epochs=300, batch_size=16, learning_rate=2e-3, patience=30,
                                 augmentation="photometric"),
-        offspring=TrainingBudget(max_epochs=12, batch_size=16, learning_rate=1e-3, augmentation="photometric"),
+        offspring=TrainingBudget(max_epochs=24, batch_size=16, learning_rate=1e-3, augmentation="photometric"),
+        # The study's slack criterion on this task: dense copies at 0.169 of the ancestor's MACs, from scratch, end
+        # +0.5 AP50 points from it, at 0.065 -7.1 (three folds); 0.86 (0.862 rounded) reaches 0.169 in 12 offspring.
+        alphas=(0.98, 0.86),
     ),
     # the smoke preset on a more cluttered task: the smoke comparison's task ablation
     "smoke-cluttered": replace(SMOKE, name="smoke-cluttered",
