@@ -228,10 +228,12 @@ PEDESTRIANS_COMPARISON = "pedestrians"  # the same question on Penn-Fudan, where
 def pedestrians_comparison(root: Path, generations: int | None = None, preset: str = "pedestrians") -> ComparisonPlan:
     """The question on real pedestrians: the evolution of the pedestrians preset (its ancestor, its environment) on
     the Penn-Fudan folder ``root``, seeds 0-2, each testing on its own cross-validation fold, and L1 filter pruning
-    following each seed; ``generations`` as the study's run (the default length without)."""
+    following each seed, every last generation also trained on to convergence; ``generations`` as the study's run
+    (the default length without)."""
     reference = RunConfig(preset=preset, data="pennfudan", data_root=str(root))
     reference = reference.with_generations(generations or reference.generations)
-    return ComparisonPlan(PEDESTRIANS_COMPARISON, reference, baselines=("l1-filter",), seeds=FULL_SEEDS)
+    return ComparisonPlan(PEDESTRIANS_COMPARISON, reference, baselines=("l1-filter",), seeds=FULL_SEEDS,
+                          final_training=True)
 
 
 def get_comparison(name: str, pedestrians_root: Path | None = None) -> ComparisonPlan:

@@ -115,6 +115,8 @@ def band(record: StoredComparison, quantity: str = "ap50_change") -> pd.DataFram
 def fastest_backend(record: StoredComparison) -> str | None:
     """Of the backends that timed every lineage (the study's own bench times more than the comparison's), the one
     with the most frames per second on the evolution's last generation, mean over seeds; None where none did."""
+    if record.speeds.empty:  # a comparison that timed nothing (the pedestrians comparison)
+        return None
     speeds = record.speeds[record.speeds["generation"] == record.generations]
     lineages = speeds.groupby(["method", "seed"])["backend"].agg(set)
     common = set.intersection(*lineages) if len(lineages) else set()
