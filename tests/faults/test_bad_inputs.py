@@ -174,11 +174,11 @@ def test_a_page_on_a_folder_that_holds_no_run_says_so(data_dir, tmp_path):
 
 
 def _pennfudan_folder(root: Path, last_image: bytes | None) -> Path:
-    """A Penn-Fudan-format folder of three annotated images; the last one's file holds ``last_image`` (None: no
-    file), the others are real PNGs."""
+    """A Penn-Fudan-format folder of seven annotated images (enough for its five test folds); the last one's file
+    holds ``last_image`` (None: no file), the others are real PNGs."""
     (root / "PNGImages").mkdir(parents=True)
     (root / "Annotation").mkdir()
-    for number in (1, 2, 3):
+    for number in range(1, 8):
         name = f"FudanPed{number:05d}.png"
         (root / "Annotation" / f"FudanPed{number:05d}.txt").write_text(
             f'Image filename : "PennFudanPed/PNGImages/{name}"\n'
@@ -186,8 +186,8 @@ def _pennfudan_folder(root: Path, last_image: bytes | None) -> Path:
             'Objects with ground truth : 1 { "PASpersonWalking" }\n'
             'Bounding box for object 1 "PASpersonWalking" (Xmin, Ymin) - (Xmax, Ymax) : (10, 5) - (30, 40)\n'
         )
-        if number < 3:
-            Image.new("RGB", (64, 48), (number * 60, 90, 30)).save(root / "PNGImages" / name)
+        if number < 7:
+            Image.new("RGB", (64, 48), (number * 30, 90, 30)).save(root / "PNGImages" / name)
         elif last_image is not None:
             (root / "PNGImages" / name).write_bytes(last_image)
     return root
@@ -200,10 +200,10 @@ BAD_DATA: list[tuple[str, Callable[[Path], list[str]], str]] = [
      r"empty"),
     ("an image that is not an image",
      lambda tmp: ["--data", "pennfudan", "--data-dir", str(_pennfudan_folder(tmp / "pf", b"not a png"))],
-     r"FudanPed00003.png"),
+     r"FudanPed00007.png"),
     ("an annotation without its image",
      lambda tmp: ["--data", "pennfudan", "--data-dir", str(_pennfudan_folder(tmp / "pf", None))],
-     r"FudanPed00003.png"),
+     r"FudanPed00007.png"),
     ("coco folder without annotations", lambda tmp: ["--data", "coco", "--data-dir", str(tmp)], r"annotations.json"),
     ("unknown data set", lambda tmp: ["--data", "imagenet"], r"argument --data: invalid choice: 'imagenet'"),
     ("a folder for generated data", lambda tmp: ["--data-dir", str(tmp)], r"digits.* is generated and reads no folder"),

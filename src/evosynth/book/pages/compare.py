@@ -51,19 +51,20 @@ TRAINED_ON = "trained on"
 
 @dataclass(frozen=True)
 class Evidence:
-    """A comparison a page shows, whether this build computed it or it was stored earlier, and the command that
-    computes it in a reader's build."""
+    """A comparison a page shows, whether this build computed it or it was stored earlier, the command that
+    computes it in a reader's build, and what computed it where it was computed here."""
 
     record: StoredComparison
     computed_here: bool
     command: str = FULL_COMMAND
+    computed_by: str = FULL_COMMAND
 
     def source_words(self) -> str:
         """Where the numbers come from, for the page's prose."""
         record = self.record
         where = (f"{machine_summary(record.machine)}, {record.created[:10]}, commit {record.commit}")
         if self.computed_here:
-            return f"computed in this build's runs folder by {self.command} ({where})"
+            return f"computed in this build's runs folder by {self.computed_by} ({where})"
         return (f"stored in benchmarks/{record.path.name} by an earlier run of this repository's code ({where}); "
                 f"they were not computed in this build: {self.command} computes them here and the page then shows "
                 "those")
@@ -76,13 +77,13 @@ def stored_records(folder: Path = BENCHMARKS, comparison: str = FULL_COMPARISON)
 
 
 def evidence(runs_dir: Path, folder: Path = BENCHMARKS, comparison: str = FULL_COMPARISON,
-             command: str = FULL_COMMAND) -> Evidence:
+             command: str = FULL_COMMAND, computed_by: str = FULL_COMMAND) -> Evidence:
     """The comparison computed in ``runs_dir`` (its record, which ``run_comparison`` writes once every lineage
     is done), else the newest one stored in ``folder``; with neither, a clear refusal naming ``command``, which
     computes it."""
     computed = record_path(comparison, runs_dir)
     if computed.is_file():
-        return Evidence(read_record(computed), computed_here=True, command=command)
+        return Evidence(read_record(computed), computed_here=True, command=command, computed_by=computed_by)
     stored = stored_records(folder, comparison)
     if not stored:
         raise EvosynthError(f"no {comparison} comparison in {runs_dir} and none stored in {folder} "

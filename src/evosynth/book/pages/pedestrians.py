@@ -32,7 +32,8 @@ SCORE_COLUMNS = {"ap50_change": "AP50", "op_precision_change": "precision", "op_
 
 def pedestrians_evidence(runs_dir: Path, folder: Path = BENCHMARKS) -> Evidence:
     """The pedestrians comparison computed in ``runs_dir`` by the study, else the newest one stored in ``folder``."""
-    return evidence(runs_dir, folder, PEDESTRIANS_COMPARISON, COMMAND)
+    return evidence(runs_dir, folder, PEDESTRIANS_COMPARISON, COMMAND,
+                    computed_by="evosynth study, which found the Penn-Fudan folder")
 
 
 def verdict_words(found: Evidence) -> dict[str, Any]:
