@@ -230,7 +230,8 @@ def _study_options(parser: argparse.ArgumentParser) -> None:
                           help="instead, the alpha explorer shows this grid (such as sweeps/default.toml), run on a "
                                "local Ray instance like `evosynth sweep FILE` (complete runs are reused)")
     parser.add_argument("--pedestrians", type=Path, default=None, metavar="PATH",
-                        help="a Penn-Fudan folder: the same evolution on real pedestrians, a chapter of the book "
+                        help="a Penn-Fudan folder: the evolution against L1 filter pruning on real pedestrians, three "
+                             "seeds on three test folds, a chapter of the book "
                              "(default: where `evosynth data download pennfudan` puts it, if it is there)")
     parser.add_argument("--comparison", choices=list(COMPARISONS), default=DEFAULT_COMPARISON,
                         help="the comparison of this build the book shows beside the evolution-against-pruning "

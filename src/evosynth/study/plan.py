@@ -1,5 +1,5 @@
 """What `evosynth study` computes, stage by stage, before any page runs: the main run, the alpha explorer's sweep,
-speed, the final training, the capacity curve, the comparison and, where the data is here, the pedestrians run.
+speed, the final training, the capacity curve, the comparison and, where the data is here, the pedestrians comparison.
 
 Every run is computed one way, by ``evolve`` or ``run_comparison`` (resumable, generation by generation), so the
 pages only read what the runs hold and a page's execution never trains. Each stage says what it computes and
