@@ -174,15 +174,13 @@ class PhotoAugment:
         theta[:, :, 2] = -shift / zoom[:, None]
         sampling = F.affine_grid(theta, list(images.shape), align_corners=False)
         moved = F.grid_sample(images - 0.5, sampling, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
+        size = torch.tensor([width, height, width, height], dtype=torch.float32)
+        centre = size / 2
         kept = []
         for slot, image_boxes in enumerate(boxes):
-            size = torch.tensor([width, height, width, height], dtype=torch.float32)
-            centre = size / 2
-            offset = shift[slot].repeat(2) * centre
-            placed = (image_boxes - centre) * zoom[slot] + centre + offset
+            placed = (image_boxes - centre) * zoom[slot] + centre + shift[slot].repeat(2) * centre
             clipped = torch.minimum(torch.maximum(placed, torch.zeros(4)), size)
-            area = lambda b: (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)  # noqa: E731
-            visible = area(clipped) >= self.recipe.min_visible * area(placed).clamp(min=1e-6)
+            visible = _area(clipped) >= self.recipe.min_visible * _area(placed).clamp(min=1e-6)
             big_enough = ((clipped[:, 2] - clipped[:, 0]) >= 2) & ((clipped[:, 3] - clipped[:, 1]) >= 2)
             kept.append(clipped[visible & big_enough])
         return moved, kept
@@ -203,11 +201,16 @@ class PhotoAugment:
         return images.clamp(0, 1)
 
 
+def _area(boxes: torch.Tensor) -> torch.Tensor:
+    """Each box's area, 0 for an empty one."""
+    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+
+
 def _overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise share of each box of ``b`` that a box of ``a`` covers: [A, B]."""
     width = (torch.minimum(a[:, None, 2], b[None, :, 2]) - torch.maximum(a[:, None, 0], b[None, :, 0])).clamp(min=0)
     height = (torch.minimum(a[:, None, 3], b[None, :, 3]) - torch.maximum(a[:, None, 1], b[None, :, 1])).clamp(min=0)
-    areas = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).clamp(min=1e-6)
+    areas = _area(b).clamp(min=1e-6)
     return width * height / areas[None, :]
 
 
@@ -221,8 +224,13 @@ AUGMENTATIONS: Mapping[str, MakeSource] = MappingProxyType({
 })
 
 
-def batch_source(name: str, split: DetectionSplit, stride: int, max_shift_cells: int) -> BatchSource:
-    """The augmentation ``name`` made for this training split."""
+def check_augmentation(name: str) -> None:
+    """Refuse a name that is not an augmentation, listing those that are."""
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+
+
+def batch_source(name: str, split: DetectionSplit, stride: int, max_shift_cells: int) -> BatchSource:
+    """The augmentation ``name`` made for this training split."""
+    check_augmentation(name)
     return AUGMENTATIONS[name](split, stride, max_shift_cells)

@@ -114,11 +114,16 @@ class Placement:
         return (np.asarray(boxes, np.float64).reshape(-1, 4) * scale + offset).astype(np.float32)
 
 
-def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, Placement]:
-    """The image scaled to fit height x width with its aspect ratio kept, centred on grey: uint8 [3, H, W]."""
+def _fit(image: Image.Image, height: int, width: int) -> tuple[tuple[int, int], int, int]:
+    """Where an image letterboxed to height x width lies: its scaled (width, height), left and top."""
     scale = min(width / image.width, height / image.height)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    left, top = (width - size[0]) // 2, (height - size[1]) // 2
+    return size, (width - size[0]) // 2, (height - size[1]) // 2
+
+
+def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, Placement]:
+    """The image scaled to fit height x width with its aspect ratio kept, centred on grey: uint8 [3, H, W]."""
+    size, left, top = _fit(image, height, width)
     canvas = Image.new("RGB", (width, height), (PAD_GREY,) * 3)
     canvas.paste(image.convert("RGB").resize(size, Image.Resampling.BILINEAR), (left, top))
     pixels = np.ascontiguousarray(np.asarray(canvas).transpose(2, 0, 1))
@@ -128,10 +133,9 @@ def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, 
 def letterbox_mask(mask: Image.Image, height: int, width: int) -> np.ndarray:
     """An instance mask placed as ``letterbox`` places its photograph, nearest neighbour (ids stay ids), on 0
     (no instance): uint8 [H, W]."""
-    scale = min(width / mask.width, height / mask.height)
-    size = (max(1, round(mask.width * scale)), max(1, round(mask.height * scale)))
+    size, left, top = _fit(mask, height, width)
     canvas = Image.new("L", (width, height), 0)
-    canvas.paste(mask.resize(size, Image.Resampling.NEAREST), ((width - size[0]) // 2, (height - size[1]) // 2))
+    canvas.paste(mask.resize(size, Image.Resampling.NEAREST), (left, top))
     return np.asarray(canvas).copy()
 
 

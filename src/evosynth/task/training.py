@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from evosynth.task.augment import AUGMENTATIONS, batch_source
+from evosynth.task.augment import batch_source, check_augmentation
 from evosynth.task.dataset import DetectionSplit
 from evosynth.task.metrics import evaluate
 from evosynth.task.model import Detector
@@ -41,8 +41,7 @@ class TrainingBudget:
     augmentation: str = "grid-shift"
 
     def __post_init__(self) -> None:
-        if self.augmentation not in AUGMENTATIONS:
-            raise ValueError(f"unknown augmentation {self.augmentation!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        check_augmentation(self.augmentation)
 
     def to_json(self) -> dict:
         return asdict(self)
