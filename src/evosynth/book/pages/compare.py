@@ -36,6 +36,8 @@ from evosynth.study.compare import (
 from evosynth.study.methods import PRESET_LEGENDS, environment_equivalent
 
 BENCHMARKS = REPO_ROOT / "benchmarks"
+
+
 def stored_pattern(comparison: str) -> str:
     """The file names `evosynth compare --preset COMPARISON --store benchmarks/` writes."""
     return f"comparison_{comparison}_*.json"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from evosynth.book import charts
 from evosynth.book.pages.compare import BENCHMARKS, Evidence, evidence, method_summary, seed_changes
-from evosynth.book.pages.generation import detections_frame
+from evosynth.book.pages.results import detections_then_and_now
 from evosynth.deploy.machine import machine_summary
 from evosynth.errors import EvosynthError
 from evosynth.study.compare import PEDESTRIANS_COMPARISON
@@ -26,7 +26,6 @@ from evosynth.study.verdict import PAPER_TOLERANCE_POINTS, score_kept
 COMMAND = ("evosynth data download pennfudan, then make study (or evosynth study --pedestrians PATH with a copy "
            "elsewhere)")
 LEVERS_PATTERN = "pedestrian_levers_*.json"  # what benchmarks/pedestrian_levers.py writes
-SCORES = {"ΔAP50 as bred": "AP50", "ΔP as bred": "precision", "ΔR as bred": "recall"}
 SCORE_COLUMNS = {"ap50_change": "AP50", "op_precision_change": "precision", "op_recall_change": "recall"}
 
 
@@ -45,8 +44,9 @@ def verdict_words(found: Evidence) -> dict[str, Any]:
     changes = seed_changes(record)
     ancestors = changes[(changes["method"] == "evolution") & (changes["generation"] == 1)]["ap50"]
     last = record.generations
-    missed = [f"{name} {evolution.loc[quantity, 'mean']:+.1f}" for quantity, name in SCORES.items()
-              if not score_kept(evolution.loc[quantity, "mean"])]
+    means = evolution_means(changes)
+    missed = [f"{name} {means.loc[last, column]:+.1f}" for column, name in SCORE_COLUMNS.items()
+              if not score_kept(means.loc[last, column])]
     rule = (f"each no more than {PAPER_TOLERANCE_POINTS:g} points below generation 1, on the mean of the seeds")
     kept = (f"**kept**: AP50, precision and recall are {rule}" if not missed
             else f"**not kept**: {', '.join(missed)} points, where the paper's rule asks for {rule}")
@@ -57,7 +57,7 @@ def verdict_words(found: Evidence) -> dict[str, Any]:
         return f"{form.format(row['mean'])} ({form.format(row['min'])} to {form.format(row['max'])})"
 
     return {
-        "ped_kept_reduction": kept_reduction_words(changes),
+        "ped_kept_reduction": kept_reduction_words(means),
         "ped_source": found.source_words(), "ped_generations": last,
         "ped_seeds": ", ".join(map(str, record.seeds)),
         "ped_synapses": ranged("synapses ÷", ratio=True), "ped_macs": ranged("MACs ÷", ratio=True),
@@ -68,11 +68,17 @@ def verdict_words(found: Evidence) -> dict[str, Any]:
     }
 
 
-def kept_reduction_words(changes: pd.DataFrame) -> str:
+def evolution_means(changes: pd.DataFrame) -> pd.DataFrame:
+    """Per generation, the evolution's reductions and score changes (``compare.seed_changes`` columns), mean of the
+    seeds."""
+    evolution = changes[changes["method"] == "evolution"]
+    return evolution.groupby("generation")[["synapses_reduction", "macs_reduction", *SCORE_COLUMNS]].mean()
+
+
+def kept_reduction_words(means: pd.DataFrame) -> str:
     """The largest reduction the evolution reached with AP50, precision and recall each kept by the paper's rule on
-    the mean of the seeds (``compare.seed_changes`` rows), or which score fell first where no offspring did."""
-    evolution = changes[(changes["method"] == "evolution") & (changes["generation"] > 1)]
-    means = evolution.groupby("generation")[["synapses_reduction", "macs_reduction", *SCORE_COLUMNS]].mean()
+    the mean of the seeds (``evolution_means``), or which score fell first where no offspring did."""
+    means = means.drop(index=1)
     kept = means[means[list(SCORE_COLUMNS)].map(score_kept).all(axis=1)]
     if kept.empty:
         first = means.iloc[0]
@@ -136,18 +142,12 @@ def lever_table(record: LeverRecord) -> pd.DataFrame:
 
 def first_and_last_detections(found: Evidence, runs_dir: Path, cache_dir: Path, images: int = 4) -> pd.DataFrame:
     """Generation 1's and the last generation's detections of seed 0's evolution on the first ``images`` test
-    photographs of its fold, each at its own validated threshold (``generation.detections_frame`` rows, the image
-    named with the generation): only for a comparison computed here, whose networks and data are at hand."""
+    photographs of its fold (``results.detections_then_and_now``): only for a comparison computed here, whose
+    networks and data are at hand."""
     table = found.record.table
-    run = table.loc[table["reference"], "run"].iloc[0]
-    config, generations = load_run(runs_dir / run)
-    data = load_task_data(config, cache_dir)
-    frames = []
-    for generation in (generations[0], generations[-1]):
-        threshold = generation.metrics["operating_point"]["threshold"]
-        frame = detections_frame(generation.model, data.test, range(min(images, len(data.test))), threshold)
-        frames.append(frame.assign(image=f"generation {generation.number}, " + frame["image"]))
-    return pd.concat(frames, ignore_index=True)
+    config, generations = load_run(runs_dir / table.loc[table["reference"], "run"].iloc[0])
+    test = load_task_data(config, cache_dir).test
+    return detections_then_and_now(generations[0], generations[-1], test, range(min(images, len(test))))
 
 
 def detections_chart(found: Evidence, runs_dir: Path, cache_dir: Path) -> alt.FacetChart | None:
