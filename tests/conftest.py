@@ -21,6 +21,7 @@ from PIL import Image
 import evosynth.study.evolution as evolution
 from evosynth.cli import main
 from evosynth.core.compaction import compact
+from evosynth.paths import REPO_ROOT
 from evosynth.storage.runs import Generation, RunFolder
 from evosynth.study import capacity
 from evosynth.study.capacity import capacity_table
@@ -316,6 +317,14 @@ def sweep_frame() -> pd.DataFrame:
 
 
 WHITE = (255, 255, 255)
+
+
+# The workplace's local copy of Penn-Fudan beside the checkout (../shared/data), wherever the checkout is;
+# EVOSYNTH_PENNFUDAN overrides.
+_SHARED_COPIES = [REPO_ROOT.parent / "shared", Path("/work/shared")]
+REAL_PENNFUDAN = Path(os.environ.get("EVOSYNTH_PENNFUDAN") or next(
+    (c / "data" / "PennFudanPed" for c in _SHARED_COPIES if (c / "data" / "PennFudanPed").is_dir()),
+    _SHARED_COPIES[0] / "data" / "PennFudanPed"))
 
 
 SPEC = ImageSetSpec()  # 128 x 160: an 80 x 64 photograph is scaled by exactly 2, a 64 x 64 one also padded

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -12,23 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import PHOTOS, SPEC, assert_same, by_source, make_pennfudan
+from conftest import PHOTOS, REAL_PENNFUDAN, SPEC, assert_same, by_source, make_pennfudan
 from evosynth.errors import DataSetError
-from evosynth.paths import REPO_ROOT
 from evosynth.task import imageset
 from evosynth.task.dataset import SPLITS
 from evosynth.task.imageset import split_indices
 from evosynth.task.pennfudan import load_pennfudan, read_pennfudan
 from evosynth.task.registry import load_dataset
-
-# The workplace's copy beside the checkout (../shared/data), wherever the checkout is; EVOSYNTH_PENNFUDAN overrides.
-_SHARED_COPIES = [REPO_ROOT.parent / "shared", Path("/work/shared")]
-REAL_PENNFUDAN = Path(os.environ.get("EVOSYNTH_PENNFUDAN") or next(
-    (c / "data" / "PennFudanPed" for c in _SHARED_COPIES if (c / "data" / "PennFudanPed").is_dir()),
-    _SHARED_COPIES[0] / "data" / "PennFudanPed"))
-
-
-
 
 # --------------------------------------------------------------------------------------------------- Penn-Fudan
 

@@ -3,7 +3,6 @@ Penn-Fudan replaces it, its verdict following the paper's one-sided rule."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,20 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import REAL_PENNFUDAN
 from evosynth.book.pages import compare as compare_page
 from evosynth.book.pages import pedestrians as page
 from evosynth.errors import EvosynthError
-from evosynth.paths import REPO_ROOT
 from evosynth.study.compare import PEDESTRIANS_COMPARISON, pedestrians_comparison, run_comparison
 from evosynth.study.evolution import load_task_data
 from evosynth.study.presets import BUILT_IN_PRESETS, extra_presets
 from evosynth.task.training import TrainingBudget
 
-# The workplace's copy beside the checkout (../shared/data), wherever the checkout is; EVOSYNTH_PENNFUDAN overrides.
-_SHARED = [REPO_ROOT.parent / "shared", Path("/work/shared")]
-REAL_PENNFUDAN = Path(os.environ.get("EVOSYNTH_PENNFUDAN") or next(
-    (c / "data" / "PennFudanPed" for c in _SHARED if (c / "data" / "PennFudanPed").is_dir()),
-    _SHARED[0] / "data" / "PennFudanPed"))
 # The pedestrians preset with budgets of a test: the same network, augmentation and environment
 TINY = replace(BUILT_IN_PRESETS["pedestrians"], name="tiny-pedestrians",
                ancestor=TrainingBudget(max_epochs=2, batch_size=16, patience=1, augmentation="copy-paste"),
