@@ -31,7 +31,8 @@ from evosynth.task.recipe import Recipe
 FLOOR_WIDTH = 4
 TRAINING_BATCH, TRAINING_SIDE = 64, 64  # the paper preset's batch and canvas
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
-    "chain (the shallow ancestor)": (get_preset("shallow").network.builder, get_preset("shallow").network.arguments_for(3)),
+    "chain (the shallow ancestor)": (get_preset("shallow").network.builder,
+                                     get_preset("shallow").network.arguments_for(3)),
     "inception 2+2": ("inception_detector", {"stem_widths": [32, 64], "stages": [[128, 128], [192, 192]]}),
     "inception 2+3 wide": ("inception_detector", {"stem_widths": [32, 64], "stages": [[128, 192], [256, 256, 256]]}),
     "inception 3+4 DetectNet-like": ("inception_detector", {"stem_widths": [64, 96],

@@ -145,7 +145,8 @@ def main() -> None:
     save(results, offspring)
     print(f"\n{machine_summary(describe_machine())}")
     for result in results:
-        print(f"{result['name']:>16}: AP50 {result['mean_ap50']:.3f} [{result['low_ap50']:.3f}, {result['high_ap50']:.3f}], "
+        print(f"{result['name']:>16}: AP50 {result['mean_ap50']:.3f} "
+              f"[{result['low_ap50']:.3f}, {result['high_ap50']:.3f}], "
               f"{result['mean_train_seconds']:.0f} s per ancestor")
 
 

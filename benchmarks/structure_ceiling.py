@@ -1,10 +1,10 @@
 """How fast can a detector of this architecture get on a whole frame? Dense networks of chosen widths, timed.
 
-The evolution can only remove filters; whatever the widths, the input frame is read and the first layer writes a
-map of half the frame's resolution. This script times dense detectors of the shallow preset's depth and strides (the 5-layer chain) with
-random weights on one 640x480 frame, per backend, interleaved in rounds (medians), and writes a JSON with the
-machine: the ceiling of the speed-up any generation can reach over generation 1 on each backend, and what
-channel counts that are multiples of the vector width buy at a given MAC count.
+The evolution can only remove filters; whatever the widths, the input frame is read and the first layer writes a map
+of half the frame's resolution. This script times dense detectors of the shallow preset's depth and strides (the
+5-layer chain) with random weights on one 640x480 frame, per backend, interleaved in rounds (medians), and writes a
+JSON with the machine: the ceiling of the speed-up any generation can reach over generation 1 on each backend, and
+what channel counts that are multiples of the vector width buy at a given MAC count.
 
     .venv/bin/python benchmarks/structure_ceiling.py --out benchmarks/structure_ceiling_<machine>.json
 """
