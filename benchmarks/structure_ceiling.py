@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -22,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from evosynth.deploy.backends import BACKENDS, onnxruntime_session, openvino_request
+from evosynth.deploy.export import onnx_bytes
 from evosynth.deploy.machine import write_measurement
 from evosynth.study.presets import get_preset
 from evosynth.task.model import FRAME_SIZE, Architecture, GridDetector, frame_macs
@@ -37,15 +39,15 @@ WIDTHS = {  # name -> backbone widths
 }
 
 
-def _steps(path: Path, threads: int) -> dict[str, object]:
+def frame_steps(path: Path, threads: int) -> dict[str, Callable[[], object]]:
     """One frame's inference per backend: the same sessions and compiled models ``evosynth bench`` times."""
     shape = (1, 3, *FRAME_SIZE)
     frame = np.random.default_rng(0).random(shape, dtype=np.float32)
-    steps = {}
+    steps: dict[str, Callable[[], object]] = {}
     for precision in ("fp32", "bf16"):
         if BACKENDS[f"openvino-{precision}"].unavailable() is None:
-            request = openvino_request(path, shape, precision, threads)
-            steps[f"openvino-{precision}"] = lambda request=request: request.infer({0: frame})
+            steps[f"openvino-{precision}"] = partial(openvino_request(path, shape, precision, threads).infer,
+                                                     {0: frame})
     session = onnxruntime_session(path, threads)
     steps["onnxruntime-cpu"] = lambda: session.run(None, {"images": frame})
     return steps
@@ -57,26 +59,23 @@ def time_frames(networks: dict[str, torch.nn.Module], rounds: int, threads: int,
     backend's step warmed up, then timed in interleaved rounds (every cell once per round, alternate rounds
     reversed) of ``sample_ms`` each."""
     torch.set_num_threads(threads)
-    cells: dict[tuple[str, str], object] = {}
+    cells: dict[tuple[str, str], Callable[[], object]] = {}
     with TemporaryDirectory() as folder:
         for name, network in networks.items():
             path = Path(folder) / f"{len(cells)}.onnx"
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(network.eval(), (torch.rand(1, 3, *FRAME_SIZE),), str(path),
-                                  input_names=["images"], output_names=["maps"], dynamo=False)
-            for backend, step in _steps(path, threads).items():
+            path.write_bytes(onnx_bytes(network.eval(), torch.rand(1, 3, *FRAME_SIZE)))
+            for backend, step in frame_steps(path, threads).items():
                 cells[name, backend] = step
         samples: dict[tuple[str, str], list[float]] = {key: [] for key in cells}
         for step in cells.values():
             for _ in range(5):
-                step()  # type: ignore[operator]
+                step()
         for round_number in tqdm(range(rounds), desc="rounds", unit="round"):
             order = list(cells.items())
             for key, step in order if round_number % 2 == 0 else reversed(order):
                 started, calls = time.perf_counter(), 0
                 while (time.perf_counter() - started) * 1e3 < sample_ms:
-                    step()  # type: ignore[operator]
+                    step()
                     calls += 1
                 samples[key].append((time.perf_counter() - started) * 1e3 / calls)
     return samples
