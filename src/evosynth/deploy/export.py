@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import logging
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,11 +136,11 @@ def onnx_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
     """The network as ONNX with dynamic batch, height and width, by torch's TorchScript exporter: it wrote a
     generation in 0.06-0.16 s where the torch.export-based one (``dynamo=True``) took 2-5 s, and OpenVINO and
     ONNX Runtime ran both graphs equally fast (benchmarks/README.md, "Exporting")."""
-    buffer = io.BytesIO()
-    with _quiet_exporter(), torch.inference_mode():
-        torch.onnx.export(model, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+    with _quiet_exporter(), torch.inference_mode(), tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "graph.onnx"
+        torch.onnx.export(model, (example,), path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}, dynamo=False)
-    return buffer.getvalue()
+        return path.read_bytes()
 
 
 def _max_abs_error(graph: bytes, model: Detector, inputs: list[torch.Tensor], dtype: type[np.generic]) -> float:
