@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evosynth.book.notebooks import NotebookFailed, NotebookJob, execute
+from evosynth.book.notebooks import NotebookFailed, NotebookJob, execute, execute_all
 from evosynth.paths import NOTEBOOKS
 
 pytestmark = pytest.mark.slow  # starts Jupyter kernels
@@ -57,6 +57,32 @@ def test_a_dead_kernel_is_a_named_failure(tmp_path):
         execute(job, cwd=tmp_path)
     assert _failed_cells(job.output) == [0]
     assert not job.is_done()
+
+
+def _page(folder: Path, name: str, *cells: str) -> NotebookJob:
+    source = folder / f"{name}.md"
+    source.write_text(HEADER + "\n".join(f"```{{code-cell}} ipython3\n{cell}\n```\n" for cell in cells))
+    return NotebookJob(source, folder / "out" / f"{name}.ipynb", cell_limit_s=60)
+
+
+def _printed(output: Path) -> str:
+    return "".join("".join(out.get("text", "")) for cell in json.loads(output.read_text())["cells"]
+                   for out in cell.get("outputs", []))
+
+
+@pytest.mark.timeout(180)
+def test_pages_executed_two_at_a_time_each_run_in_the_batch_folder_and_a_failure_is_named(tmp_path):
+    """The study executes its pages two at a time, each in a process of its own (Papermill changes the working
+    directory of the process it runs in): every page runs, in the folder the batch names, and a page that fails
+    stops the batch with its own name."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    pages = [_page(tmp_path, f"page{index}", "import os", f"print(os.getcwd(), {index} * 7)") for index in range(3)]
+    execute_all(pages, cwd=batch, workers=2)
+    assert [_printed(page.output).split() for page in pages] == [[str(batch), str(index * 7)] for index in range(3)]
+    failing = _page(tmp_path, "broken", "raise ValueError('no such run')")
+    with pytest.raises(NotebookFailed, match=r"broken\.md failed in cell 1 with ValueError: no such run"):
+        execute_all([pages[0], failing], cwd=batch, workers=2)
 
 
 VISIBLE_STATEMENTS = 2  # a reader sees the call that draws a chart or a short table, not its bookkeeping

@@ -15,7 +15,7 @@ from evosynth.storage.runs import RunFolder
 from evosynth.study.capacity import measure_capacity
 from evosynth.study.compare import Lineage, run_lineage
 from evosynth.study.config import RunConfig
-from evosynth.study.evolution import evolve
+from evosynth.study.evolution import ensure_generation, evolve
 from evosynth.task.model import GridDetector, channel_graph, frame_macs, group_widths
 
 
@@ -81,6 +81,17 @@ def test_a_different_config_cannot_write_into_a_run(smoke_run, data_dir):
     _, out = smoke_run
     with pytest.raises(ConfigMismatchError, match="alpha_cluster"):
         evolve(RunConfig(preset="smoke", generations=2, alpha_cluster=0.5), out, data_dir)
+
+
+def test_pages_read_a_finished_generation_while_its_run_is_locked_and_not_another_runs(smoke_run, data_dir):
+    """Generation pages execute side by side: reading a finished generation takes no write lock, and still refuses
+    a folder that holds another configuration."""
+    config, out = smoke_run
+    with RunFolder(out).locked():
+        read = ensure_generation(config, out, 2, data_dir)
+    assert read.number == 2 and read.metrics == RunFolder(out).load(2).metrics
+    with pytest.raises(ConfigMismatchError, match="alpha_cluster"):
+        ensure_generation(RunConfig(preset="smoke", generations=2, alpha_cluster=0.5), out, 2, data_dir)
 
 
 def test_corrupt_or_missing_checkpoint_is_named(smoke_run, tmp_path):

@@ -5,8 +5,11 @@ failure with its executed copy kept."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,8 +159,30 @@ def _mark_interrupted(output: Path, reason: str) -> str:
     return f"{index + 1} of {len(notebook.cells)} (first line: {first_line!r})"
 
 
-def execute_all(jobs: Sequence[NotebookJob], cwd: Path = REPO_ROOT, skip_done: bool = False) -> None:
-    for job in tqdm(jobs, desc="notebooks", unit="nb"):
-        if skip_done and job.is_done():
-            continue
-        execute(job, cwd)
+def execute_all(jobs: Sequence[NotebookJob], cwd: Path = REPO_ROOT, skip_done: bool = False, workers: int = 1
+                ) -> None:
+    """Execute ``jobs`` (those not done already where ``skip_done``), ``workers`` at a time in processes of their
+    own: Papermill changes the working directory of the process it runs in, so two executions never share one.
+    The first failure stops what has not started, lets the running ones finish, and is raised."""
+    pending = [job for job in jobs if not (skip_done and job.is_done())]
+    if workers <= 1:
+        for job in tqdm(pending, desc="notebooks", unit="nb"):
+            execute(job, cwd)
+        return
+    failures: list[BaseException] = []
+    with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+          tqdm(total=len(pending), desc="notebooks", unit="nb") as progress):
+        running = {pool.submit(execute, job, cwd): job for job in pending}
+        for finished in as_completed(running):
+            progress.update()
+            error = finished.exception() if not finished.cancelled() else None
+            if isinstance(error, BrokenProcessPool):  # the process itself died: killed for memory, or a script
+                # without an ``if __name__ == "__main__":`` guard, which every process it starts runs again
+                error = NotebookFailed(f"{running[finished].source.name}: the process executing it died ({error}); "
+                                       "a script that runs the batch must guard it with if __name__ == '__main__'")
+            if error is not None and not failures:
+                failures.append(error)
+                for future in running:
+                    future.cancel()
+    if failures:
+        raise failures[0]

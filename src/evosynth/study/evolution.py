@@ -254,6 +254,12 @@ def load_run(out: Path) -> tuple[RunConfig, list[Generation]]:
 
 
 def ensure_generation(config: RunConfig, out: Path, number: int, cache_dir: Path = CACHE_DIR) -> Generation:
-    """Generation ``number`` of the run, computed (with any missing ancestors) or loaded when it exists."""
+    """Generation ``number`` of the run, computed (with any missing ancestors) or loaded when it exists.
+
+    A finished generation of this run is read without the folder's write lock, so that pages reading one run
+    execute side by side."""
     config.check_generation(number)
+    folder = RunFolder(out)
+    if folder.is_finished(number) and not folder.identity_differences(config.identity()):
+        return folder.load(number, Detector)
     return evolve(config.with_generations(number), out, cache_dir)[-1]
