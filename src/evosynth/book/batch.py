@@ -17,9 +17,10 @@ from evosynth.paths import NOTEBOOKS, SWEEPS_DIR
 from evosynth.study.plan import STAGE_TIMES, StageClock, StudyPlan, compute_study
 
 SHOWN_SWEEP = "default.toml"  # the sweep file the scaling page shows, from sweeps/
-# Pages executed at once: a page's time is mostly its kernel's start and imports, one core each; two at a time took
-# the 13 generation pages of a smoke-deep run from 75.5 to 51.3 s, same outputs (2-core AMD EPYC, avx512_bf16)
-PAGE_WORKERS = 2
+# Generation pages executed at once: such a page's time is mostly its kernel's start and imports, one core each; two
+# at a time took the study's 13 from 104 to 67 s, same outputs (2-core AMD EPYC, avx512_bf16). The chapters run one
+# at a time: their long cells compute with torch on every core, and two of them at once took 111 s against 66 s.
+GENERATION_PAGE_WORKERS = 2
 
 # The generation notebook's cells that only the ancestor's page shows, and those that only an offspring's shows
 ANCESTOR_TAG, OFFSPRING_TAG = "ancestor", "offspring"
@@ -72,10 +73,10 @@ def run_study(plan: StudyPlan) -> Path:
     runs = compute_study(plan, clock)
     with clock.stage("generation pages", f"{plan.config.generations} pages, read from the run"):
         execute_all(generation_jobs(runs.run_dir, plan.config.generations, plan.cache_dir, generated),
-                    skip_done=True, workers=PAGE_WORKERS)
+                    skip_done=True, workers=GENERATION_PAGE_WORKERS)
     with clock.stage("chapter pages", "intro, DNA, results, what bounds it, alpha explorer, comparison, "
                                       "pedestrians, your own network (which trains its five generations)"):
-        execute_all(study_jobs(plan, runs.run_dir, runs.explorer, generated, runs.pedestrians), workers=PAGE_WORKERS)
+        execute_all(study_jobs(plan, runs.run_dir, runs.explorer, generated, runs.pedestrians))
     with clock.stage("book", "Jupyter Book, offline"):
         shutil.copy2(SWEEPS_DIR / SHOWN_SWEEP, generated / SHOWN_SWEEP)  # the scaling page includes it as it is
         return build_book(plan.book_dir)
