@@ -97,6 +97,9 @@ def test_cache_is_reused_and_a_corrupt_one_rebuilt(
     with monkeypatch.context() as patch:
         patch.setattr(imageset, "_decode", lambda *_: pytest.fail("a cached data set must not be decoded again"))
         assert_same(fresh, load_pennfudan(pennfudan_root, SPEC, tmp_path))
+        other_fold = load_pennfudan(pennfudan_root, replace(SPEC, fold=1), tmp_path)  # every fold reads one cache
+    assert len(list(tmp_path.glob("pennfudan-*"))) == 1
+    assert not torch.equal(other_fold.test.images, fresh.test.images)
     other = load_pennfudan(pennfudan_root, replace(SPEC, height=64, width=80), tmp_path)
     assert other.image_size == (64, 80) and len(list(tmp_path.glob("pennfudan-*"))) == 2  # another spec, another key
     data_file = folder / "data.safetensors"

@@ -1,7 +1,7 @@
 """The on-disk cache of a detection data set: safetensors plus a JSON record of what it was made from.
 
-Its own module because every source caches the same way (``digits`` and the photograph folders), and it is the
-one module of ``evosynth.task`` that writes files.
+Its own module because every source caches the same way (``digits`` its splits, the photograph folders every
+decoded image once, cut into splits at load), and it is the one module of ``evosynth.task`` that writes files.
 """
 
 from __future__ import annotations
@@ -17,38 +17,37 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from evosynth.files import atomic_write, exclusive
-from evosynth.task.dataset import SPLITS, DetectionData, DetectionSplit
+from evosynth.task.dataset import DetectionSplit
 
 CACHE_DATA = "data.safetensors"
 
 
-def write_cache(folder: Path, data: DetectionData, record_file: str, record: dict[str, Any]) -> None:
-    """Store a data set as safetensors (per split: images, concatenated boxes, box counts, instance masks where
-    it has them) plus a JSON record.
+def write_cache(folder: Path, parts: Mapping[str, DetectionSplit], record_file: str, record: dict[str, Any]) -> None:
+    """Store named parts of a data set as safetensors (per part: images, concatenated boxes, box counts, instance
+    masks where it has them) plus a JSON record.
 
     Data first, record last: the record file is what marks the cache as complete. No pickle anywhere.
     """
     tensors: dict[str, torch.Tensor] = {}
-    for split in SPLITS:
-        part: DetectionSplit = getattr(data, split)
-        tensors[f"{split}/images"] = part.images.contiguous()
-        tensors[f"{split}/boxes"] = torch.cat([torch.zeros(0, 4), *part.boxes]).to(torch.float32)
-        tensors[f"{split}/counts"] = torch.tensor([len(b) for b in part.boxes], dtype=torch.int64)
+    for name, part in parts.items():
+        tensors[f"{name}/images"] = part.images.contiguous()
+        tensors[f"{name}/boxes"] = torch.cat([torch.zeros(0, 4), *part.boxes]).to(torch.float32)
+        tensors[f"{name}/counts"] = torch.tensor([len(b) for b in part.boxes], dtype=torch.int64)
         if part.masks is not None:
-            tensors[f"{split}/masks"] = part.masks.contiguous()
+            tensors[f"{name}/masks"] = part.masks.contiguous()
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / CACHE_DATA, lambda path: save_file(tensors, path))
     atomic_write(folder / record_file, lambda path: path.write_text(json.dumps(record, indent=2)))
 
 
 def read_cache(
-    folder: Path, name: str, record_file: str, record: dict[str, Any], shapes: Mapping[str, tuple[int, ...]],
+    folder: Path, record_file: str, record: dict[str, Any], shapes: Mapping[str, tuple[int, ...]],
     with_masks: bool = False,
-) -> DetectionData:
+) -> dict[str, DetectionSplit]:
     """Load what ``write_cache`` stored; raise ValueError naming the bad file if anything does not add up.
 
     ``record`` is what the record file must hold (what the cache was made from); ``shapes`` the images tensor's
-    shape per split; ``with_masks`` whether every split has instance masks.
+    shape per part; ``with_masks`` whether every part has instance masks.
     """
     record_path, data_path = folder / record_file, folder / CACHE_DATA
     try:
@@ -61,26 +60,26 @@ def read_cache(
         tensors = load_file(data_path)
     except (OSError, SafetensorError) as error:
         raise ValueError(f"{data_path}: unreadable ({error})") from error
-    splits = {}
-    for split in SPLITS:
+    parts = {}
+    for name, shape in shapes.items():
         try:
-            images, boxes, counts = (tensors[f"{split}/{part}"] for part in ("images", "boxes", "counts"))
+            images, boxes, counts = (tensors[f"{name}/{part}"] for part in ("images", "boxes", "counts"))
         except KeyError as error:
             raise ValueError(f"{data_path}: missing tensor {error}") from error
         if (
             (images.dtype, boxes.dtype, counts.dtype) != (torch.uint8, torch.float32, torch.int64)
-            or tuple(images.shape) != shapes[split]
-            or counts.shape != (shapes[split][0],)
+            or tuple(images.shape) != shape
+            or counts.shape != (shape[0],)
             or int(counts.sum()) != boxes.shape[0]
             or boxes.shape[1:] != (4,)
         ):
-            raise ValueError(f"{data_path}: tensors of split {split!r} have inconsistent shapes")
-        masks = tensors.get(f"{split}/masks")
+            raise ValueError(f"{data_path}: tensors of {name!r} have inconsistent shapes")
+        masks = tensors.get(f"{name}/masks")
         if with_masks and (masks is None or masks.dtype != torch.uint8
                            or masks.shape != (images.shape[0], *images.shape[2:])):
-            raise ValueError(f"{data_path}: the instance masks of split {split!r} are missing or mis-shaped")
-        splits[split] = DetectionSplit(images, list(torch.split(boxes, counts.tolist())), masks if with_masks else None)
-    return DetectionData(name, **splits)
+            raise ValueError(f"{data_path}: the instance masks of {name!r} are missing or mis-shaped")
+        parts[name] = DetectionSplit(images, list(torch.split(boxes, counts.tolist())), masks if with_masks else None)
+    return parts
 
 
 def load_cached(
@@ -89,10 +88,11 @@ def load_cached(
     record_file: str,
     record: dict[str, Any],
     shapes: Mapping[str, tuple[int, ...]],
-    build: Callable[[], DetectionData],
+    build: Callable[[], Mapping[str, DetectionSplit]],
     with_masks: bool = False,
-) -> DetectionData:
-    """The data set cached in ``folder``, built and written there first when absent or unreadable.
+) -> dict[str, DetectionSplit]:
+    """The parts of data set ``name`` cached in ``folder`` (one per key of ``shapes``), built and written there first
+    when absent or unreadable.
 
     A cache that cannot be read (truncated, edited, stale) is rebuilt with a warning naming the file. The
     folder's lock makes a second process wait for the first one's cache instead of building it twice.
@@ -100,9 +100,9 @@ def load_cached(
     with exclusive(folder, wait=True):
         if (folder / record_file).exists():
             try:
-                return read_cache(folder, name, record_file, record, shapes, with_masks)
+                return read_cache(folder, record_file, record, shapes, with_masks)
             except ValueError as error:
                 warnings.warn(f"corrupt {name} cache, regenerating it: {error}", RuntimeWarning, stacklevel=3)
-        data = build()
-        write_cache(folder, data, record_file, record)
-        return data
+        parts = dict(build())
+        write_cache(folder, parts, record_file, record)
+        return parts

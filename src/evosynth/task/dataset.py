@@ -8,6 +8,7 @@ Boxes are (x1, y1, x2, y2) in pixel-edge coordinates: a box around ink in column
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,12 @@ class DetectionSplit:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def subset(self, positions: Sequence[int]) -> DetectionSplit:
+        """The images at ``positions``, in that order, with their boxes and masks."""
+        index = torch.as_tensor(positions, dtype=torch.int64)
+        return DetectionSplit(self.images[index], [self.boxes[int(i)] for i in index],
+                              None if self.masks is None else self.masks[index])
 
 
 @dataclass(frozen=True)

@@ -387,14 +387,15 @@ def _ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 def load_digits_detection(spec: DigitsSpec, cache_dir: Path) -> DetectionData:
     """The ``digits`` data set for this spec: generated on first use, then read from cache_dir/digits-<hash>."""
 
-    def generate() -> DetectionData:
+    def generate() -> dict[str, DetectionSplit]:
         splits = {}
         for split in SPLITS:
             rendered = render_split(spec, split)
             boxes = [torch.from_numpy(b) for b in rendered.boxes]
             splits[split] = DetectionSplit(torch.from_numpy(rendered.images), boxes)
-        return DetectionData("digits", **splits)
+        return splits
 
     shapes = {split: (spec.size(split), spec.channels, spec.canvas, spec.canvas) for split in SPLITS}
     record = {"version": GENERATOR_VERSION, **asdict(spec)}
-    return load_cached(Path(cache_dir) / f"digits-{spec.key()}", "digits", "spec.json", record, shapes, generate)
+    return DetectionData("digits", **load_cached(Path(cache_dir) / f"digits-{spec.key()}", "digits", "spec.json",
+                                                 record, shapes, generate))

@@ -1,8 +1,9 @@
 """Detection data sets read from a folder of annotated photographs: what the Penn-Fudan and COCO readers share.
 
-A reader turns its annotation format into ``AnnotatedImage`` records; ``load_image_set`` draws the fixed
-splits, decodes every image with Pillow, letterboxes it to one size, scales its boxes (and its instance masks, where
-the data set has them) with it and caches the result as safetensors, so that a run decodes its photographs once.
+A reader turns its annotation format into ``AnnotatedImage`` records; ``load_image_set`` decodes every image with
+Pillow, letterboxes it to one size, scales its boxes (and its instance masks, where the data set has them) with it
+and caches the result as safetensors, so that the runs of every fold and seed decode a folder's photographs once;
+then it cuts the fixed splits from them.
 
 The splits are cross-validation folds: the images, shuffled once by the spec's seed, fall into ``folds`` folds;
 fold ``fold`` is the test split and a fixed share of the rest the validation split. A data set of a few hundred
@@ -23,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,17 +35,19 @@ from tqdm.auto import tqdm
 
 from evosynth.errors import DataSetError
 from evosynth.task.cache import load_cached
-from evosynth.task.dataset import SPLITS, DetectionData, DetectionSplit
+from evosynth.task.dataset import DetectionData, DetectionSplit
 
-# Bump when decoding, resizing or the split rule changes: it is part of the cache key.
-IMAGESET_VERSION = 2
+# Bump when decoding, resizing or what the cache holds changes: it is part of the cache key.
+IMAGESET_VERSION = 3
 PAD_GREY = 128  # letterbox padding: mid grey, the least conspicuous edge for images scaled to [0, 1]
 SOURCE_RECORD = "source.json"
+DECODED = "decoded"  # the cache's one part: every image letterboxed, in name order; the splits are cut from it
 
 
 @dataclass(frozen=True)
 class ImageSetSpec:
-    """How a folder of photographs becomes a detection data set; its fields are part of the cache key.
+    """How a folder of photographs becomes a detection data set. Its size keys the cache of decoded images; the
+    split's fields choose from them, so every fold of one folder reads one cache.
 
     Every image is letterboxed to ``height`` x ``width`` RGB. The images sorted by name are shuffled once by
     ``seed`` and dealt into ``folds`` folds; fold ``fold`` is the test split, the first ``val_fraction`` of all
@@ -187,9 +190,10 @@ def _file_size(root: Path, item: AnnotatedImage) -> int:
 
 
 def _source_record(name: str, label: str, root: Path, items: Sequence[AnnotatedImage], spec: ImageSetSpec) -> dict:
-    """What the cache is made of: spec, class, and every image's name, byte size and boxes (not its folder)."""
+    """What the cache is made of: the size, class, and every image's name, byte size and boxes (not its folder)."""
     return {
-        "version": IMAGESET_VERSION, "data_set": name, "label": label, "spec": asdict(spec),
+        "version": IMAGESET_VERSION, "data_set": name, "label": label,
+        "size": {"height": spec.height, "width": spec.width},
         "images": [[item.name, _file_size(root, item), np.asarray(item.boxes).tolist(), item.mask] for item in items],
     }
 
@@ -197,41 +201,35 @@ def _source_record(name: str, label: str, root: Path, items: Sequence[AnnotatedI
 def load_image_set(
     name: str, label: str, root: Path, items: Sequence[AnnotatedImage], spec: ImageSetSpec, cache_dir: Path
 ) -> DetectionData:
-    """The detection data set of these annotated images, from cache_dir/<name>-<hash> or decoded and cached there.
+    """The detection data set of these annotated images, its splits cut from the decoded images in
+    cache_dir/<name>-<hash> (decoded and cached there first).
 
-    ``label`` names the class the boxes stand for (part of the cache key). The hash covers the spec, the label
+    ``label`` names the class the boxes stand for (part of the cache key). The hash covers the size, the label
     and every image's name, byte size and boxes: an edited folder gets a new cache, a copy elsewhere reuses it.
     The splits carry instance masks when every image names one.
     """
     ordered = sorted(items, key=lambda item: item.name)
     try:
-        sizes = spec.split_sizes(len(ordered))
+        positions = split_indices(len(ordered), spec)
     except ValueError as error:
         raise DataSetError(f"{root}: {error}") from None
     record = _source_record(name, label, root, ordered, spec)
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-    shapes = {split: (sizes[split], 3, spec.height, spec.width) for split in SPLITS}
+    shape = (len(ordered), 3, spec.height, spec.width)
     with_masks = all(item.mask is not None for item in ordered)
 
-    def decode_all() -> DetectionData:
-        splits = {}
-        progress = tqdm(total=len(ordered), desc=f"decoding {name}", unit="image", leave=False)
-        for split, positions in split_indices(len(ordered), spec).items():
-            images = torch.empty(shapes[split], dtype=torch.uint8)
-            masks = torch.zeros((len(positions), spec.height, spec.width), dtype=torch.uint8) if with_masks else None
-            boxes = []
-            for slot, position in enumerate(positions):
-                item = ordered[position]
-                pixels, placement = letterbox(_decode(root, item), spec.height, spec.width)
-                images[slot] = torch.from_numpy(pixels)
-                boxes.append(torch.from_numpy(placement.boxes(item.boxes)))
-                if masks is not None:
-                    masks[slot] = torch.from_numpy(letterbox_mask(_decode_mask(root, item), spec.height, spec.width))
-                progress.update()
-            splits[split] = DetectionSplit(images, boxes, masks)
-        progress.close()
-        return DetectionData(name, **splits)
+    def decode_all() -> dict[str, DetectionSplit]:
+        images = torch.empty(shape, dtype=torch.uint8)
+        masks = torch.zeros((len(ordered), spec.height, spec.width), dtype=torch.uint8) if with_masks else None
+        boxes = []
+        for slot, item in enumerate(tqdm(ordered, desc=f"decoding {name}", unit="image", leave=False)):
+            pixels, placement = letterbox(_decode(root, item), spec.height, spec.width)
+            images[slot] = torch.from_numpy(pixels)
+            boxes.append(torch.from_numpy(placement.boxes(item.boxes)))
+            if masks is not None:
+                masks[slot] = torch.from_numpy(letterbox_mask(_decode_mask(root, item), spec.height, spec.width))
+        return {DECODED: DetectionSplit(images, boxes, masks)}
 
-    return load_cached(Path(cache_dir) / f"{name}-{key}", name, SOURCE_RECORD, record, shapes, decode_all,
-                       with_masks)
-
+    decoded = load_cached(Path(cache_dir) / f"{name}-{key}", name, SOURCE_RECORD, record, {DECODED: shape},
+                          decode_all, with_masks)[DECODED]
+    return DetectionData(name, **{split: decoded.subset(at.tolist()) for split, at in positions.items()})
