@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the JSON goes")
     parser.add_argument("--alphas", type=_pair, nargs="+", required=True, metavar="SYNAPSE,CLUSTER")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--channel-multiple", type=int, default=None, help="the rounding of kept filters (default: "
+                        "the study preset's)")
     parser.add_argument("--followers", nargs="+", choices=FOLLOWERS, default=list(FOLLOWERS),
                         help="the baselines measured at each lineage's widths (at alpha_synapse 1 the twin is L1)")
     parser.add_argument("--runs-dir", type=Path, default=RUNS_DIR)
@@ -65,10 +67,12 @@ def main() -> None:
         point = {"alpha_synapse": alpha_synapse, "alpha_cluster": alpha_cluster, "lineages": lineages}
         points.append(point)
         for seed in arguments.seeds:  # written after every lineage: a stopped scan keeps its finished seeds
-            lineages.append(lineage(RunConfig(seed=seed, alpha_synapse=alpha_synapse, alpha_cluster=alpha_cluster),
-                                    arguments.runs_dir, arguments.cache_dir, tuple(arguments.followers)))
+            config = RunConfig(seed=seed, alpha_synapse=alpha_synapse, alpha_cluster=alpha_cluster,
+                               channel_multiple=arguments.channel_multiple)
+            lineages.append(lineage(config, arguments.runs_dir, arguments.cache_dir, tuple(arguments.followers)))
             point["means"] = means(lineages)
-            write_json(arguments.out, {"machine": machine, "seeds": arguments.seeds, "points": points})
+            write_json(arguments.out, {"machine": machine, "seeds": arguments.seeds,
+                                       "channel_multiple": config.channel_multiple, "points": points})
     print(f"\n{machine_summary(machine)}; means over seeds {arguments.seeds}, last generation against generation 1")
     for point in points:
         for name, values in point["means"].items():

@@ -219,6 +219,10 @@ def test_identity_and_names_keep_their_keys():
     unrounded = RunConfig(channel_multiple=1)
     assert unrounded.identity()["channel_multiple"] == 1 and unrounded.name.endswith("-cm1")
     assert unrounded.ancestor_name == default.ancestor_name  # rounding acts from generation 2 on
+    # a run rounds as its preset does unless it names another multiple; naming the preset's own is the same run
+    assert (default.channel_multiple, RunConfig(preset="smoke").channel_multiple) == (16, 8)
+    assert RunConfig(channel_multiple=16).identity() == default.identity()
+    assert RunConfig(channel_multiple=8).name.endswith("-cm8")
     assert set(default.ancestor_identity()) == {"data", "seed", "precision", "data_spec", "network", "ancestor_budget"}
 
 

@@ -142,9 +142,10 @@ def test_cli_smoke_run_prints_the_table(tmp_path, data_dir):
 
 
 def test_channel_rounding_gives_multiples_of_eight_and_its_own_run(data_dir, tmp_path):
-    rounded = RunConfig(preset="smoke", generations=3, alpha_cluster=0.5)  # rounded to 8 by default
+    rounded = RunConfig(preset="smoke", generations=3, alpha_cluster=0.5)  # the smoke preset rounds to 8
+    assert rounded.channel_multiple == 8
     assert "channel_multiple" not in rounded.identity() and "-cm" not in rounded.name
-    assert RunConfig(channel_multiple=16).name.endswith("-cm16")
+    assert RunConfig(preset="smoke", channel_multiple=16).name.endswith("-cm16")
     generations = evolve(rounded, tmp_path / "run", data_dir)
     for generation in generations[1:]:
         assert all(width % 8 == 0 for width in generation.model.architecture.widths), generation.metrics["widths"]

@@ -15,7 +15,7 @@ import argparse
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,12 @@ def _first_preset_for_data(values: Mapping[str, Any]) -> str:
     return default_preset(values["data"])
 
 
-def _preset_alphas(which: int) -> str:
-    """Each built-in preset's alpha (0: synapse, 1: cluster), for the option's help: "0.84 for paper, smoke; ..."."""
+def _by_preset(value_of: Callable[[Preset], float]) -> str:
+    """Each built-in preset's value of a setting, for the option's help: "0.84 for paper, smoke; ..."."""
     names: dict[float, list[str]] = {}
     for name, preset in BUILT_IN_PRESETS.items():
-        names.setdefault(preset.alphas[which], []).append(name)
-    return "; ".join(f"{alpha:g} for {', '.join(presets)}" for alpha, presets in names.items())
+        names.setdefault(value_of(preset), []).append(name)
+    return "; ".join(f"{value:g} for {', '.join(presets)}" for value, presets in names.items())
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,11 @@ class RunConfig:
         "multiply-accumulates kept",
         choices=ENVIRONMENT_MODELS)
     alpha_synapse: float = setting(  # None: the preset's (resolved when the config is made)
-        None, f"environmental factor for synapses, in (0, 1] (default: the preset's, {_preset_alphas(0)})")
+        None, f"environmental factor for synapses, in (0, 1] (default: the preset's, "
+        f"{_by_preset(lambda preset: preset.alphas[0])})")
     alpha_cluster: float = setting(
-        None, f"environmental factor for clusters (filters), in (0, 1] (default: the preset's, {_preset_alphas(1)})")
+        None, f"environmental factor for clusters (filters), in (0, 1] (default: the preset's, "
+        f"{_by_preset(lambda preset: preset.alphas[1])})")
     precision: str = setting(
         "fp16", "synaptic precision restriction after training (fp32 = none)", choices=PRECISIONS,
         ancestor=True)
@@ -90,11 +92,10 @@ class RunConfig:
     category: str | None = setting(
         None, "coco: the category that is the one class (default: the only one)", identity="unless_default",
         ancestor=True, sweep=("datasets",))
-    # Rounded to 8, the deep ancestor's generation 13 ran 5.0-5.9x faster than generation 1 on a frame for 7-13x
-    # fewer MACs; unrounded, 3.9x for 7.6x (benchmarks/README.md, "A deep ancestor").
     channel_multiple: int = setting(  # every backbone layer's kept clusters
-        8, "round each layer's kept filters to a multiple of this, by strength (1 = off)", choices=CHANNEL_MULTIPLES,
-        identity="unless_default")
+        None, "round each layer's kept filters to a multiple of this, by strength (1 = off; default: the preset's, "
+        f"{_by_preset(lambda preset: preset.channel_multiple)})", choices=CHANNEL_MULTIPLES,
+        identity="unless_preset")
 
     def __post_init__(self) -> None:
         preset = get_preset(self.preset)
@@ -102,6 +103,8 @@ class RunConfig:
         for name, alpha in zip(("alpha_synapse", "alpha_cluster"), preset.alphas, strict=True):
             if getattr(self, name) is None:  # the environment made for the preset's task
                 object.__setattr__(self, name, alpha)
+        if self.channel_multiple is None:  # the rounding made for the preset's network
+            object.__setattr__(self, "channel_multiple", preset.channel_multiple)
         self.make_environment()
         precision_dtype(self.precision)
         if self.generations < 1:
@@ -168,8 +171,13 @@ class RunConfig:
 
     def _identity_values(self, *, ancestor: bool = False) -> dict[str, Any]:
         """The settings in the identity by their rule (of the ancestor's settings only, with ``ancestor``)."""
+        def differs(setting: Setting) -> bool:
+            default = getattr(self.resolved_preset, setting.name) if setting.identity == "unless_preset" \
+                else setting.default
+            return bool(getattr(self, setting.name) != default)
+
         return {s.name: getattr(self, s.name) for s in run_settings()
-                if s.identity == "always" or (s.identity == "unless_default" and getattr(self, s.name) != s.default)
+                if s.identity == "always" or (s.identity in ("unless_default", "unless_preset") and differs(s))
                 if s.ancestor or not ancestor}
 
     def identity(self) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_type_hints
 
 # How a setting enters a run's identity: always; only where it differs from its default (so that a run that does
-# not use it has the identity, name and ancestor it has without it); or never (how many generations run).
-IdentityRule = Literal["always", "unless_default", "never"]
+# not use it has the identity, name and ancestor it has without it); only where it differs from the value its
+# preset gives it (the same, for a setting whose default is the preset's); or never (how many generations run).
+IdentityRule = Literal["always", "unless_default", "unless_preset", "never"]
 # The tables of a sweep file a setting's key may appear in: an axis of [grid], or a key of a [[datasets]] entry.
 SweepTable = Literal["grid", "datasets"]
 
