@@ -206,7 +206,7 @@ def detections_frame(
     ``ground truth`` or ``detection`` (score set); coordinates x1, y1, x2, y2 in pixels.
     """
     indices = [int(i) for i in indices]
-    subset = DetectionSplit(split.images[indices], [split.boxes[i] for i in indices])
+    subset = split.subset(indices)
     detections = predict(model, subset)
     height, width = int(split.images.shape[2]), int(split.images.shape[3])
     rows: list[dict] = []
