@@ -71,8 +71,9 @@ SHALLOW_NETWORK = chain((32, 48, 64, 96, 128), (2, 2, 2, 1, 1))
 def digits_preset(name: str, data: DigitsSpec, network: Network = DEEP_NETWORK) -> Preset:
     """An ancestor and the study's training budgets on one ``digits`` task; its alphas remove what the study's
     targets ask for in 13 generations (benchmarks/README.md, "The default environment"). Kept filters are
-    multiples of 16, AVX-512's FP32 vector width: over seeds 0-2 generation 13 ran 6.9x faster than generation 1 on a
-    frame for 8.8x fewer MACs, against 5.5x for 8.4x rounded to 8 (benchmarks/README.md, "Channels in sixteens")."""
+    multiples of 16, AVX-512's FP32 vector width: over seeds 0-2 the last generation turned more of its MAC
+    reduction into frame speed than in multiples of 8, and kept precision (benchmarks/README.md, "Channels in
+    sixteens")."""
     return Preset(name=name, data=data, network=network, ancestor=TrainingBudget(max_epochs=40, patience=6),
                   offspring=TrainingBudget(max_epochs=5, learning_rate=1.5e-3), alphas=(0.98, 0.84),
                   channel_multiple=16)
