@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from deep_ancestor import CANDIDATES, TRAINING_BATCH, TRAINING_SIDE
-from structure_ceiling import frame_steps, timing_parser
+from structure_ceiling import frame_steps, time_cells, timing_parser
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -80,18 +80,7 @@ def main() -> None:
                                       for backend, step in frame_steps(path, arguments.threads).items()})
                 rows.append({"network": network, "exporter": exporter, "export_seconds_fp32": seconds["fp32"],
                              "export_seconds_fp16": seconds["fp16"]})
-        samples: dict[tuple[str, str, str], list[float]] = {key: [] for key in cells}
-        for step in cells.values():
-            for _ in range(5):
-                step()
-        for round_number in tqdm(range(arguments.rounds), desc="rounds", unit="round"):
-            order = list(cells.items())
-            for key, step in order if round_number % 2 == 0 else reversed(order):
-                started, calls = time.perf_counter(), 0
-                while (time.perf_counter() - started) * 1e3 < arguments.sample_ms:
-                    step()
-                    calls += 1
-                samples[key].append((time.perf_counter() - started) * 1e3 / calls)
+        samples = time_cells(cells, arguments.rounds, arguments.sample_ms)
     for row in rows:
         row["frame_ms"] = {backend: float(np.median(times)) for (network, exporter, backend), times in samples.items()
                            if network == row["network"] and exporter == row["exporter"]}

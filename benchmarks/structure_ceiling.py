@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from functools import partial
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from evosynth.deploy.machine import write_measurement
 from evosynth.study.presets import get_preset
 from evosynth.task.model import FRAME_SIZE, Architecture, GridDetector, frame_macs
 
+Key = TypeVar("Key", bound=Hashable)
 WIDTHS = {  # name -> backbone widths
     "ancestor": (32, 48, 64, 96, 128),
     "default run, generation 13": (9, 20, 23, 37, 37),
@@ -53,11 +55,28 @@ def frame_steps(path: Path, threads: int) -> dict[str, Callable[[], object]]:
     return steps
 
 
+def time_cells(cells: Mapping[Key, Callable[[], object]], rounds: int, sample_ms: float) -> dict[Key, list[float]]:
+    """Milliseconds per call of each cell: every cell warmed up, then timed in interleaved rounds (every cell once
+    per round, alternate rounds reversed) of ``sample_ms`` each."""
+    samples: dict[Key, list[float]] = {key: [] for key in cells}
+    for step in cells.values():
+        for _ in range(5):
+            step()
+    for round_number in tqdm(range(rounds), desc="rounds", unit="round"):
+        order = list(cells.items())
+        for key, step in order if round_number % 2 == 0 else reversed(order):
+            started, calls = time.perf_counter(), 0
+            while (time.perf_counter() - started) * 1e3 < sample_ms:
+                step()
+                calls += 1
+            samples[key].append((time.perf_counter() - started) * 1e3 / calls)
+    return samples
+
+
 def time_frames(networks: dict[str, torch.nn.Module], rounds: int, threads: int, sample_ms: float
                 ) -> dict[tuple[str, str], list[float]]:
-    """Milliseconds per 640x480 frame at batch 1, per (network, backend): each network exported to ONNX, every
-    backend's step warmed up, then timed in interleaved rounds (every cell once per round, alternate rounds
-    reversed) of ``sample_ms`` each."""
+    """Milliseconds per 640x480 frame at batch 1, per (network, backend): each network exported to ONNX, then
+    every backend's step timed by ``time_cells``."""
     torch.set_num_threads(threads)
     cells: dict[tuple[str, str], Callable[[], object]] = {}
     with TemporaryDirectory() as folder:
@@ -66,19 +85,7 @@ def time_frames(networks: dict[str, torch.nn.Module], rounds: int, threads: int,
             path.write_bytes(onnx_bytes(network.eval(), torch.rand(1, 3, *FRAME_SIZE)))
             for backend, step in frame_steps(path, threads).items():
                 cells[name, backend] = step
-        samples: dict[tuple[str, str], list[float]] = {key: [] for key in cells}
-        for step in cells.values():
-            for _ in range(5):
-                step()
-        for round_number in tqdm(range(rounds), desc="rounds", unit="round"):
-            order = list(cells.items())
-            for key, step in order if round_number % 2 == 0 else reversed(order):
-                started, calls = time.perf_counter(), 0
-                while (time.perf_counter() - started) * 1e3 < sample_ms:
-                    step()
-                    calls += 1
-                samples[key].append((time.perf_counter() - started) * 1e3 / calls)
-    return samples
+        return time_cells(cells, rounds, sample_ms)
 
 
 def timing_parser(description: str | None, rounds: int, sample_ms: float | None = None) -> argparse.ArgumentParser:
