@@ -72,10 +72,6 @@ class ImageSetSpec:
             raise ValueError(f"fold must be one of 0..folds-1 with at least 2 folds, got fold {self.fold} of "
                              f"{self.folds}")
 
-    def split_sizes(self, count: int) -> dict[str, int]:
-        """Images per split for a folder of ``count`` images; every split gets at least one."""
-        return {split: len(positions) for split, positions in split_indices(count, self).items()}
-
 
 @dataclass(frozen=True)
 class AnnotatedImage:
