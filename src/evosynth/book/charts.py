@@ -8,12 +8,19 @@ work in the static book (no kernel). Call ``evosynth.book.offline.enable_offline
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
+
 import altair as alt
 import pandas as pd
 
 from evosynth.study.paper import PAPER_TOLERANCE_POINTS
 
 # one colour per meaning, the same on every page
+# A subtitle line longer than this is wrapped: a line is as wide as its text whatever the chart, and the machine line
+# (CPU name and flags) differs in length between machines; 100 characters of Vega's subtitle font stay inside the
+# book's 740-px text column.
+SUBTITLE_CHARACTERS = 100
 PARENT_COLOR = "#9e9e9e"
 CHILD_COLOR = "#1f77b4"
 KEPT_COLOR = "#1f77b4"
@@ -27,6 +34,15 @@ SERIES_COLORS = {"P(.|W) (DNA)": "#616161", "P(S_g), budget": ENVIRONMENT_COLORS
                  "P(S_g), cost": ENVIRONMENT_COLORS["cost"]}
 
 
+
+def titled(text: str, subtitle: str | Sequence[str] | None = None) -> alt.Title:
+    """A chart title whose subtitle lines are wrapped at ``SUBTITLE_CHARACTERS``, so that no text a measurement
+    writes (a CPU's name, its flags) makes a chart wider than the page."""
+    if not subtitle:
+        return alt.Title(text)
+    lines = [subtitle] if isinstance(subtitle, str) else list(subtitle)
+    return alt.Title(text, subtitle=[part for line in lines for part in textwrap.wrap(line, SUBTITLE_CHARACTERS)])
+
 def _layer_order(frame: pd.DataFrame) -> list[str]:
     """Layer labels in data-flow order (by ``layer_index``)."""
     return list(frame.sort_values("layer_index")["layer"].drop_duplicates())
@@ -35,7 +51,7 @@ def _layer_order(frame: pd.DataFrame) -> list[str]:
 def law_chart(frame: pd.DataFrame) -> alt.Chart:
     """The synapse law P(s=1|w) = exp(|w|/Z - 1) (``pages.dna.law_frame``)."""
     return (
-        alt.Chart(frame, title=alt.Title("The synaptic DNA: P(s=1|w) = exp(|w|/Z − 1)",
+        alt.Chart(frame, title=titled("The synaptic DNA: P(s=1|w) = exp(|w|/Z − 1)",
                                          subtitle="Z: the layer's largest surviving |w|"))
         .mark_line(strokeWidth=3)
         .encode(
@@ -82,7 +98,7 @@ def histogram_chart(
     chart = (
         base.properties(width=130, height=66)
         .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
-        .properties(title=alt.Title(title, subtitle=subtitle) if subtitle else title)
+        .properties(title=titled(title, subtitle))
     )
     return chart.resolve_scale(x="independent", y="independent") if independent_x else chart.resolve_scale(
         y="independent"
@@ -126,7 +142,7 @@ def expected_fraction_chart(grid: pd.DataFrame) -> alt.HConcatChart:
     """Expected fraction kept per layer for one pair of alphas (a one-point ``pages.dna.expected_survivors_grid``)."""
     alpha_s, alpha_c = float(grid["alpha_synapse"].iloc[0]), float(grid["alpha_cluster"].iloc[0])
     clusters, synapses = _fraction_panels(alt.Chart(grid), _layer_order(grid))
-    return alt.hconcat(clusters, synapses).properties(title=alt.Title(
+    return alt.hconcat(clusters, synapses).properties(title=titled(
         "Expected share of the parent kept by one generation of synthesis",
         subtitle=f"α synapse = {alpha_s:g}, α cluster = {alpha_c:g}"))
 
@@ -162,7 +178,7 @@ def alpha_slider_chart(grid: pd.DataFrame, alpha_synapse: float, alpha_cluster: 
     return (
         alt.hconcat(clusters, synapses)
         .add_params(synapse_param, cluster_param)
-        .properties(title=alt.Title("Expected share of the ancestor kept by one generation of synthesis",
+        .properties(title=titled("Expected share of the ancestor kept by one generation of synthesis",
                                     subtitle="move the sliders: α synapse and α cluster of F(α) (nearest grid "
                                              "point)"))
     )
@@ -200,7 +216,7 @@ def cluster_fate_chart(frame: pd.DataFrame) -> alt.Chart:
     """Every cluster of the parent, strongest first per layer, coloured by whether the offspring kept it."""
     fate = frame.assign(fate=frame["kept"].map({True: "inherited", False: "removed"}))
     return (
-        alt.Chart(fate, title=alt.Title(
+        alt.Chart(fate, title=titled(
             "Which of the parent's clusters survived",
             subtitle="each square is one output filter of the parent; left = highest P(c|W) in its layer"))
         .mark_rect(stroke="white", strokeWidth=0.5)
@@ -246,7 +262,7 @@ def training_curve_chart(curve: pd.DataFrame, best_epoch: int | None = None) -> 
     return alt.hconcat(
         panel("loss", "Training loss", "loss (coverage BCE + box smooth-L1)"),
         panel("val_ap50", "Validation AP50", "AP50 on the validation split (0–1)", [0, 1]),
-    ).properties(title=alt.Title("Training at FP32", subtitle="orange dashed line: the epoch that was kept"
+    ).properties(title=titled("Training at FP32", subtitle="orange dashed line: the epoch that was kept"
                                  if best_epoch else ""))
 
 
@@ -267,7 +283,7 @@ def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str
         .properties(width=130, height=80)
         .facet(facet=alt.Facet("layer:N", sort=_layer_order(frame), title=None), columns=columns)
         .resolve_scale(y="independent")
-        .properties(title=alt.Title(
+        .properties(title=titled(
             f"Stored {precision.upper()} weights per layer, on a log scale",
             subtitle=[f"red dashed line: smallest normal {precision.upper()} number ({smallest_normal:.3g}),",
                       "left of which the format keeps less relative precision"]))
@@ -357,7 +373,7 @@ def efficiency_chart(table: pd.DataFrame, title: str = "Synapses and compute, pe
     return alt.hconcat(
         alt.layer(*synapse_band, synapses).properties(width=250, height=190, title="Synapses"),
         alt.layer(*mac_band, macs).properties(width=250, height=190, title="Compute per inference"),
-    ).properties(title=alt.Title(title, subtitle=subtitle))
+    ).properties(title=titled(title, subtitle=subtitle))
 
 
 def own_network_chart(table: pd.DataFrame, title: str) -> alt.HConcatChart:
@@ -425,7 +441,7 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
     if band is not None:
         subtitle.append(f"bands: lowest to highest of {int(band['seeds'].iloc[0])} seeds, each against its own "
                         "generation 1")
-    return alt.hconcat(scores, alt.layer(*bands, limit, changes)).properties(title=alt.Title(title,
+    return alt.hconcat(scores, alt.layer(*bands, limit, changes)).properties(title=titled(title,
                                                                                            subtitle=subtitle))
 
 
@@ -459,7 +475,7 @@ def capacity_curve_chart(curve: pd.DataFrame, lineage: pd.DataFrame | None = Non
             x=x, y=y, color=colors,
             tooltip=["generation:O", alt.Tooltip("mega_macs:Q", format=".1f", title="MMACs"),
                      alt.Tooltip("ap50:Q", format=".3f")]))
-    return alt.LayerChart(layer=layers, width=520, height=280, title=alt.Title(
+    return alt.LayerChart(layer=layers, width=520, height=280, title=titled(
         "How much network does this task need?",
         subtitle=["dense networks of the ancestor's shape, every width scaled, trained from scratch to convergence",
                   f"dashed: the ancestor's AP50 less {tolerance:g} points"]))
@@ -499,7 +515,7 @@ def capacity_chart(table: pd.DataFrame, *, evolved_label: str,
         alt.layer(bars, limit)
         .properties(width=260, height=220)
         .facet(column=alt.Column("panel:N", title=None, sort=list(dict.fromkeys(frame["panel"]))), data=frame)
-        .properties(title=alt.Title("Size or synthesis? Accuracy against generation 1",
+        .properties(title=titled("Size or synthesis? Accuracy against generation 1",
                                     subtitle=["as evolved (fixed budget), trained on to convergence, and the "
                                               "same widths trained from scratch to convergence",
                                               f"dashed: {tolerance:g} points below generation 1, the paper's "
@@ -554,7 +570,7 @@ def sweep_chart(sweep: pd.DataFrame, start: float | None = None) -> alt.HConcatC
         .properties(width=260, height=240, title="Precision and recall of the picked run")
     )
     return alt.hconcat(left, right).add_params(pick).properties(
-        title=alt.Title("The alpha explorer", subtitle="move the slider: the run whose α cluster is nearest is shown"))
+        title=titled("The alpha explorer", subtitle="move the slider: the run whose α cluster is nearest is shown"))
 
 
 def alpha_summary_chart(final: pd.DataFrame) -> alt.HConcatChart:
@@ -579,7 +595,7 @@ def alpha_summary_chart(final: pd.DataFrame) -> alt.HConcatChart:
         panel("synapse_reduction", "Synapse reduction", "generation 1 ÷ last (times)", CHILD_COLOR),
         panel("mac_reduction", "MAC reduction", "generation 1 ÷ last (times)", DETECTION_COLOR),
         panel("ap50", "Final AP50", "AP50 on the test split (0–1)", TRUTH_COLOR, [0, 1]),
-    ).properties(title=alt.Title("Where each run of the sweep ends", subtitle="last generation of every run"))
+    ).properties(title=titled("Where each run of the sweep ends", subtitle="last generation of every run"))
 
 
 def _with_quartile_rates(rows: pd.DataFrame, batch: int) -> pd.DataFrame:
@@ -615,7 +631,7 @@ def speed_chart(bench_rows: pd.DataFrame, hardware: str, workload: str = "frame"
                  alt.Tooltip("mac_reduction:Q", format=".2f", title="MAC reduction vs gen 1")],
     )
     spread = base.mark_rule().encode(y=alt.Y("fps_slow:Q", title=axis), y2="fps_fast:Q")
-    return alt.LayerChart(layer=[spread, line], width=520, height=260, title=alt.TitleParams(
+    return alt.LayerChart(layer=[spread, line], width=520, height=260, title=titled(
         title, subtitle=[f"{size}, batch {batch}, every backend measured", hardware]))
 
 
@@ -646,7 +662,7 @@ def ceiling_chart(ceiling: pd.DataFrame, generations: pd.DataFrame, backend: str
                  alt.Tooltip("mac_reduction:Q", format=".1f", title="MAC reduction vs gen 1")])
     spread = base.mark_rule().encode(y=alt.Y("fps_slow:Q", title="frames per second (median; log scale)"),
                                      y2="fps_fast:Q")
-    return alt.LayerChart(layer=[spread, lines], width=520, height=280, title=alt.Title(
+    return alt.LayerChart(layer=[spread, lines], width=520, height=280, title=titled(
         "How close does the evolution get to what the architecture allows?",
         subtitle=[f"{backend}, one 640×480 frame, batch 1; bars: quartiles over rounds", hardware]))
 
@@ -665,7 +681,7 @@ def widths_chart(rows: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
     numbers = alt.Chart(rows).mark_text(fontSize=10).encode(
         x=x, y=y, text="filters:Q", tooltip=tooltip,
         color=alt.condition(alt.datum.fraction > 0.55, alt.value("white"), alt.value("black")))
-    return alt.layer(cells, numbers).properties(width=440, height=24 * len(order), title=alt.Title(
+    return alt.layer(cells, numbers).properties(width=440, height=24 * len(order), title=titled(
         "The network shrinking, layer by layer",
         subtitle=["filters kept per dependency group (coupled channels: a convolution, its BatchNorm, residual",
                   "operands), in data-flow order; shade: the fraction of generation 1's"]))

@@ -9,6 +9,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from evosynth.book.charts import titled
 from evosynth.study.compare import METHOD_LABELS, QUALITY_COLUMNS, pareto_front
 
 # one colour per method, the same in every chart of the comparison (none is used for another meaning)
@@ -70,7 +71,7 @@ def accuracy_cost_chart(rows: pd.DataFrame, cost: str = "macs") -> alt.FacetChar
         .properties(width=160, height=200)
         .facet(column=alt.Column("metric:N", sort=list(QUALITY_COLUMNS.values()), title=None))
         .resolve_scale(y="independent")
-        .properties(title=alt.Title(
+        .properties(title=titled(
             f"Accuracy against {short}, generation by generation",
             subtitle=["each line: one lineage from its ancestor (right) to its last generation; " + meaning,
                       "black rings and dashed steps: the Pareto front (no other point is both cheaper and better)"]))
@@ -97,7 +98,7 @@ def ablation_chart(rows: pd.DataFrame, varied: str, title: str, subtitle: str) -
         .properties(width=240, height=130, title=QUANTITIES[quantity][0])
         for quantity in quantities
     ]
-    return _grid(panels).properties(title=alt.Title(title, subtitle=subtitle))
+    return _grid(panels).properties(title=titled(title, subtitle=subtitle))
 
 
 def seed_band_chart(summary: pd.DataFrame, by: str | None = None, title: str | None = None) -> alt.VConcatChart:
@@ -121,7 +122,7 @@ def seed_band_chart(summary: pd.DataFrame, by: str | None = None, title: str | N
         mean = alt.Chart(frame).mark_line(**line_mark).encode(
             x=generation, y=_quantity_axis(quantity, "mean"), tooltip=tooltip, **colour)
         panels.append(alt.layer(band, mean).properties(width=240, height=170, title=QUANTITIES[quantity][0]))
-    return _grid(panels).properties(title=alt.Title(
+    return _grid(panels).properties(title=titled(
         title or f"The default run with {seeds} seeds", subtitle="line: mean over seeds; band: lowest to highest seed"))
 
 
@@ -141,7 +142,7 @@ def method_band_chart(band: pd.DataFrame, seeds: Sequence[int]) -> alt.LayerChar
     area = alt.Chart(band).mark_area(opacity=0.18).encode(x=x, y="min:Q", y2="max:Q", color=colour, tooltip=tooltip)
     line = alt.Chart(band).mark_line(point=True).encode(
         x=x, y=alt.Y("mean:Q", title="AP50 − its generation 1 (points)"), color=colour, tooltip=tooltip)
-    return alt.layer(area, line).properties(width=520, height=260, title=alt.Title(
+    return alt.layer(area, line).properties(width=520, height=260, title=titled(
         "AP50 over the generations, evolution against pruning at the same widths",
         subtitle=[f"line: mean of seeds {', '.join(map(str, seeds))}; band: lowest to highest seed",
                   "each lineage against its own generation 1"]))
