@@ -118,12 +118,24 @@ def _bench(arguments: argparse.Namespace) -> None:
     from evosynth.deploy.machine import machine_summary
 
     bench = benchmark_run(arguments.run_dir, backends=arguments.backends, workloads=arguments.workloads,
-                          rounds=arguments.rounds, threads=arguments.threads)
+                          rounds=arguments.rounds, threads=arguments.threads,
+                          channel_multiple=arguments.channel_multiple or _run_channel_multiple(arguments.run_dir))
     print(format_bench_table(bench))
     for name, reason in bench["skipped"].items():
         print(f"skipped {name}: {reason}")
     print(f"\n{machine_summary(bench['machine'])}; {bench['settings']['threads']} threads, {bench['seconds']:.0f} s; "
           f"written to {arguments.run_dir / BENCH_FILE}")
+
+
+def _run_channel_multiple(run_dir: Path) -> int:
+    """The channel multiple an evolution run's synthesis rounded to; another folder must name one."""
+    from evosynth.study.evolution import stored_run_config
+
+    try:
+        return stored_run_config(run_dir).channel_multiple
+    except (ValueError, TypeError) as error:
+        raise EvosynthError(f"{run_dir} is not an evolution run's folder ({error}): name the ceiling's rounding "
+                            "with --channel-multiple") from error
 
 
 def _compare(arguments: argparse.Namespace) -> None:
@@ -269,6 +281,9 @@ def _bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="timing rounds, generations interleaved")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for torch, onnxruntime and OpenVINO alike (default: torch's)")
+    parser.add_argument("--channel-multiple", type=int, default=None,
+                        help="round the ceiling's dense widths to this many channels (default: the evolution run's "
+                             "channel multiple, as its synthesis rounds kept filters)")
 
 
 def _compare_options(parser: argparse.ArgumentParser) -> None:

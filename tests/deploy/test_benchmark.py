@@ -10,15 +10,17 @@ import torch
 from evosynth.cli import main
 from evosynth.deploy.backends import BACKENDS
 from evosynth.deploy.bench_record import BENCH_FILE, BenchFormatError, bench_is_current, measured_table
-from evosynth.deploy.benchmark import WORKLOADS, benchmark_run
+from evosynth.deploy.benchmark import WORKLOADS, benchmark_run, ceiling_networks
 from evosynth.deploy.machine import describe_machine
+from evosynth.task.model import group_widths
+from evosynth.task.recipe import Recipe
 
 FAST = {"rounds": 2, "sample_ms": 1.0, "warmup_ms": 1.0, "threads": 1}
 
 
 def test_bench_json_records_every_cell(run_dir, no_tensorrt):
     backends = ("torch-eager-fp32", "onnxruntime-cpu", "openvino-fp32", "tensorrt-fp16")
-    bench = benchmark_run(run_dir, backends=backends, **FAST)
+    bench = benchmark_run(run_dir, backends=backends, channel_multiple=4, **FAST)
     assert json.loads((run_dir / BENCH_FILE).read_text()) == json.loads(json.dumps(bench))
     assert "tensorrt is not importable" in bench["skipped"]["tensorrt-fp16"]
     cells = {(r["generation"], r["backend"], r["workload"]): r for r in bench["results"]}
@@ -34,7 +36,7 @@ def test_bench_json_records_every_cell(run_dir, no_tensorrt):
         assert cell["speedup_per_mac_reduction"] == pytest.approx(cell["speedup_vs_gen1"] / cell["mac_reduction"])
     assert cells[2, "onnxruntime-cpu", "frame"]["mac_reduction"] > 1
     assert (cells[1, "onnxruntime-cpu", "frame"]["height"], cells[1, "onnxruntime-cpu", "frame"]["width"]) == (480, 640)
-    assert bench["settings"]["threads"] == 1
+    assert bench["settings"]["threads"] == 1 and bench["settings"]["ceiling_channel_multiple"] == 4
     machine = bench["machine"]
     assert machine["cpu"] and machine["logical_cores"] >= 1 and isinstance(machine["avx512_flags"], list)
     assert {key: machine[key] for key in ("cpu", "isa", "avx512_flags")} == {
@@ -53,6 +55,24 @@ def test_bench_json_records_every_cell(run_dir, no_tensorrt):
         assert all(4 <= w <= a and w % 4 == 0 for w, a in zip(row["widths"], ancestor_widths, strict=True))
         if row["backend"] == "openvino-fp32":
             assert row["speedup_vs_gen1"] == pytest.approx(generation_1["median_ms"] / row["median_ms"])
+
+
+def test_the_ceiling_keeps_the_runs_channel_multiple_and_times_each_width_once():
+    ancestor = Recipe("residual_detector", {"stem_widths": [8], "widths": [16, 32], "blocks": 1,
+                                            "patch_stem": True}, (1, 3, 64, 48)).build()
+    widths = group_widths(ancestor)
+    for multiple in (1, 4, 8):
+        networks = ceiling_networks(ancestor, (0.9, 0.5, 0.49, 0.1), multiple)
+        chosen = [network.widths for network in networks]
+        assert len({tuple(w) for w in chosen}) == len(chosen) and widths not in chosen  # no width timed twice
+        assert chosen[-1] == [multiple] * len(widths) and networks[-1].label == f"dense, every group at {multiple}"
+        for network in networks:
+            assert all(w % multiple == 0 and multiple <= w <= max(a, multiple)
+                       for w, a in zip(network.widths, widths, strict=True))
+            assert group_widths(network.model) == network.widths
+    assert [n.label for n in ceiling_networks(ancestor, (0.5, 0.49), 8)][0] == "dense x0.5"  # the first label kept
+    with pytest.raises(ValueError, match="channel_multiple must be at least 1"):
+        ceiling_networks(ancestor, (0.5,), 0)
 
 
 def test_compiled_backends_run_every_generation(run_dir):
@@ -100,4 +120,8 @@ def test_cli_export_and_bench_print_their_tables(run_dir, capsys):
     assert main(["bench", str(run_dir), "--backends", "onnxruntime-cpu", "--rounds", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "speed-up" in out and "MAC ÷" in out and "onnxruntime-cpu" in out
+    bench = json.loads((run_dir / BENCH_FILE).read_text())
+    assert bench["settings"]["ceiling_channel_multiple"] == 1  # the run's own rounding (CONFIG: channel_multiple 1)
+    assert {min(row["widths"]) for row in bench["ceiling"]} >= {1} and any(
+        row["widths"] == [1] * len(row["widths"]) for row in bench["ceiling"])
     assert main(["bench", str(run_dir), "--rounds", "0"]) == 2

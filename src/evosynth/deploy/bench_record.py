@@ -11,9 +11,9 @@ from evosynth.errors import EvosynthError
 from evosynth.storage.runs import read_json
 
 BENCH_FILE = "bench.json"
-# 2: workloads (frame, thumbnail, thumbnail batch); 3: the ceiling's dense networks on the frame. bench.json of
-# another schema is refused.
-SCHEMA_VERSION = 3
+# 2: workloads (frame, thumbnail, thumbnail batch); 3: the ceiling's dense networks on the frame; 4: the ceiling's
+# widths in the run's channel multiple. bench.json of another schema is refused.
+SCHEMA_VERSION = 4
 
 
 class BenchFormatError(EvosynthError):

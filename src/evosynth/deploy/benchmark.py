@@ -71,9 +71,8 @@ DEFAULT_WORKLOADS = tuple(WORKLOADS)
 
 
 # The ceiling: dense networks of the ancestor's structure, timed on the frame in the same rounds as the generations,
-# so that a reader sees how fast any widths of this architecture can run and how close the evolution comes.
-CEILING_SCALES = (0.5, 0.35, 0.25, 0.18, 0.125)  # every group's width times this (multiples of FLOOR_CHANNELS)
-FLOOR_CHANNELS = 4  # and the floor: every group at this many channels
+# so that a reader sees how fast the widths the synthesis can choose run and how close the evolution comes.
+CEILING_SCALES = (0.7, 0.5, 0.35, 0.25, 0.18, 0.125)  # every group's width times this, rounded to the run's multiple
 CEILING_WORKLOAD = "frame"
 
 
@@ -86,14 +85,31 @@ class ReferenceNetwork:
     model: Detector
 
 
-def ceiling_networks(ancestor: Detector, scales: Sequence[float] = CEILING_SCALES) -> list[ReferenceNetwork]:
-    """Dense networks of ``ancestor``'s structure with every group's width times each scale (rounded to a multiple
-    of ``FLOOR_CHANNELS``, at least that), and the floor (every group at ``FLOOR_CHANNELS``); random weights, since
-    only their speed is measured. Raises GraphError for a network that cannot be narrowed by width."""
+def ceiling_networks(ancestor: Detector, scales: Sequence[float] = CEILING_SCALES,
+                     channel_multiple: int = 1) -> list[ReferenceNetwork]:
+    """Dense networks of ``ancestor``'s structure with every group's width times each scale, and the floor (every
+    group at ``channel_multiple``); random weights, since only their speed is measured.
+
+    Widths are rounded to ``channel_multiple`` (at least that), as the synthesis rounds the run's kept filters: a
+    dense network in other multiples pads differently in the vector units, so it would not show what the run's
+    widths allow. Widths that several scales round to are timed once, under the first scale's label, and those equal
+    to the ancestor's or the floor's are not timed as a scale. Raises GraphError for a network that cannot be
+    narrowed by width.
+    """
+    if channel_multiple < 1:
+        raise ValueError(f"channel_multiple must be at least 1, got {channel_multiple}")
     widths = group_widths(ancestor)
-    chosen = {f"dense x{scale:g}": [max(FLOOR_CHANNELS, round(w * scale / FLOOR_CHANNELS) * FLOOR_CHANNELS)
-                                    for w in widths] for scale in scales}
-    chosen[f"dense, every group at {FLOOR_CHANNELS}"] = [FLOOR_CHANNELS] * len(widths)
+
+    def rounded(width: float) -> int:
+        return max(channel_multiple, round(width / channel_multiple) * channel_multiple)
+
+    floor = [channel_multiple] * len(widths)
+    chosen: dict[str, list[int]] = {}
+    for scale in scales:
+        candidate = [rounded(w * scale) for w in widths]
+        if candidate not in (*chosen.values(), floor, widths):
+            chosen[f"dense x{scale:g}"] = candidate
+    chosen[f"dense, every group at {channel_multiple}"] = floor
     with torch.random.fork_rng():
         torch.manual_seed(0)
         return [ReferenceNetwork(label, w, fresh_network(ancestor, w)) for label, w in chosen.items()]
@@ -172,13 +188,15 @@ def benchmark_run(
     sample_ms: float = 20.0,
     warmup_ms: float = 100.0,
     ceiling_scales: Sequence[float] = CEILING_SCALES,
+    channel_multiple: int = 1,
 ) -> dict[str, Any]:
     """Time every finished generation of a run on each backend and workload; writes and returns bench.json.
 
     ``threads`` (default: torch's current count) is applied to torch, onnxruntime and OpenVINO alike. Backends
     that cannot run here (no GPU for TensorRT, no native half precision) are listed under ``skipped`` with the
     reason. Where the frame is a workload, the ceiling's dense networks (``ceiling_networks`` at
-    ``ceiling_scales``; none where empty) are timed on it in the same rounds. The time taken is about compile +
+    ``ceiling_scales`` in multiples of the run's ``channel_multiple``; none where the scales are empty) are timed on
+    it in the same rounds. The time taken is about compile +
     warm-up + rounds x cells x max(sample_ms, one forward pass).
     """
     unknown = [name for name in backends if name not in BACKENDS]
@@ -211,7 +229,7 @@ def benchmark_run(
     ceiling_skipped: str | None = None
     if CEILING_WORKLOAD in workloads and ceiling_scales:
         try:
-            references = ceiling_networks(generations[0].model, ceiling_scales)
+            references = ceiling_networks(generations[0].model, ceiling_scales, channel_multiple)
         except GraphError as error:
             ceiling_skipped = str(error)
 
@@ -274,6 +292,7 @@ def benchmark_run(
         "machine": {**describe_machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "settings": {"threads": threads, "rounds": rounds, "sample_ms": sample_ms, "warmup_ms": warmup_ms,
                      "training_size": list(training_size), "baseline_generation": baseline,
+                     "ceiling_channel_multiple": channel_multiple,
                      "workloads": {name: {"batch_size": WORKLOADS[name].batch, "height": sizes[name][0],
                                           "width": sizes[name][1], "description": WORKLOADS[name].description}
                                    for name in workloads}},

@@ -120,7 +120,8 @@ def compute_study(plan: StudyPlan, clock: StageClock) -> StudyRuns:
         explorer = alpha_explorer_sweep(plan, grid)
     with clock.stage("speed", f"frames per second of every generation, {plan.bench_rounds} rounds"):
         if not bench_is_current(run_dir):  # a rerun keeps the measurement; `evosynth bench` redoes it
-            benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds)
+            benchmark_run(run_dir, backends=plan.bench_backends, rounds=plan.bench_rounds,
+                          channel_multiple=plan.config.channel_multiple)
     with clock.stage("final training", f"generation {plan.config.generations}'s widths trained to convergence, "
                                        "trained on and from scratch"):
         measure_capacity(run_dir, [plan.config.generations], plan.cache_dir)

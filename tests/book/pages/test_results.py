@@ -82,6 +82,8 @@ def test_the_ceiling_is_read_on_the_deployers_backend_against_its_floor():
     spec = charts.ceiling_chart(speed.ceiling, speed.rows, "fast", "a CPU").to_dict()
     shown = next(iter(spec["datasets"].values()))
     assert {row["backend"] for row in shown} == {"fast"} and len(shown) == 2 + 2  # two dense networks, two generations
+    words = results_page.ceiling_words(speed)
+    assert "every group at 4 channels (the synthesis keeps filters in multiples of 4)" in words and "50%" in words
 
 
 def test_slack_is_judged_at_the_curve_point_nearest_a_sixth_of_the_macs():

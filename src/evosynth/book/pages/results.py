@@ -210,11 +210,12 @@ def ceiling_words(speed: MeasuredSpeed | None) -> str:
                 "network whose groups it can narrow")
     backend = str(deployed_speedup(speed.rows, "frame")["backend"])
     ceiling = ceiling_summary(speed, backend)
-    return (f"The narrowest dense network, every group at four channels and {ceiling['floor_mac_reduction']:.0f} "
-            f"times fewer multiply-accumulates than generation 1, runs {ceiling['floor_speedup']:.1f} times as fast "
-            f"as generation 1 ({ceiling['floor_fps']:.0f} frames per second) on {backend}: no widths of this "
-            f"architecture run faster. The last generation's speed-up is {ceiling['share_of_floor']:.0%} of that "
-            "ceiling's")
+    floor = min(min(widths) for widths in speed.ceiling["widths"])
+    return (f"The narrowest dense network, every group at {floor} channels (the synthesis keeps filters in multiples "
+            f"of {floor}) and {ceiling['floor_mac_reduction']:.0f} times fewer multiply-accumulates than generation 1, "
+            f"runs {ceiling['floor_speedup']:.1f} times as fast as generation 1 ({ceiling['floor_fps']:.0f} frames per "
+            f"second) on {backend}: no widths the synthesis can choose run faster. The last generation's speed-up is "
+            f"{ceiling['share_of_floor']:.0%} of that ceiling's")
 
 
 def frame_speed(speed: MeasuredSpeed | None) -> tuple[float, float] | None:
