@@ -79,7 +79,7 @@ def test_bench_json_attributes_each_timing_to_its_own_cell(smoke_run, tmp_path, 
          "macs_training_size": metrics[n]["macs"], "parameters": metrics[n]["parameters"]} for n in (1, 2)]
     assert bench["settings"] == {
         "threads": 1, "rounds": 3, "sample_ms": 10.4, "warmup_ms": 5.0, "training_size": list(IMAGE_SIZE),
-        "baseline_generation": 1,
+        "baseline_generation": 1, "ceiling_channel_multiple": 1,
         "workloads": {"thumbnail": {"batch_size": 1, "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1],
                                     "description": WORKLOADS["thumbnail"].description},
                       "four": {"batch_size": 4, "height": IMAGE_SIZE[0], "width": IMAGE_SIZE[1],
