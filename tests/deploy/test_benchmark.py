@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -55,6 +56,21 @@ def test_bench_json_records_every_cell(run_dir, no_tensorrt):
         assert all(4 <= w <= a and w % 4 == 0 for w, a in zip(row["widths"], ancestor_widths, strict=True))
         if row["backend"] == "openvino-fp32":
             assert row["speedup_vs_gen1"] == pytest.approx(generation_1["median_ms"] / row["median_ms"])
+
+
+def test_bench_of_a_folder_that_is_not_an_evolution_runs_asks_for_the_ceilings_rounding(run_dir, tmp_path,
+                                                                                      in_process):
+    run = shutil.copytree(run_dir, tmp_path / "baseline")
+    stored = json.loads((run / "config.json").read_text())
+    for part in ("identity", "config"):
+        del stored[part]["preset"]  # as a folder whose identity is not a RunConfig's
+    (run / "config.json").write_text(json.dumps(stored))
+    arguments = ["bench", str(run), "--backends", "onnxruntime-cpu", "--workloads", "frame", "--rounds", "1",
+                 "--threads", "1"]
+    code, stderr = in_process(arguments)
+    assert code == 2 and "is not an evolution run's folder" in stderr and "--channel-multiple" in stderr
+    assert in_process([*arguments, "--channel-multiple", "4"])[0] == 0
+    assert json.loads((run / BENCH_FILE).read_text())["settings"]["ceiling_channel_multiple"] == 4
 
 
 def test_the_ceiling_keeps_the_runs_channel_multiple_and_times_each_width_once():
