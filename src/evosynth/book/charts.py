@@ -16,11 +16,11 @@ import pandas as pd
 
 from evosynth.study.paper import PAPER_TOLERANCE_POINTS
 
-# one colour per meaning, the same on every page
 # A subtitle line longer than this is wrapped: a line is as wide as its text whatever the chart, and the machine line
 # (CPU name and flags) differs in length between machines; 100 characters of Vega's subtitle font stay inside the
 # book's 740-px text column.
 SUBTITLE_CHARACTERS = 100
+# one colour per meaning, the same on every page
 PARENT_COLOR = "#9e9e9e"
 CHILD_COLOR = "#1f77b4"
 KEPT_COLOR = "#1f77b4"
@@ -34,7 +34,6 @@ SERIES_COLORS = {"P(.|W) (DNA)": "#616161", "P(S_g), budget": ENVIRONMENT_COLORS
                  "P(S_g), cost": ENVIRONMENT_COLORS["cost"]}
 
 
-
 def titled(text: str, subtitle: str | Sequence[str] | None = None) -> alt.Title:
     """A chart title whose subtitle lines are wrapped at ``SUBTITLE_CHARACTERS``, so that no text a measurement
     writes (a CPU's name, its flags) makes a chart wider than the page."""
@@ -42,6 +41,7 @@ def titled(text: str, subtitle: str | Sequence[str] | None = None) -> alt.Title:
         return alt.Title(text)
     lines = [subtitle] if isinstance(subtitle, str) else list(subtitle)
     return alt.Title(text, subtitle=[part for line in lines for part in textwrap.wrap(line, SUBTITLE_CHARACTERS)])
+
 
 def _layer_order(frame: pd.DataFrame) -> list[str]:
     """Layer labels in data-flow order (by ``layer_index``)."""

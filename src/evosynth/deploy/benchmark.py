@@ -196,8 +196,8 @@ def benchmark_run(
     that cannot run here (no GPU for TensorRT, no native half precision) are listed under ``skipped`` with the
     reason. Where the frame is a workload, the ceiling's dense networks (``ceiling_networks`` at
     ``ceiling_scales`` in multiples of the run's ``channel_multiple``; none where the scales are empty) are timed on
-    it in the same rounds. The time taken is about compile +
-    warm-up + rounds x cells x max(sample_ms, one forward pass).
+    it in the same rounds. The time taken is about compile + warm-up + rounds x cells x max(sample_ms, one forward
+    pass).
     """
     unknown = [name for name in backends if name not in BACKENDS]
     unknown += [name for name in workloads if name not in WORKLOADS]
