@@ -52,7 +52,7 @@ def law_chart(frame: pd.DataFrame) -> alt.Chart:
     """The synapse law P(s=1|w) = exp(|w|/Z - 1) (``pages.dna.law_frame``)."""
     return (
         alt.Chart(frame, title=titled("The synaptic DNA: P(s=1|w) = exp(|w|/Z − 1)",
-                                         subtitle="Z: the layer's largest surviving |w|"))
+                                      subtitle="Z: the layer's largest surviving |w|"))
         .mark_line(strokeWidth=3)
         .encode(
             x=alt.X("relative_strength:Q", title="relative strength |w| / Z (unitless)"),
@@ -179,8 +179,8 @@ def alpha_slider_chart(grid: pd.DataFrame, alpha_synapse: float, alpha_cluster: 
         alt.hconcat(clusters, synapses)
         .add_params(synapse_param, cluster_param)
         .properties(title=titled("Expected share of the ancestor kept by one generation of synthesis",
-                                    subtitle="move the sliders: α synapse and α cluster of F(α) (nearest grid "
-                                             "point)"))
+                                 subtitle="move the sliders: α synapse and α cluster of F(α) (nearest grid "
+                                          "point)"))
     )
 
 
@@ -263,7 +263,7 @@ def training_curve_chart(curve: pd.DataFrame, best_epoch: int | None = None) -> 
         panel("loss", "Training loss", "loss (coverage BCE + box smooth-L1)"),
         panel("val_ap50", "Validation AP50", "AP50 on the validation split (0–1)", [0, 1]),
     ).properties(title=titled("Training at FP32", subtitle="orange dashed line: the epoch that was kept"
-                                 if best_epoch else ""))
+                              if best_epoch else ""))
 
 
 def log_weight_chart(frame: pd.DataFrame, smallest_normal: float, precision: str, columns: int = 3) -> alt.FacetChart:
@@ -442,7 +442,7 @@ def quality_chart(table: pd.DataFrame, title: str = "Precision and recall per ge
         subtitle.append(f"bands: lowest to highest of {int(band['seeds'].iloc[0])} seeds, each against its own "
                         "generation 1")
     return alt.hconcat(scores, alt.layer(*bands, limit, changes)).properties(title=titled(title,
-                                                                                           subtitle=subtitle))
+                                                                                        subtitle=subtitle))
 
 
 def capacity_curve_chart(curve: pd.DataFrame, lineage: pd.DataFrame | None = None,
@@ -516,10 +516,10 @@ def capacity_chart(table: pd.DataFrame, *, evolved_label: str,
         .properties(width=260, height=220)
         .facet(column=alt.Column("panel:N", title=None, sort=list(dict.fromkeys(frame["panel"]))), data=frame)
         .properties(title=titled("Size or synthesis? Accuracy against generation 1",
-                                    subtitle=["as evolved (fixed budget), trained on to convergence, and the "
-                                              "same widths trained from scratch to convergence",
-                                              f"dashed: {tolerance:g} points below generation 1, the paper's "
-                                              "limit"]))
+                                 subtitle=["as evolved (fixed budget), trained on to convergence, and the "
+                                           "same widths trained from scratch to convergence",
+                                           f"dashed: {tolerance:g} points below generation 1, the paper's "
+                                           "limit"]))
     )
 
 
