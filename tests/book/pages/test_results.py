@@ -79,6 +79,7 @@ def test_the_ceiling_is_read_on_the_deployers_backend_against_its_floor():
     # on "fast": the floor runs in 2 ms against generation 1's 10 (5x); generation 2 reaches 2.5x, half of it
     assert summary["floor_speedup"] == pytest.approx(5.0) and summary["floor_fps"] == pytest.approx(500.0)
     assert summary["share_of_floor"] == pytest.approx(0.5) and summary["floor_mac_reduction"] == pytest.approx(10.0)
+    assert summary["floor_channels"] == 4  # the floor row's own widths
     spec = charts.ceiling_chart(speed.ceiling, speed.rows, "fast", "a CPU").to_dict()
     shown = next(iter(spec["datasets"].values()))
     assert {row["backend"] for row in shown} == {"fast"} and len(shown) == 2 + 2  # two dense networks, two generations

@@ -68,13 +68,13 @@ def deployed_speedup(rows: pd.DataFrame, workload: str) -> pd.Series:
 
 
 def ceiling_summary(speed: MeasuredSpeed, backend: str) -> dict[str, float]:
-    """On ``backend``, the frame: the floor's speed-up over generation 1 (every group at the fewest channels: no
-    widths of this architecture run faster) and the last generation's share of it."""
+    """On ``backend``, the frame: the floor's speed-up over generation 1 (every group at the fewest channels the
+    synthesis keeps: none of its widths run faster), that channel count, and the last generation's share of it."""
     floor = speed.ceiling[speed.ceiling["backend"] == backend]
     floor = floor.loc[floor["macs"].idxmin()]
     last = deployed_speedup(speed.rows[speed.rows["backend"] == backend], "frame")
     return {"floor_speedup": float(floor["speedup_vs_gen1"]), "floor_mac_reduction": float(floor["mac_reduction"]),
-            "floor_fps": float(floor["throughput_fps"]),
+            "floor_fps": float(floor["throughput_fps"]), "floor_channels": min(floor["widths"]),
             "share_of_floor": float(last["speedup_vs_gen1"]) / float(floor["speedup_vs_gen1"])}
 
 
@@ -210,7 +210,7 @@ def ceiling_words(speed: MeasuredSpeed | None) -> str:
                 "network whose groups it can narrow")
     backend = str(deployed_speedup(speed.rows, "frame")["backend"])
     ceiling = ceiling_summary(speed, backend)
-    floor = min(min(widths) for widths in speed.ceiling["widths"])
+    floor = ceiling["floor_channels"]
     return (f"The narrowest dense network, every group at {floor} channels (the synthesis keeps filters in multiples "
             f"of {floor}) and {ceiling['floor_mac_reduction']:.0f} times fewer multiply-accumulates than generation 1, "
             f"runs {ceiling['floor_speedup']:.1f} times as fast as generation 1 ({ceiling['floor_fps']:.0f} frames per "
