@@ -114,12 +114,14 @@ def _export(arguments: argparse.Namespace) -> None:
 
 def _bench(arguments: argparse.Namespace) -> None:
     from evosynth.deploy.bench_record import BENCH_FILE, format_bench_table
-    from evosynth.deploy.benchmark import benchmark_run
+    from evosynth.deploy.benchmark import CEILING_WORKLOAD, benchmark_run
     from evosynth.deploy.machine import machine_summary
 
+    channel_multiple = arguments.channel_multiple
+    if channel_multiple is None:  # the ceiling's rounding is needed only where the ceiling is timed
+        channel_multiple = _run_channel_multiple(arguments.run_dir) if CEILING_WORKLOAD in arguments.workloads else 1
     bench = benchmark_run(arguments.run_dir, backends=arguments.backends, workloads=arguments.workloads,
-                          rounds=arguments.rounds, threads=arguments.threads,
-                          channel_multiple=arguments.channel_multiple or _run_channel_multiple(arguments.run_dir))
+                          rounds=arguments.rounds, threads=arguments.threads, channel_multiple=channel_multiple)
     print(format_bench_table(bench))
     for name, reason in bench["skipped"].items():
         print(f"skipped {name}: {reason}")

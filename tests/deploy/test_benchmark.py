@@ -71,6 +71,10 @@ def test_bench_of_a_folder_that_is_not_an_evolution_runs_asks_for_the_ceilings_r
     assert code == 2 and "is not an evolution run's folder" in stderr and "--channel-multiple" in stderr
     assert in_process([*arguments, "--channel-multiple", "4"])[0] == 0
     assert json.loads((run / BENCH_FILE).read_text())["settings"]["ceiling_channel_multiple"] == 4
+    code, stderr = in_process([*arguments, "--channel-multiple", "0"])
+    assert code == 2 and "channel_multiple must be at least 1" in stderr  # named, not read as "the run's"
+    thumbnails = [*arguments[:5], "thumbnail", *arguments[6:]]  # no frame, no ceiling: no rounding to ask for
+    assert in_process(thumbnails)[0] == 0 and json.loads((run / BENCH_FILE).read_text())["ceiling"] == []
 
 
 def test_the_ceiling_keeps_the_runs_channel_multiple_and_times_each_width_once():
